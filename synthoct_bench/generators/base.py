@@ -1,0 +1,32 @@
+"""The interface every image generator implements.
+
+A generator maps latents z (N, 128) and per-subject seeds (N,) to uint8
+grayscale images (N, H, W). Output for a subject depends only on its own z and
+seed, never on the batch it was generated in, so shards rebuild bit for bit on
+any number of workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["ImageGenerator"]
+
+
+@runtime_checkable
+class ImageGenerator(Protocol):
+    #: Side of the square output image in pixels.
+    image_size: int
+    #: The latent dims (0-based) this generator shows most strongly; the dataset uses
+    #: them as the NLME random effects η unless told otherwise.
+    eta_dims: tuple[int, ...]
+
+    def generate(self, z: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """uint8 images (N, image_size, image_size) for latents z (N, 128) and seeds (N,)."""
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable description (name, version, settings) for the dataset card."""
+        ...
