@@ -1,0 +1,120 @@
+"""Trivial baselines hit their expected R², and the ResNet18 baseline trains, saves, resumes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from synthoct_bench.baselines import (
+    AverageBaseline,
+    OracleBaseline,
+    RandomBaseline,
+    ResNet18Baseline,
+    TrainConfig,
+)
+from synthoct_bench.latent import add_noise, sample_z, select_eta
+
+
+def r2(ref: np.ndarray, pred: np.ndarray) -> float:
+    return 1.0 - ((ref - pred) ** 2).sum() / ((ref - ref.mean(axis=0)) ** 2).sum()
+
+
+@pytest.fixture(scope="module")
+def latents():
+    ids = np.arange(20_000)
+    eta = select_eta(sample_z(ids, seed=0))
+    return ids, eta
+
+
+@pytest.mark.parametrize("noise", [0, 1, 9, 49])
+def test_oracle_reaches_theoretical_max(latents, noise):
+    ids, eta = latents
+    eta_hat = add_noise(eta, noise, ids, seed=0)
+    pred = OracleBaseline(noise).fit().predict(eta)
+    assert r2(eta_hat, pred) == pytest.approx(1 / (1 + noise), abs=0.02)
+
+
+def test_average_and_random(latents):
+    ids, eta = latents
+    eta_hat = add_noise(eta, 9, ids, seed=0)
+    assert r2(eta_hat, AverageBaseline().predict(ids)) == pytest.approx(0.0, abs=0.01)
+    random = RandomBaseline(seed=0).predict(ids)
+    assert random.shape == (ids.size, 3)
+    assert r2(eta_hat, random) == pytest.approx(-1.0, abs=0.05)
+    # keyed by subject: a subset of ids gets the same rows, another seed other draws
+    np.testing.assert_array_equal(RandomBaseline(0).predict(ids[5:9]), random[5:9])
+    assert not np.allclose(RandomBaseline(1).predict(ids[:4]), random[:4])
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="noise-free eta"):
+        OracleBaseline(9).predict(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="noise"):
+        OracleBaseline(-1)
+    with pytest.raises(ValueError, match="integers"):
+        RandomBaseline().predict(np.zeros(3))
+
+
+def toy_images(n: int, seed: int = 0, size: int = 32):
+    """Images whose mean brightness and a left/right gradient encode two of three targets."""
+    gen = np.random.default_rng(seed)
+    y = gen.normal(size=(n, 3))
+    xs = np.linspace(-1, 1, size)
+    base = 128 + 40 * np.tanh(y[:, 0])[:, None, None] + 40 * np.tanh(y[:, 1])[:, None, None] * xs
+    noise = gen.normal(scale=5, size=(n, size, size))
+    return np.clip(base + noise, 0, 255).astype(np.uint8), y.astype(np.float32)
+
+
+def small_config(**kw) -> TrainConfig:
+    base = dict(epochs=2, batch_size=16, image_size=32, progress=False, device="cpu", seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_resnet_loss_falls_and_predicts():
+    torch.set_num_threads(2)
+    x, y = toy_images(96)
+    xv, yv = toy_images(48, seed=1)
+    model = ResNet18Baseline(small_config(epochs=3)).fit(x, y, xv, yv)
+    hist = model.history_
+    assert len(hist) == 3
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    pred = model.predict(xv)
+    assert pred.shape == (48, 3) and np.isfinite(pred).all()
+    assert "val_loss" in hist[0]
+    assert np.all(np.asarray(model.calibration_["slope"]) >= 0)
+
+
+def test_checkpoint_resume_round_trip(tmp_path):
+    torch.set_num_threads(2)
+    x, y = toy_images(64)
+    xv, yv = toy_images(32, seed=1)
+    full = ResNet18Baseline(small_config(calibrate=False), tmp_path / "full").fit(x, y, xv, yv)
+
+    # first run stops after one epoch, second resumes from its checkpoint
+    ResNet18Baseline(small_config(epochs=1, calibrate=False), tmp_path / "cut").fit(x, y, xv, yv)
+    state = json.loads((tmp_path / "cut" / "state.json").read_text())
+    assert state["epoch"] == 1 and state["batch"] == 0
+    assert (tmp_path / "cut" / f"{state['checkpoint']}.optimizer.safetensors").is_file()
+    resumed = ResNet18Baseline(small_config(calibrate=False), tmp_path / "cut")
+    resumed.fit(x, y, xv, yv, resume=True)
+    assert [h["epoch"] for h in resumed.history_] == [1, 2]
+    for a, b in zip(full.history_, resumed.history_, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+    np.testing.assert_allclose(full.predict(xv), resumed.predict(xv), rtol=1e-4, atol=1e-5)
+
+    # save / load round trip, no pickle involved
+    full.save(tmp_path / "saved")
+    again = ResNet18Baseline.load(tmp_path / "saved", device="cpu")
+    np.testing.assert_allclose(again.predict(xv), full.predict(xv), rtol=1e-6, atol=1e-6)
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    x, y = toy_images(32)
+    ResNet18Baseline(small_config(epochs=1), tmp_path).fit(x, y, x, y)
+    with pytest.raises(ValueError, match="batch_size"):
+        ResNet18Baseline(small_config(batch_size=8), tmp_path).fit(x, y, x, y, resume=True)
