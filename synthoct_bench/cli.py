@@ -14,6 +14,7 @@ import sys
 #: command name -> module path; each module holds HELP, configure() and run().
 COMMANDS: dict[str, str] = {
     "reproduce": "synthoct_bench.commands.reproduce",
+    "score": "synthoct_bench.commands.score",
 }
 
 
