@@ -60,7 +60,7 @@ def test_dict_and_dataframe_inputs(arrays):
     df = pd.DataFrame({"subject_id": ids, **{f"eta_pred_{d + 1}": pred[:, d] for d in range(3)}})
     b = read_submission(df)
     np.testing.assert_array_equal(a.eta_pred, b.eta_pred)
-    assert a.noise is None and a.sha256 is None
+    assert a.noise is None and a.sha256 == b.sha256 and len(a.sha256) == 64
 
 
 def test_align_reorders_to_split_order(arrays):

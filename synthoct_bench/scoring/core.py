@@ -387,6 +387,7 @@ def score(
         "revision": revision,
         "scorer_version": synthoct_bench.__version__,
         "submission_sha256": sub.sha256,
+        "submission_sha256_of": "parsed arrays" if sub.source == "<in-memory>" else "file bytes",
         "submission_source": sub.source,
         "submission_declared_noise": sub.noise,
         "submission_declared_split": sub.split,

@@ -450,7 +450,13 @@ def read_submission(
         table, meta = _read_file(path, max_bytes)
         sub = _parse_table(table, source=str(path), meta=meta)
         return Submission(**{**sub.__dict__, "sha256": _sha256(path)})
-    return _parse_table(_table_from_object(predictions), source="<in-memory>", meta={})
+    sub = _parse_table(_table_from_object(predictions), source="<in-memory>", meta={})
+    # No file to hash: hash the parsed content instead, so a report still pins what it scored.
+    h = hashlib.sha256()
+    for arr in (sub.subject_id, sub.eta_pred, sub.eta_sd, sub.eta_cov):
+        if arr is not None:
+            h.update(np.ascontiguousarray(arr).tobytes())
+    return Submission(**{**sub.__dict__, "sha256": h.hexdigest()})
 
 
 def align_submission(
