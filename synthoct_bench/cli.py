@@ -15,6 +15,9 @@ import sys
 COMMANDS: dict[str, str] = {
     "reproduce": "synthoct_bench.commands.reproduce",
     "score": "synthoct_bench.commands.score",
+    "build": "synthoct_bench.commands.build",
+    "verify": "synthoct_bench.commands.verify",
+    "push": "synthoct_bench.commands.push",
 }
 
 

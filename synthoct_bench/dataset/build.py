@@ -1,0 +1,480 @@
+"""``build``: from a seed to a verified, loadable Hub dataset folder, at any scale.
+
+Stages: (1) population fits — for each noise level, FOCE on the observations of
+the first ``fit_subjects`` training subjects (regenerated without images);
+(2) shards — each a pure function of (seed, ids, fits), built by local worker
+processes and/or ranks of a multi-machine job (shard s → rank s mod world);
+(3) merge — the per-shard sidecars become ``manifest.json`` and the card
+``README.md``. Every stage writes atomically and records what it did, so a
+killed build resumes (``resume=True``) without losing or duplicating a subject.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from synthoct_bench.dataset.layout import (
+    SPLIT_NAMES,
+    ShardSpec,
+    default_shard_size,
+    parse_noise_levels,
+    plan_shards,
+    resolve_n,
+    split_sizes,
+)
+from synthoct_bench.dataset.manifest import (
+    BUILD_DIR,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    read_sidecar,
+    shard_is_done,
+    sidecar_path,
+    software_versions,
+)
+from synthoct_bench.dataset.pipeline import (
+    STAGES,
+    ShardContext,
+    latents,
+    make_generator,
+    observations,
+    shard_table,
+)
+from synthoct_bench.dataset.writer import (
+    PARQUET_SETTINGS,
+    PNG_COMPRESS_LEVEL,
+    ROW_GROUP_SIZE,
+    write_json_atomic,
+    write_parquet_atomic,
+)
+from synthoct_bench.latent import NOISE_LEVELS
+
+__all__ = ["BuildSummary", "build", "merge", "resolve_rank_world", "DEFAULT_FIT_SUBJECTS"]
+
+#: Training subjects used for each level's FOCE fit (a random sample: ids are i.i.d.).
+DEFAULT_FIT_SUBJECTS = 1_000
+CONFIG_NAME = "config.json"
+FITS_NAME = "fits.json"
+
+
+@dataclass
+class BuildSummary:
+    """What a ``build`` call did; ``str()`` gives the end-of-build table."""
+
+    out: Path
+    n: int
+    splits: dict[str, int]
+    shards_total: int
+    shards_built: int = 0
+    shards_skipped: int = 0
+    rows_built: int = 0
+    bytes_built: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    merged: bool = False
+    rank: int = 0
+    world: int = 1
+
+    def __str__(self) -> str:
+        lines = [
+            f"synthoct build → {self.out}",
+            f"  subjects: {self.n:,} ("
+            + ", ".join(f"{k} {v:,}" for k, v in self.splits.items())
+            + ")",
+            f"  shards: {self.shards_built} built, {self.shards_skipped} already done, "
+            f"{self.shards_total} in the dataset"
+            + (f" (rank {self.rank} of {self.world})" if self.world > 1 else ""),
+            f"  written: {self.rows_built:,} rows, {self.bytes_built / 1e6:,.1f} MB",
+            "  seconds per stage (summed over workers) and subjects/s:",
+        ]
+        for stage, sec in self.stage_seconds.items():
+            rows = self.rows_built if stage != "fit" else 0
+            rate = f"{rows / sec:,.0f}/s" if rows and sec > 0 else ""
+            lines.append(f"    {stage:<11} {sec:9.2f} s  {rate}")
+        lines.append(f"  wall time: {self.wall_seconds:.1f} s")
+        lines.append(
+            "  manifest and card written"
+            if self.merged
+            else "  not merged yet: run `synthoct build --merge --out DIR` once all ranks finish"
+        )
+        return "\n".join(lines)
+
+
+def resolve_rank_world(rank: int | None = None, world: int | None = None) -> tuple[int, int]:
+    """(rank, world) from flags, else torchrun (RANK/WORLD_SIZE), else a SLURM array."""
+    env = os.environ
+    if world is None:
+        if "WORLD_SIZE" in env and "RANK" in env:
+            rank = int(env["RANK"]) if rank is None else rank
+            world = int(env["WORLD_SIZE"])
+        elif "SLURM_ARRAY_TASK_COUNT" in env and "SLURM_ARRAY_TASK_ID" in env:
+            offset = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+            rank = int(env["SLURM_ARRAY_TASK_ID"]) - offset if rank is None else rank
+            world = int(env["SLURM_ARRAY_TASK_COUNT"])
+        else:
+            world = 1
+    rank = 0 if rank is None else int(rank)
+    world = int(world)
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"need 0 <= rank < world, got rank={rank}, world={world}")
+    return rank, world
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return _jsonable(value.to_dict())
+    arr = np.asarray(value)
+    if arr.dtype.kind in "biuf":
+        return arr.tolist()
+    return str(value)
+
+
+def _build_key(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings that determine the bytes of the shards (must match to resume or join)."""
+    return {k: v for k, v in config.items() if k != "software"}
+
+
+def _prepare_out(out: Path, config: dict[str, Any], resume: bool, world: int) -> None:
+    cfg_path = out / BUILD_DIR / CONFIG_NAME
+    if cfg_path.is_file():
+        old = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if _build_key(old) != _build_key(json.loads(json.dumps(config))):
+            diff = sorted(
+                k for k in set(old) | set(config) if k != "software" and old.get(k) != config.get(k)
+            )
+            raise ValueError(
+                f"{out} holds a build with different settings ({', '.join(diff)}); "
+                "use another --out or the same settings"
+            )
+        if not resume and world == 1:
+            raise ValueError(
+                f"{out} already holds a build; pass resume=True (--resume) to finish it, "
+                "or choose an empty --out"
+            )
+        return
+    if out.exists() and any(p.name != BUILD_DIR for p in out.iterdir()):
+        raise ValueError(f"{out} exists and is not empty; choose an empty or new --out")
+    write_json_atomic(config, cfg_path)
+
+
+def _population_fits(
+    out: Path, config: dict[str, Any], eta_dims: Sequence[int], progress: bool
+) -> dict[str, dict[str, Any]]:
+    """FOCE fit per noise level on the first ``fit_subjects`` training subjects (cached)."""
+    path = out / BUILD_DIR / FITS_NAME
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    from synthoct_bench.nlme import fit_foce
+
+    seed = config["seed"]
+    m = min(config["fit_subjects"], config["splits"]["train"])
+    ids = np.arange(m, dtype=np.int64)  # training ids start at 0
+    _, eta = latents(ids, seed, eta_dims)
+    fits: dict[str, dict[str, Any]] = {}
+    for k in tqdm(config["noise_levels"], desc="fit (FOCE per level)", disable=not progress):
+        _, obs = observations(eta, k, ids, seed, config["simulation_params"])
+        res = fit_foce(obs, max_subjects=m, seed=seed)
+        fits[str(k)] = {
+            "params": res.params.to_dict(),
+            "ofv": float(res.ofv),
+            "converged": bool(res.converged),
+            "n_subjects_used": int(res.n_subjects_used),
+            "se": _jsonable(getattr(res, "se", None)),
+            "fit_on": f"train subjects 0..{m - 1}",
+        }
+    write_json_atomic(fits, path)
+    return fits
+
+
+# ---- shard workers -----------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(ctx: ShardContext, out: str, threads: int | None) -> None:
+    """Build the generator once per process; cap threads so workers do not oversubscribe."""
+    if threads is not None:
+        for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+    _WORKER["ctx"] = ctx
+    _WORKER["out"] = Path(out)
+    _WORKER["gen"] = make_generator(ctx.generator, ctx.image_size, ctx.generator_kwargs)
+
+
+def _build_one(spec: ShardSpec) -> tuple[ShardSpec, dict[str, Any], dict[str, float]]:
+    """Compute, write and record one shard (file first, then its sidecar)."""
+    ctx: ShardContext = _WORKER["ctx"]
+    out: Path = _WORKER["out"]
+    table, timings, converged = shard_table(spec, ctx, _WORKER["gen"])
+    t = time.perf_counter()
+    digest, size = write_parquet_atomic(table, out / spec.path)
+    timings["parquet"] += time.perf_counter() - t
+    entry = {
+        "path": spec.path,
+        "split": spec.split,
+        "index": spec.index,
+        "rows": spec.rows,
+        "first_id": spec.first_id,
+        "last_id": spec.last_id,
+        "sha256": digest,
+        "bytes": size,
+        "column_bytes": {name: int(table.column(name).nbytes) for name in table.column_names},
+        "ebe_converged": converged,
+    }
+    write_json_atomic(entry, sidecar_path(out, spec))
+    return spec, entry, timings
+
+
+def _run_shards(
+    todo: list[ShardSpec], ctx: ShardContext, out: Path, workers: int, progress: bool
+) -> tuple[dict[str, float], int, int]:
+    """Build ``todo`` shards; returns (stage seconds, rows, bytes)."""
+    totals = dict.fromkeys(STAGES, 0.0)
+    rows = size = 0
+    bar = tqdm(total=sum(s.rows for s in todo), desc="shards", unit="subj", disable=not progress)
+
+    def done(entry: dict[str, Any], timings: dict[str, float]) -> None:
+        nonlocal rows, size
+        for k, v in timings.items():
+            totals[k] += v
+        rows += entry["rows"]
+        size += entry["bytes"]
+        bar.update(entry["rows"])
+        bar.set_postfix({k: f"{totals[k]:.0f}s" for k in STAGES}, refresh=False)
+
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            _init_worker(ctx, str(out), None)
+            for spec in todo:
+                _, entry, timings = _build_one(spec)
+                done(entry, timings)
+        else:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(todo)),
+                mp_context=mp.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(ctx, str(out), threads),
+            ) as pool:
+                pending = {pool.submit(_build_one, spec) for spec in todo}
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        _, entry, timings = fut.result()
+                        done(entry, timings)
+    finally:
+        bar.close()
+    return totals, rows, size
+
+
+# ---- public API ----------------------------------------------------------------------
+
+
+def build(
+    out: str | Path,
+    *,
+    preset: str | None = "mini",
+    n: int | None = None,
+    generator: str = "phantom",
+    generator_kwargs: dict[str, Any] | None = None,
+    image_size: int = 224,
+    noise_levels: Sequence[int] = NOISE_LEVELS,
+    seed: int = 0,
+    workers: int = 1,
+    resume: bool = False,
+    shard_size: int | None = None,
+    rank: int | None = None,
+    world: int | None = None,
+    progress: bool = True,
+    fit_subjects: int = DEFAULT_FIT_SUBJECTS,
+) -> BuildSummary:
+    """Build the dataset (or this rank's share of it) into ``out``.
+
+    ``n`` overrides ``preset`` (mini 2,200; small 55,000; full 1,100,000 subjects), split
+    950:50:100 into train/validation/test. Shard s goes to rank ``s % world``; rank and
+    world come from the arguments, else RANK/WORLD_SIZE (torchrun), else
+    SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else (0, 1). The rank that finds every
+    shard done writes ``manifest.json`` and ``README.md`` (or call :func:`merge`).
+    """
+    t_start = time.perf_counter()
+    levels = parse_noise_levels(noise_levels)
+    n_total = resolve_n(preset, n)
+    sizes = split_sizes(n_total)
+    if image_size < 8:
+        raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
+    shard_size = int(shard_size) if shard_size else default_shard_size(image_size)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if fit_subjects < 10:
+        raise ValueError(f"fit_subjects must be >= 10 for a population fit, got {fit_subjects}")
+    rank, world = resolve_rank_world(rank, world)
+    out = Path(out)
+
+    from synthoct_bench.nlme import PopulationParams
+
+    gen = make_generator(generator, image_size, generator_kwargs)
+    config = _jsonable(
+        {
+            "format_version": FORMAT_VERSION,
+            "seed": int(seed),
+            "n": n_total,
+            "preset": preset if n is None else None,
+            "splits": sizes,
+            "noise_levels": list(levels),
+            "image_size": int(image_size),
+            "shard_size": shard_size,
+            "generator": {
+                "name": generator,
+                "kwargs": generator_kwargs or {},
+                "config": gen.config(),
+            },
+            "eta_dims": [int(d) for d in gen.eta_dims],
+            "simulation_params": PopulationParams().to_dict(),
+            "fit_subjects": int(fit_subjects),
+            "writer": {
+                "parquet": {**PARQUET_SETTINGS, "row_group_size": ROW_GROUP_SIZE},
+                "png_compress_level": PNG_COMPRESS_LEVEL,
+            },
+            "software": software_versions(),
+        }
+    )
+    _prepare_out(out, config, resume, world)
+
+    stage_seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    fits = _population_fits(out, config, gen.eta_dims, progress)
+    stage_seconds["fit"] = time.perf_counter() - t
+
+    ctx = ShardContext(
+        seed=int(seed),
+        levels=levels,
+        image_size=int(image_size),
+        generator=generator,
+        generator_kwargs=dict(generator_kwargs or {}),
+        sim_params=config["simulation_params"],
+        fitted_params={k: v["params"] for k, v in fits.items()},
+    )
+    specs = plan_shards(sizes, shard_size)
+    mine = [s for i, s in enumerate(specs) if i % world == rank]
+    for spec in mine:  # leftovers of a killed run: never trusted, always rebuilt
+        tmp = out / (spec.path + ".tmp")
+        if tmp.exists():
+            tmp.unlink()
+    todo = [s for s in mine if not shard_is_done(out, s)]
+    shard_seconds, rows, size = _run_shards(todo, ctx, out, workers, progress)
+    stage_seconds.update(shard_seconds)
+
+    merged = False
+    if all(read_sidecar(out, s) is not None for s in specs):
+        merge(out)
+        merged = True
+    return BuildSummary(
+        out=out,
+        n=n_total,
+        splits=sizes,
+        shards_total=len(specs),
+        shards_built=len(todo),
+        shards_skipped=len(mine) - len(todo),
+        rows_built=rows,
+        bytes_built=size,
+        stage_seconds=stage_seconds,
+        wall_seconds=time.perf_counter() - t_start,
+        merged=merged,
+        rank=rank,
+        world=world,
+    )
+
+
+def merge(out: str | Path) -> Path:
+    """Gather the shard sidecars into ``manifest.json`` and render ``README.md``.
+
+    Raises a ValueError naming the shards that are not built yet.
+    """
+    from synthoct_bench.dataset.card import write_card
+
+    out = Path(out)
+    cfg_path = out / BUILD_DIR / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise ValueError(f"{out} has no {BUILD_DIR}/{CONFIG_NAME}: not a synthoct build folder")
+    config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    fits = json.loads((out / BUILD_DIR / FITS_NAME).read_text(encoding="utf-8"))
+    specs = plan_shards(config["splits"], config["shard_size"])
+    entries, missing = [], []
+    for spec in specs:
+        entry = read_sidecar(out, spec)
+        if entry is None or not (out / spec.path).is_file():
+            missing.append(spec.path)
+        else:
+            entries.append(entry)
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise ValueError(f"cannot merge: {len(missing)} shard(s) not built yet: {shown}")
+
+    levels = config["noise_levels"]
+    first = 0
+    splits: dict[str, dict[str, int]] = {}
+    for split in SPLIT_NAMES:
+        count = sum(1 for s in specs if s.split == split)
+        splits[split] = {"n": config["splits"][split], "first_id": first, "shards": count}
+        first += config["splits"][split]
+    converged = {str(k): sum(e["ebe_converged"][str(k)] for e in entries) for k in levels}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "name": "synthoct-bench",
+        "seed": config["seed"],
+        "n": config["n"],
+        "preset": config["preset"],
+        "splits": splits,
+        "noise_levels": levels,
+        "image_size": config["image_size"],
+        "shard_size": config["shard_size"],
+        "generator": config["generator"],
+        "eta_dims": config["eta_dims"],
+        "nlme": {
+            "simulation_params": config["simulation_params"],
+            "fits": fits,
+            "fit_subjects": config["fit_subjects"],
+            "ebe_converged": converged,
+        },
+        "writer": config["writer"],
+        "software": config["software"],
+        "shards": [
+            {k: e[k] for k in ("path", "split", "rows", "first_id", "last_id", "sha256", "bytes")}
+            for e in entries
+        ],
+        "column_bytes": _column_bytes(entries),
+    }
+    write_json_atomic(manifest, out / MANIFEST_NAME)
+    write_card(out, manifest)
+    return out / MANIFEST_NAME
+
+
+def _column_bytes(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """In-memory Arrow bytes per split and column (for dataset_info num_bytes)."""
+    out: dict[str, dict[str, int]] = {}
+    for e in entries:
+        split = out.setdefault(e["split"], {})
+        for col, b in e["column_bytes"].items():
+            split[col] = split.get(col, 0) + int(b)
+    return out

@@ -1,0 +1,175 @@
+"""Where every subject goes: presets, splits, shard plan and column names.
+
+Subject ids are global indices 0..N-1. Splits are contiguous (train first,
+then validation, then test) and each split is cut into fixed-size shards
+``data/{split}-{i:05d}-of-{n:05d}.parquet`` (the Hub layout of DESIGN.md), so
+a shard is fully described by (split, index, first id, rows) and can be rebuilt
+alone by any worker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "PRESETS",
+    "FULL_SPLITS",
+    "SPLIT_NAMES",
+    "ShardSpec",
+    "split_sizes",
+    "resolve_n",
+    "default_shard_size",
+    "plan_shards",
+    "shard_path",
+    "noise_columns",
+    "shared_columns",
+    "all_columns",
+    "LATENT_COLUMNS",
+    "config_name",
+    "config_columns",
+    "parse_noise_levels",
+]
+
+SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
+#: The paper's full-scale splits (section 3): 950k / 50k / 100k.
+FULL_SPLITS: dict[str, int] = {"train": 950_000, "validation": 50_000, "test": 100_000}
+#: Named dataset sizes (total subjects); every size keeps the full split proportions.
+PRESETS: dict[str, int] = {"mini": 2_200, "small": 55_000, "full": 1_100_000}
+
+#: Columns every noise level shares.
+SHARED_COLUMNS: tuple[str, ...] = ("subject_id", "image", "time", "eta")
+#: Columns of the "latents" config (z is stored in the same shards; Parquet reads only
+#: the selected columns, so other configs never pay for it).
+LATENT_COLUMNS: tuple[str, ...] = ("subject_id", "z", "eta")
+#: Per-level column stems: the stored name is f"{stem}_s{k}".
+LEVEL_STEMS: tuple[str, ...] = ("eta_noisy", "eta_ebe", "obs")
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """One Parquet shard: ``rows`` subjects with ids ``first_id .. first_id + rows - 1``."""
+
+    split: str
+    index: int
+    count: int
+    first_id: int
+    rows: int
+
+    @property
+    def last_id(self) -> int:
+        return self.first_id + self.rows - 1
+
+    @property
+    def path(self) -> str:
+        return shard_path(self.split, self.index, self.count)
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-{self.index:05d}-of-{self.count:05d}"
+
+
+def split_sizes(n: int) -> dict[str, int]:
+    """Train / validation / test sizes for n subjects in the paper's 950:50:100 ratio."""
+    if n < 3:
+        raise ValueError(f"need at least 3 subjects (one per split), got n={n}")
+    total = sum(FULL_SPLITS.values())
+    validation = max(1, round(n * FULL_SPLITS["validation"] / total))
+    test = max(1, round(n * FULL_SPLITS["test"] / total))
+    train = n - validation - test
+    return {"train": train, "validation": validation, "test": test}
+
+
+def resolve_n(preset: str | None, n: int | None) -> int:
+    """Total subjects from ``n`` (wins) or a named preset."""
+    if n is not None:
+        if int(n) < 3:
+            raise ValueError(f"n must be >= 3 (one subject per split), got {n}")
+        return int(n)
+    if preset is None:
+        raise ValueError(f"give a preset ({', '.join(PRESETS)}) or n")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[preset]
+
+
+def default_shard_size(image_size: int) -> int:
+    """Rows per shard for ≈500 MB shards: 224×224 PNG B-scans take ≈45 KB (REFERENCE.md)."""
+    rows = 10_000 * (224 / float(image_size)) ** 2
+    return int(max(100, min(50_000, rows // 100 * 100)))
+
+
+def plan_shards(sizes: dict[str, int], shard_size: int) -> list[ShardSpec]:
+    """All shards in global order (train, validation, test; by index), ids contiguous."""
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    shards: list[ShardSpec] = []
+    first = 0
+    for split in SPLIT_NAMES:
+        n = sizes.get(split, 0)
+        count = max(1, math.ceil(n / shard_size)) if n else 0
+        for i in range(count):
+            rows = min(shard_size, n - i * shard_size)
+            shards.append(ShardSpec(split, i, count, first + i * shard_size, rows))
+        first += n
+    return shards
+
+
+def shard_path(split: str, index: int, count: int) -> str:
+    """Path of a shard relative to the dataset root (POSIX separators, as on the Hub)."""
+    return f"data/{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def noise_columns(level: int) -> tuple[str, ...]:
+    """The stored columns of one noise level, e.g. ("eta_noisy_s9", "eta_ebe_s9", "obs_s9")."""
+    return tuple(f"{stem}_s{level}" for stem in LEVEL_STEMS)
+
+
+def shared_columns() -> tuple[str, ...]:
+    return SHARED_COLUMNS
+
+
+def all_columns(levels: Sequence[int]) -> tuple[str, ...]:
+    """Every stored column, in file order."""
+    cols = list(SHARED_COLUMNS) + ["z"]
+    for k in levels:
+        cols.extend(noise_columns(k))
+    return tuple(cols)
+
+
+def config_name(level: int) -> str:
+    return f"sigma2_{level}"
+
+
+def config_columns(config: str, levels: Sequence[int]) -> tuple[str, ...]:
+    """Columns a named config selects ("all", "latents" or "sigma2_{k}")."""
+    if config == "all":
+        return all_columns(levels)
+    if config == "latents":
+        return LATENT_COLUMNS
+    for k in levels:
+        if config == config_name(k):
+            return SHARED_COLUMNS + noise_columns(k)
+    names = [config_name(k) for k in levels] + ["all", "latents"]
+    raise ValueError(f"unknown config {config!r}; this dataset has {', '.join(names)}")
+
+
+def parse_noise_levels(levels: Sequence[int | float] | str) -> tuple[int, ...]:
+    """Validate noise levels σ² (distinct non-negative integers, since they name columns)."""
+    if isinstance(levels, str):
+        levels = [p for p in levels.replace(",", " ").split() if p]
+    out: list[int] = []
+    for v in levels:
+        f = float(v)
+        if not math.isfinite(f) or f < 0 or f != int(f):
+            raise ValueError(
+                f"noise levels must be non-negative integers (they name columns like "
+                f"eta_ebe_s9), got {v!r}"
+            )
+        out.append(int(f))
+    if not out:
+        raise ValueError("give at least one noise level, e.g. 0,1,9,18,49")
+    if len(set(out)) != len(out):
+        raise ValueError(f"noise levels must be distinct, got {out}")
+    return tuple(out)

@@ -1,0 +1,162 @@
+"""The per-subject pipeline, batched over one shard: latents → image → η → data → EBE.
+
+Each stage is a plain function of (seed, subject ids, ...), so any shard is
+rebuilt alone, bit for bit, and the population fit can regenerate the
+observations of the training split without rendering a single image.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from synthoct_bench import latent, rng
+from synthoct_bench.dataset.features import arrow_schema
+from synthoct_bench.dataset.layout import ShardSpec, all_columns
+from synthoct_bench.dataset.writer import encode_png
+
+__all__ = [
+    "STAGES",
+    "ShardContext",
+    "make_generator",
+    "latents",
+    "image_seeds",
+    "observations",
+    "shard_table",
+]
+
+#: Stage names, in pipeline order, as timed in the build summary and BENCHMARKS.md.
+STAGES: tuple[str, ...] = ("latents", "images", "png", "simulation", "ebe", "parquet")
+
+
+@dataclass(frozen=True)
+class ShardContext:
+    """Everything a worker needs to build any shard (picklable, JSON-able values only)."""
+
+    seed: int
+    levels: tuple[int, ...]
+    image_size: int
+    generator: str
+    generator_kwargs: dict[str, Any] = field(default_factory=dict)
+    sim_params: dict[str, Any] = field(default_factory=dict)
+    #: noise level (as str, JSON keys) -> fitted PopulationParams.to_dict() used for the EBE
+    fitted_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def make_generator(name: str, image_size: int, kwargs: dict[str, Any] | None = None) -> Any:
+    """A registered generator (``"phantom"``, ``"diffusion"``) or ``"package.module:Class"``.
+
+    The import-path form lets researchers plug in their own generator class (constructed
+    with ``image_size=`` and ``kwargs``) without registering it.
+    """
+    kwargs = dict(kwargs or {})
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        factory = getattr(importlib.import_module(module_name), attr)
+        gen = factory(image_size=image_size, **kwargs)
+    else:
+        from synthoct_bench.generators import get_generator
+
+        gen = get_generator(name, image_size=image_size, **kwargs)
+    if int(gen.image_size) != int(image_size):
+        raise ValueError(
+            f"generator {name!r} renders {gen.image_size}px images but image_size={image_size}"
+        )
+    return gen
+
+
+def latents(ids: np.ndarray, seed: int, eta_dims: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(z (N,128) float64, η (N,3) float64) for the given subject ids."""
+    z = latent.sample_z(ids, seed)
+    return z, latent.select_eta(z, eta_dims)
+
+
+def image_seeds(ids: np.ndarray, seed: int) -> np.ndarray:
+    """The per-subject generator seeds (speckle, diffusion noise), int64 (N,)."""
+    return rng.subject_seeds(seed, rng.stream_id("image"), ids)
+
+
+def observations(
+    eta: np.ndarray, level: int, ids: np.ndarray, seed: int, sim_params: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(η̂ (N,3), observations (N,21)) at noise level σ² = ``level``."""
+    from synthoct_bench.nlme import PopulationParams, simulate
+
+    params = PopulationParams.from_dict(sim_params) if sim_params else None
+    eta_noisy = latent.add_noise(eta, level, ids, seed)
+    obs = simulate(eta_noisy, seed, params, subject_ids=ids, stream=f"residual/s{level}")
+    return eta_noisy, np.asarray(obs)
+
+
+def _fixed_list(values: np.ndarray, width: int) -> pa.Array:
+    flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), width)
+
+
+def shard_table(
+    spec: ShardSpec, ctx: ShardContext, generator: Any
+) -> tuple[pa.Table, dict[str, float], dict[str, int]]:
+    """Compute one shard's rows.
+
+    Returns (table, seconds per stage, EBE-converged count per level).
+    """
+    from synthoct_bench.nlme import OBS_TIMES, PopulationParams, ebe
+
+    timings = dict.fromkeys(STAGES, 0.0)
+    ids = np.arange(spec.first_id, spec.first_id + spec.rows, dtype=np.int64)
+    n = ids.size
+
+    t = time.perf_counter()
+    z, eta = latents(ids, ctx.seed, generator.eta_dims)
+    seeds = image_seeds(ids, ctx.seed)
+    timings["latents"] += time.perf_counter() - t
+
+    t = time.perf_counter()
+    images = np.asarray(generator.generate(z, seeds))
+    if images.shape != (n, ctx.image_size, ctx.image_size) or images.dtype != np.uint8:
+        raise ValueError(
+            f"generator returned {images.dtype} {images.shape}; expected uint8 "
+            f"({n}, {ctx.image_size}, {ctx.image_size})"
+        )
+    timings["images"] += time.perf_counter() - t
+
+    t = time.perf_counter()
+    png = encode_png(images)
+    timings["png"] += time.perf_counter() - t
+
+    times = np.broadcast_to(np.asarray(OBS_TIMES, dtype=np.float32), (n, len(OBS_TIMES)))
+    columns: dict[str, pa.Array] = {
+        "subject_id": pa.array(ids, type=pa.int64()),
+        "image": pa.StructArray.from_arrays(
+            [pa.array(png, type=pa.binary()), pa.nulls(n, type=pa.string())],
+            names=["bytes", "path"],
+        ),
+        "time": _fixed_list(times, len(OBS_TIMES)),
+        "eta": _fixed_list(eta, eta.shape[1]),
+        "z": _fixed_list(z, z.shape[1]),
+    }
+    converged: dict[str, int] = {}
+    for k in ctx.levels:
+        t = time.perf_counter()
+        eta_noisy, obs = observations(eta, k, ids, ctx.seed, ctx.sim_params)
+        timings["simulation"] += time.perf_counter() - t
+
+        t = time.perf_counter()
+        fitted = PopulationParams.from_dict(ctx.fitted_params[str(k)])
+        est = ebe(obs, fitted)
+        timings["ebe"] += time.perf_counter() - t
+        converged[str(k)] = int(np.count_nonzero(np.asarray(est.converged)))
+
+        columns[f"eta_noisy_s{k}"] = _fixed_list(eta_noisy, 3)
+        columns[f"eta_ebe_s{k}"] = _fixed_list(np.asarray(est.eta), 3)
+        columns[f"obs_s{k}"] = _fixed_list(obs, obs.shape[1])
+
+    schema = arrow_schema(ctx.levels)
+    table = pa.Table.from_arrays([columns[c] for c in all_columns(ctx.levels)], schema=schema)
+    return table, timings, converged

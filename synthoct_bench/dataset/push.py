@@ -1,0 +1,106 @@
+"""Upload a built, verified dataset folder to the Hugging Face Hub.
+
+Uses ``HfApi.upload_folder`` (multi-commit, resumable); the token comes from
+the usual places (``HF_TOKEN``, the cached ``hf auth login``) or an explicit
+argument, and is never printed, logged or written. Build state (``_build/``)
+and temporary files stay local.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthoct_bench.dataset.manifest import BUILD_DIR, verify
+
+__all__ = ["IGNORE_PATTERNS", "PushPlan", "plan_push", "push"]
+
+IGNORE_PATTERNS: list[str] = [f"{BUILD_DIR}/*", f"{BUILD_DIR}/**", "*.tmp", "**/*.tmp"]
+
+
+@dataclass
+class PushPlan:
+    """What would be uploaded where: (local path, path in repo, bytes) per file."""
+
+    repo_id: str
+    revision: str | None
+    tag: str | None
+    files: list[tuple[Path, str, int]] = field(default_factory=list)
+    commit: str | None = None
+    url: str | None = None
+
+    @property
+    def bytes(self) -> int:
+        return sum(f[2] for f in self.files)
+
+    def __str__(self) -> str:
+        target = f"datasets/{self.repo_id}@{self.revision or 'main'}"
+        lines = [f"{len(self.files)} files, {self.bytes / 1e6:,.1f} MB → {target}"]
+        lines += [f"  {local} → {rel} ({size:,} B)" for local, rel, size in self.files]
+        if self.tag:
+            lines.append(f"  then tag {self.tag!r}")
+        if self.commit:
+            lines.append(f"uploaded: commit {self.commit} {self.url or ''}".rstrip())
+        return "\n".join(lines)
+
+
+def _check_repo_id(repo_id: str) -> None:
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"repo id must look like 'ORG/NAME', got {repo_id!r}")
+
+
+def plan_push(
+    path: str | Path, repo_id: str, revision: str | None = None, tag: str | None = None
+) -> PushPlan:
+    """Verify the folder and list the files an upload would send (no network)."""
+    _check_repo_id(repo_id)
+    root = Path(path)
+    report = verify(root)
+    if not report.ok:
+        raise ValueError(f"refusing to push a dataset that fails verification:\n{report}")
+    plan = PushPlan(repo_id, revision, tag)
+    for file in sorted(root.rglob("*")):
+        rel = file.relative_to(root).as_posix()
+        if not file.is_file() or rel.startswith(BUILD_DIR + "/") or rel.endswith(".tmp"):
+            continue
+        plan.files.append((file, rel, file.stat().st_size))
+    return plan
+
+
+def push(
+    path: str | Path,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    tag: str | None = None,
+    private: bool = False,
+    dry_run: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> PushPlan:
+    """Upload ``path`` to the dataset repo ``repo_id`` (created if missing) at ``revision``
+    (a branch, created from main if missing), then tag it. ``dry_run`` only plans."""
+    plan = plan_push(path, repo_id, revision, tag)
+    if dry_run:
+        return plan
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)  # None: HF_TOKEN or the cached login, resolved by the library
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    if revision and revision != "main":
+        api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
+    info: Any = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(path),
+        repo_type="dataset",
+        revision=revision,
+        ignore_patterns=IGNORE_PATTERNS,
+        commit_message=commit_message or f"synthoct-bench dataset ({len(plan.files)} files)",
+    )
+    plan.commit = getattr(info, "oid", None)
+    plan.url = getattr(info, "commit_url", None)
+    if tag:
+        api.create_tag(repo_id, tag=tag, revision=plan.commit or revision, repo_type="dataset")
+    return plan

@@ -1,0 +1,107 @@
+"""Presets, splits, shard plan, column types and rank/world resolution of the builder."""
+
+from __future__ import annotations
+
+import datasets
+import pytest
+
+from synthoct_bench.dataset.build import resolve_rank_world
+from synthoct_bench.dataset.features import arrow_schema, features_yaml, hf_features_dict
+from synthoct_bench.dataset.layout import (
+    PRESETS,
+    all_columns,
+    config_columns,
+    parse_noise_levels,
+    plan_shards,
+    resolve_n,
+    split_sizes,
+)
+
+
+def test_full_preset_has_the_paper_splits():
+    assert split_sizes(PRESETS["full"]) == {"train": 950_000, "validation": 50_000, "test": 100_000}
+    assert split_sizes(PRESETS["mini"]) == {"train": 1_900, "validation": 100, "test": 200}
+    for n in (3, 7, 60, 1234, 99_999):
+        sizes = split_sizes(n)
+        assert sum(sizes.values()) == n and min(sizes.values()) >= 1
+
+
+def test_resolve_n_and_bad_input_name_the_fix():
+    assert resolve_n("small", None) == 55_000
+    assert resolve_n("full", 500) == 500
+    with pytest.raises(ValueError, match="mini, small, full"):
+        resolve_n("huge", None)
+    with pytest.raises(ValueError, match="n must be >= 3"):
+        resolve_n(None, 2)
+
+
+def test_shards_tile_ids_contiguously_in_split_order():
+    shards = plan_shards({"train": 52, "validation": 3, "test": 5}, 20)
+    assert [s.path for s in shards] == [
+        "data/train-00000-of-00003.parquet",
+        "data/train-00001-of-00003.parquet",
+        "data/train-00002-of-00003.parquet",
+        "data/validation-00000-of-00001.parquet",
+        "data/test-00000-of-00001.parquet",
+    ]
+    cursor = 0
+    for s in shards:
+        assert s.first_id == cursor
+        cursor = s.last_id + 1
+    assert cursor == 60
+    assert [s.rows for s in shards] == [20, 20, 12, 3, 5]
+
+
+def test_noise_levels_are_validated():
+    assert parse_noise_levels("0, 1,9") == (0, 1, 9)
+    with pytest.raises(ValueError, match="distinct"):
+        parse_noise_levels([1, 1])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        parse_noise_levels([0.5])
+
+
+def test_features_match_datasets_own_serialisation():
+    levels = (0, 9)
+    cols = all_columns(levels)
+    expected = datasets.Features.from_dict(hf_features_dict(cols, levels))
+    assert expected.arrow_schema.remove_metadata() == arrow_schema(levels).remove_metadata()
+    assert expected._to_yaml_list() == features_yaml(cols, levels)
+    assert expected["image"] == datasets.Image(mode="L")
+    assert expected["obs_s9"] == datasets.List(datasets.Value("float32"), length=21)
+
+
+def test_config_columns():
+    assert config_columns("sigma2_9", (0, 9)) == (
+        "subject_id",
+        "image",
+        "time",
+        "eta",
+        "eta_noisy_s9",
+        "eta_ebe_s9",
+        "obs_s9",
+    )
+    assert "z" in config_columns("latents", (0, 9))
+    with pytest.raises(ValueError, match="sigma2_0, sigma2_9, all, latents"):
+        config_columns("sigma2_5", (0, 9))
+
+
+def test_rank_world_from_flags_torchrun_and_slurm(monkeypatch):
+    for var in (
+        "RANK",
+        "WORLD_SIZE",
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MIN",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    assert resolve_rank_world() == (0, 1)
+    assert resolve_rank_world(2, 4) == (2, 4)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "5")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "8")
+    assert resolve_rank_world() == (4, 8)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert resolve_rank_world() == (1, 3)  # torchrun wins over SLURM
+    with pytest.raises(ValueError, match="0 <= rank < world"):
+        resolve_rank_world(3, 3)
