@@ -1,5 +1,33 @@
-"""The NLME model of the paper: decoder (simulation) and encoder (empirical Bayes)."""
+"""The NLME model of the paper: decoder (simulation) and encoder (empirical Bayes).
 
-from synthoct_bench.nlme.reference import OBS_TIMES, PAPER_THETA, reference_predict
+Decoder API (this module): :class:`NLMEModel` / :data:`PAPER_MODEL` (the model
+spec), :class:`PopulationParams` (θ, diagonal Ω, σ), :func:`predict`
+(noise-free series, optionally with d pred / d η), :func:`simulate` (plus
+residual error, reproducible per subject) and :func:`loglik` (conditional
+log-likelihood per subject).
+"""
 
-__all__ = ["OBS_TIMES", "PAPER_THETA", "reference_predict"]
+from synthoct_bench.nlme.likelihood import gaussian_loglik, loglik
+from synthoct_bench.nlme.model import (
+    OBS_TIMES,
+    PAPER_MODEL,
+    NLMEModel,
+    PopulationParams,
+    paper_rhs,
+)
+from synthoct_bench.nlme.reference import PAPER_THETA, reference_predict
+from synthoct_bench.nlme.simulate import predict, simulate
+
+__all__ = [
+    "OBS_TIMES",
+    "PAPER_MODEL",
+    "PAPER_THETA",
+    "NLMEModel",
+    "PopulationParams",
+    "gaussian_loglik",
+    "loglik",
+    "paper_rhs",
+    "predict",
+    "reference_predict",
+    "simulate",
+]
