@@ -21,8 +21,8 @@ config switch:
 Checkpoints (``checkpoint_dir``): ``state.json`` names the current
 ``step-*.model.safetensors`` / ``step-*.optimizer.safetensors`` pair and holds
 progress, history and configs; ``best/model.safetensors`` + ``best/config.json``
-hold the best epoch. On GPU, AMP (bf16, or fp16 with loss scaling) and
-data-loader workers are switched on.
+hold the best epoch (before calibration; ``save`` writes the final model). On
+GPU, AMP (bf16, or fp16 with loss scaling) and data-loader workers are switched on.
 """
 
 from __future__ import annotations
@@ -165,6 +165,7 @@ class ResNet18Baseline:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.model_: ResNet18Regressor | None = None
         self.history_: list[dict[str, float]] = []
+        self.calibration_: dict[str, list[float]] | None = None
 
     # ------------------------------------------------------------------ data
     def _dataset(self, images: Any, targets: Any) -> torch.utils.data.Dataset:
@@ -321,10 +322,10 @@ class ResNet18Baseline:
             model = self._load_best_model(device)
         elif best_state is not None:
             model.load_state_dict(best_state)
+        self.calibration_ = None
         if cfg.calibrate and val is not None:
+            # best/ keeps the uncalibrated weights, so a re-run calibrates the same way
             self._calibrate(model, val, device)
-            if self.checkpoint_dir is not None:
-                self._write_best(model)
         self.model_ = model.eval()
         return self
 
