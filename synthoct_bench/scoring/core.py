@@ -77,7 +77,7 @@ def _pred_stats(
     obs: np.ndarray | None,
     nl: L.Table2Inputs | None,
     f_pred: np.ndarray | None,
-    params: Any,
+    jac_pred: np.ndarray | None,
     t2: dict[str, np.ndarray] | None,
 ) -> None:
     """Per-subject statistics of the metrics that depend on one submission."""
@@ -93,9 +93,9 @@ def _pred_stats(
         stats.add(f"{prefix}heldout_nll/predicted", L.gaussian_nll(obs, f_pred, nl.sigma))
     if pred.cov is not None:
         stats.add(f"{prefix}eta_hat_nll", L.eta_gaussian_nll(eta_hat, pred.eta_pred, pred.cov))
-        if obs is not None and nl is not None and f_pred is not None:
-            jac = L.predict_jacobian(pred.eta_pred, params)
-            stats.add(f"{prefix}marginal_nll", L.marginal_nll(obs, f_pred, jac, pred.cov, nl.sigma))
+        if obs is not None and nl is not None and f_pred is not None and jac_pred is not None:
+            marginal = L.marginal_nll(obs, f_pred, jac_pred, pred.cov, nl.sigma)
+            stats.add(f"{prefix}marginal_nll", marginal)
 
 
 def _pred_metrics(prefix: str, sigma2: float, names: set[str]) -> dict[str, M.MetricFn]:
@@ -142,13 +142,23 @@ def _score_core(
 
     nl = t2 = None
     f_preds: list[np.ndarray | None] = [None] * len(preds)
+    jac_preds: list[np.ndarray | None] = [None] * len(preds)
+    t2_by_pred: list[dict[str, np.ndarray] | None] = [None] * len(preds)
     if nll:
         params = L.resolve_params(params)
+        want_jac = obs is not None and preds[0].cov is not None
         nl = L.nlme_predictions(
-            eta, eta_hat, eta_approx, preds[0].eta_pred, subject_ids, params, seed
+            eta,
+            eta_hat,
+            eta_approx,
+            preds[0].eta_pred,
+            subject_ids,
+            params,
+            seed,
+            jacobian=want_jac,
         )
-        t2 = L.table2_nll(nl, subject_ids, seed)
-        f_preds[0] = nl.f["eta_pred"]
+        t2 = t2_by_pred[0] = L.table2_nll(nl, subject_ids, seed)
+        f_preds[0], jac_preds[0] = nl.f["eta_pred"], nl.jac_pred
         for col in ("true", "approximate", "average", "random"):
             stats.add(f"table2/{col}", t2[col])
         if obs is not None:
@@ -158,18 +168,27 @@ def _score_core(
                 ("average", "zero"),
             ):
                 stats.add(f"heldout_nll/{col}", L.gaussian_nll(obs, nl.f[src], nl.sigma))
-    t2_by_pred: list[dict[str, np.ndarray] | None] = [t2] + [None] * (len(preds) - 1)
-    for k in range(1, len(preds)):
-        if nl is not None:
+        for k in range(1, len(preds)):
+            want_jac = obs is not None and preds[k].cov is not None
+            f_preds[k], jac_preds[k] = L.predict_with_jacobian(preds[k].eta_pred, params, want_jac)
             # Same residual draws as the first submission: the comparison is paired.
-            f_k = L._predict(preds[k].eta_pred, params)
-            f_preds[k] = f_k
-            other = L.Table2Inputs(f={**nl.f, "eta_pred": f_k}, sigma=nl.sigma)
+            other = L.Table2Inputs(f={**nl.f, "eta_pred": f_preds[k]}, sigma=nl.sigma)
             t2_by_pred[k] = {"predicted": L.table2_nll(other, subject_ids, seed)["predicted"]}
 
     prefixes = ["", *(f"other{k}:" for k in range(1, len(preds)))]
-    for prefix, pred, f_pred, t2_k in zip(prefixes, preds, f_preds, t2_by_pred, strict=True):
-        _pred_stats(stats, prefix, pred, eta_hat, eta_approx, obs, nl, f_pred, params, t2_k)
+    for k, prefix in enumerate(prefixes):
+        _pred_stats(
+            stats,
+            prefix,
+            preds[k],
+            eta_hat,
+            eta_approx,
+            obs,
+            nl,
+            f_preds[k],
+            jac_preds[k],
+            t2_by_pred[k],
+        )
 
     names = set(stats.names)
     shared: dict[str, M.MetricFn] = {

@@ -103,6 +103,19 @@ class Table2Inputs:
 
     f: dict[str, np.ndarray]  # source name -> (N, T)
     sigma: float
+    jac_pred: np.ndarray | None = None  # ∂f/∂η at η_pred (N, T, k), probabilistic only
+
+
+def predict_with_jacobian(
+    eta: np.ndarray, params: Any, jacobian: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """f(η), and ∂f/∂η from the same solve when ``jacobian`` (one pass, not two)."""
+    if not jacobian:
+        return _predict(eta, params), None
+    from synthoct_bench.nlme import predict
+
+    f, jac = predict(np.asarray(eta, dtype=np.float64), params, sensitivities=True)
+    return np.asarray(f, dtype=np.float64), np.asarray(jac, dtype=np.float64)
 
 
 def nlme_predictions(
@@ -113,21 +126,30 @@ def nlme_predictions(
     subject_ids: np.ndarray,
     params: Any,
     seed: int,
+    *,
+    jacobian: bool = False,
 ) -> Table2Inputs:
-    """f(η) for the noise-free η and every Table 2 source (one batched predict each)."""
-    n = eta.shape[0]
-    random_eta = rng.standard_normal(seed, RANDOM_ETA_STREAM, subject_ids, eta.shape[1])
-    f = {
-        "eta": _predict(eta, params),
-        "eta_hat": _predict(eta_hat, params),
-        "eta_approx": _predict(eta_approx, params),
-        "eta_pred": _predict(eta_pred, params),
-        "random": _predict(random_eta, params),
-    }
-    f["zero"] = np.broadcast_to(
-        _predict(np.zeros((1, eta.shape[1])), params), (n, f["eta"].shape[1])
-    )
-    return Table2Inputs(f=f, sigma=_sigma(params))
+    """f(η) for the noise-free η and every Table 2 source (one batched solve each;
+    sources equal to an earlier one, e.g. η̂ = η at σ² = 0, are solved once)."""
+    from tqdm.auto import tqdm
+
+    n, k = eta.shape
+    random_eta = rng.standard_normal(seed, RANDOM_ETA_STREAM, subject_ids, k)
+    sources = {"eta": eta, "eta_hat": eta_hat, "eta_approx": eta_approx, "random": random_eta}
+    f: dict[str, np.ndarray] = {}
+    done: list[tuple[np.ndarray, np.ndarray]] = []
+    bar = tqdm(total=len(sources) + 1, desc="NLME predictions", unit="source", disable=None)
+    with bar:
+        f["eta_pred"], jac = predict_with_jacobian(eta_pred, params, jacobian)
+        bar.update()
+        done.append((np.asarray(eta_pred), f["eta_pred"]))
+        for name, values in sources.items():
+            same = next((fv for ev, fv in done if np.array_equal(ev, values)), None)
+            f[name] = _predict(values, params) if same is None else same
+            done.append((np.asarray(values), f[name]))
+            bar.update()
+    f["zero"] = np.broadcast_to(_predict(np.zeros((1, k)), params), (n, f["eta"].shape[1]))
+    return Table2Inputs(f=f, sigma=_sigma(params), jac_pred=jac)
 
 
 def table2_nll(pred: Table2Inputs, subject_ids: np.ndarray, seed: int) -> dict[str, np.ndarray]:
