@@ -136,3 +136,24 @@ def test_jacobian_matches_finite_differences():
         step[d] = h
         fd = (L._predict(eta + step, params) - L._predict(eta - step, params)) / (2 * h)
         np.testing.assert_allclose(jac[..., d], fd, atol=1e-5)
+
+
+def test_paired_comparison_of_probabilistic_submissions():
+    n, sigma2 = 200, 9.0
+    ids, eta, eta_hat, ebe, pred = _data(n, sigma2)
+    params = L.resolve_params(None)
+    obs = L._predict(eta_hat, params) + SIGMA * np.random.default_rng(9).standard_normal((n, 21))
+    from synthoct_bench.scoring import read_submission
+
+    other = read_submission({"subject_id": ids, "eta_pred": 0 * pred, "eta_sd": np.ones((n, 3))})
+    rep = score_arrays(
+        eta, eta_hat, ebe, pred, sigma2, obs=obs, subject_ids=ids,
+        eta_sd=np.full((n, 3), 0.9), compare=other, n_bootstrap=100,
+    )  # fmt: skip
+    for name in ("table2/predicted", "heldout_nll/predicted", "marginal_nll", "eta_hat_nll"):
+        d = rep.difference[name]
+        assert d.value == pytest.approx(rep.estimates[name].value - rep.other[name].value)
+        assert d.low <= d.value <= d.high
+    # Shared columns are identical for both submissions and carry no difference.
+    assert rep.other["table2/true"] == rep.estimates["table2/true"]
+    assert "table2/true" not in rep.difference

@@ -53,6 +53,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-nll", action="store_true", help="skip the NLME-based NLLs (Table 2 and beyond)"
     )
+    parser.add_argument(
+        "--nll-params",
+        choices=("simulation", "fitted"),
+        default="simulation",
+        help="NLME parameters of the NLLs: the dataset's simulation ones (default) or its "
+        "FOCE fit at this noise level",
+    )
 
 
 def _expand(entries: list[str]) -> list[Path]:
@@ -108,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
                     seed=args.seed,
                     revision=args.revision,
                     nll=not args.no_nll,
+                    nll_params=args.nll_params,
                 )
             )
     except (SubmissionError, ValueError, FileNotFoundError) as err:

@@ -332,6 +332,24 @@ def _noise_key(noise: float) -> str:
     return f"s{int(value)}"
 
 
+def _nll_params(meta: dict[str, Any], which: str, noise: float) -> tuple[Any, str]:
+    """The dataset's NLME parameters for the NLLs, and a line saying which they are."""
+    if which == "simulation":
+        params = meta.get("simulation_params")
+        if params is None:
+            return None, "the paper's parameters (the dataset records no simulation_params)"
+        return params, "the dataset's simulation parameters (manifest 'simulation_params')"
+    if which == "fitted":
+        fit = (meta.get("fits") or {}).get(str(int(float(noise))))
+        if not fit or "params" not in fit:
+            raise ValueError(
+                f"the dataset records no fitted parameters for noise level {noise:g}; "
+                "use nll_params='simulation'"
+            )
+        return fit["params"], f"the dataset's FOCE fit at sigma2={noise:g} (manifest 'fits')"
+    raise ValueError(f"nll_params must be 'simulation' or 'fitted', got {which!r}")
+
+
 def _load_submission(predictions: Any, n_expected: int) -> Submission:
     if isinstance(predictions, Submission):
         return predictions
@@ -349,12 +367,15 @@ def score(
     seed: int = 0,
     revision: str | None = None,
     nll: bool = True,
+    nll_params: str = "simulation",
 ) -> ScoreReport:
     """Score a submission (path, DataFrame, pyarrow Table or dict) against a dataset.
 
-    ``data`` is a local dataset directory or a Hub repo id (``revision`` pins it). The
-    NLLs use the NLME parameters the dataset was simulated with (from its metadata).
-    ``compare`` is a second submission scored on the same subjects and resamples.
+    ``data`` is a local dataset directory or a Hub repo id (``revision`` pins it).
+    ``nll_params`` picks the NLME parameters of every NLL: ``"simulation"`` (those the
+    dataset was simulated with, the default) or ``"fitted"`` (the dataset's FOCE fit at
+    this noise level, what a practitioner would have). ``compare`` is a second
+    submission scored on the same subjects and resamples.
     """
     import synthoct_bench
     from synthoct_bench.dataset import dataset_fingerprint, read_columns, read_metadata
@@ -382,7 +403,7 @@ def score(
             _load_submission(compare, ids.size), ids, noise=noise, split=split
         )
         preds.append(_Pred(other_sub.eta_pred, other_sub.eta_cov_full, other_sub.model))
-    params = meta.get("params")
+    params, params_desc = _nll_params(meta, nll_params, noise)
     report = _score_core(
         eta=np.asarray(data_cols["eta"], dtype=np.float64),
         eta_hat=np.asarray(data_cols[f"eta_noisy_{k}"], dtype=np.float64),
@@ -395,9 +416,7 @@ def score(
         nll=nll,
         n_bootstrap=n_bootstrap,
         seed=seed,
-        nll_params="the dataset's simulation parameters (metadata 'params')"
-        if params is not None
-        else "the paper's parameters (the dataset records none)",
+        nll_params=params_desc,
     )
     report.split = split
     report.provenance = {
