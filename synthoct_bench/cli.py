@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "build": "synthoct_bench.commands.build",
     "verify": "synthoct_bench.commands.verify",
     "push": "synthoct_bench.commands.push",
+    "traversal": "synthoct_bench.commands.traversal",
     "baseline": "synthoct_bench.commands.baseline",
     "demo": "synthoct_bench.commands.demo",
 }
