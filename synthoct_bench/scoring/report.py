@@ -325,7 +325,8 @@ class ScoreReport:
             lines += ["", f"Paired comparison: this minus {label or 'the other submission'}"]
             for k, v in self.difference.items():
                 sig = "" if v.low <= 0 <= v.high else "  *"
-                lines.append(f"  {k:<32}{v:+.4f}{sig}")
+                spec = "+.1f" if abs(v.value) >= 100 else "+.4f"
+                lines.append(f"  {k:<32}{format(v, spec)}{sig}")
             lines.append("  (* interval excludes 0)")
         prov = self.provenance
         if prov:
