@@ -20,11 +20,19 @@ _LAZY: dict[str, str] = {
     "PhantomGenerator": "synthoct_bench.generators.phantom:PhantomGenerator",
     "traversal_grid": "synthoct_bench.generators.traversal:traversal_grid",
     "save_traversal_figure": "synthoct_bench.generators.traversal:save_traversal_figure",
+    # β-VAE and latent-conditioned Stable Diffusion (torch / diffusers, GPU path)
+    "BetaVAE": "synthoct_bench.generators.vae:BetaVAE",
+    "BetaVAEConfig": "synthoct_bench.generators.vae:BetaVAEConfig",
+    "LatentDiffusionGenerator": "synthoct_bench.generators.diffusion:LatentDiffusionGenerator",
+    "latent_to_prompt_embeds": "synthoct_bench.generators.diffusion:latent_to_prompt_embeds",
+    "select_latent_dims": "synthoct_bench.generators.latent_selection:select_latent_dims",
+    "conditioning_check": "synthoct_bench.generators.conditioning_check:conditioning_check",
 }
 
 #: Generator name (as used by ``get_generator`` and the CLI) -> "module:class".
 GENERATORS: dict[str, str] = {
     "phantom": "synthoct_bench.generators.phantom:PhantomGenerator",
+    "diffusion": "synthoct_bench.generators.diffusion:load_latent_diffusion",
 }
 
 __all__ = ["ImageGenerator", "GENERATORS", "get_generator", "register_generator", *_LAZY]
