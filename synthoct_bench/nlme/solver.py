@@ -94,6 +94,20 @@ _EPS = float(np.finfo(np.float64).eps)
 _MAX_STEPS = 200_000
 
 
+@nb.njit(cache=True, inline="always")
+def _root4(x):
+    """x**0.25 by two square roots (much cheaper than pow)."""
+    return math.sqrt(math.sqrt(x))
+
+
+@nb.njit(cache=True, inline="always")
+def _ipow(x, k):
+    out = 1.0
+    for _ in range(k):
+        out *= x
+    return out
+
+
 @nb.njit(cache=True, error_model="numpy")
 def _solve_one(ka, imax, ic50, dose, times, rtol, atol, sens, out, out_s):
     """Integrate one subject; write Central (and dC/dη) at ``times`` into out/out_s.
@@ -169,9 +183,9 @@ def _solve_one(ka, imax, ic50, dose, times, rtol, atol, sens, out, out_s):
             e1 = et * x1e
             e2 = et * x2e
             e3 = et * x3e
-            den0 = ic50 + y
-            f0 = kd * et - imax * y / den0
-            jac = -imax * ic50 / (den0 * den0)
+            inv0 = 1.0 / (ic50 + y)
+            f0 = kd * et - imax * y * inv0
+            jac = -imax * ic50 * inv0 * inv0
 
             if have_poly:
                 x1 = 1.0 + _C1 * hs / h_poly
@@ -221,7 +235,7 @@ def _solve_one(ka, imax, ic50, dose, times, rtol, atol, sens, out, out_s):
                     rate = dw_norm / dw_norm_old
                 if rate >= 0.0 and (
                     rate >= 1.0
-                    or rate ** (_NEWTON_MAXITER - k) / (1.0 - rate) * dw_norm > newton_tol
+                    or _ipow(rate, _NEWTON_MAXITER - k) / (1.0 - rate) * dw_norm > newton_tol
                 ):
                     break
                 w0 += dw0
@@ -258,10 +272,10 @@ def _solve_one(ka, imax, ic50, dose, times, rtol, atol, sens, out, out_s):
 
             if err_norm > 1.0:
                 if err_old <= 0.0 or h_old <= 0.0:
-                    factor = err_norm**-0.25
+                    factor = 1.0 / _root4(err_norm)
                 else:
-                    mult = hs / h_old * (err_old / err_norm) ** 0.25
-                    factor = min(1.0, mult) * err_norm**-0.25
+                    mult = hs / h_old * _root4(err_old / err_norm)
+                    factor = min(1.0, mult) / _root4(err_norm)
                 h = hs * max(_MIN_FACTOR, safety * factor)
                 rejected = True
                 continue
@@ -345,8 +359,8 @@ def _solve_one(ka, imax, ic50, dose, times, rtol, atol, sens, out, out_s):
                 if err_old <= 0.0 or h_old <= 0.0:
                     mult = 1.0
                 else:
-                    mult = hs / h_old * (err_old / err_norm) ** 0.25
-                factor = safety * min(1.0, mult) * err_norm**-0.25
+                    mult = hs / h_old * _root4(err_old / err_norm)
+                factor = safety * min(1.0, mult) / _root4(err_norm)
                 factor = min(_MAX_FACTOR, max(_MIN_FACTOR, factor))
             h_old = hs
             err_old = max(err_norm, 1e-10)
