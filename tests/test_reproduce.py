@@ -21,6 +21,7 @@ def test_true_column_at_zero_noise_is_pure_residual_error(small_result):
     assert abs(cell["value"] - expected) < 1.0
     assert cell["low"] <= cell["value"] <= cell["high"]
     assert small_result["levels"]["0"]["True"]["inside_paper_interval"]
+    assert abs(small_result["levels"]["0"]["True"]["z_vs_paper"]) < 1.96
 
 
 def test_structure_average_is_level_free_and_true_grows_with_noise(small_result):
