@@ -56,6 +56,8 @@ def test_deterministic_and_batch_independent(gen):
     order = np.array([7, 2, 11])
     np.testing.assert_array_equal(full[order], gen.generate(z[order], seeds[order]))
     np.testing.assert_array_equal(full[3:4], gen.generate(z[3:4], seeds[3:4]))
+    threaded = PhantomGenerator(image_size=SIZE, threads=3).generate(z, seeds)
+    np.testing.assert_array_equal(full, threaded)
     # the seed changes speckle and layout, not the anatomy
     other = gen.generate(z[:1], seeds[:1] + 1)
     assert not np.array_equal(other[0], full[0])

@@ -184,6 +184,8 @@ class PhantomGenerator:
         eta_visibility: scales the effect range of the three η parameters (difficulty).
         nuisance: scales the jitter dims that partly mask η (0 turns them off).
         dims: optional overrides ``{parameter name: dim}`` for the non-η parameters.
+        threads: render with this many threads (the kernel releases the GIL); the
+            output does not depend on it, so it is not part of ``config()``.
     """
 
     name = "phantom"
@@ -196,6 +198,7 @@ class PhantomGenerator:
         eta_visibility: float = 1.0,
         nuisance: float = 0.3,
         dims: Mapping[str, int] | None = None,
+        threads: int = 1,
     ) -> None:
         if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
             raise ValueError(f"image_size must be an int, got {image_size!r}")
@@ -209,6 +212,9 @@ class PhantomGenerator:
         for label, v in (("eta_visibility", eta_visibility), ("nuisance", nuisance)):
             if not np.isfinite(v) or v < 0:
                 raise ValueError(f"{label} must be a finite number >= 0, got {v}")
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads must be a positive int, got {threads!r}")
+        self.threads = int(threads)
         self.image_size = int(image_size)
         self.eta_dims: tuple[int, int, int] = eta  # type: ignore[assignment]
         self.eta_visibility = float(eta_visibility)
@@ -298,7 +304,19 @@ class PhantomGenerator:
         if z.shape[0] == 0:
             return out
         fine, coarse = _r.speckle_banks(size)
-        _r.render_batch(self._param_matrix(z), self._layout(seeds), fine, coarse, _r.LEVELS_DB, out)
+        params, layout = self._param_matrix(z), self._layout(seeds)
+        chunks = np.array_split(np.arange(z.shape[0]), min(self.threads, z.shape[0]))
+        if len(chunks) == 1:
+            _r.render_batch(params, layout, fine, coarse, _r.LEVELS_DB, out)
+            return out
+        from concurrent.futures import ThreadPoolExecutor
+
+        def work(idx: np.ndarray) -> None:
+            lo, hi = idx[0], idx[-1] + 1
+            _r.render_batch(params[lo:hi], layout[lo:hi], fine, coarse, _r.LEVELS_DB, out[lo:hi])
+
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            list(pool.map(work, chunks))
         return out
 
     def layer_boundaries(self, z: np.ndarray, seeds: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from synthoct_bench import rng
 
@@ -271,7 +271,7 @@ def _splat(buf, pos, val, H):
         buf[i + 1] += val * f
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def render_batch(params, layout, fine_t, coarse_t, levels, out):
     """Render images into out (N, H, W) uint8 from params (N, N_PARAMS) and layout (N, N_LAYOUT).
 
@@ -279,7 +279,7 @@ def render_batch(params, layout, fine_t, coarse_t, levels, out):
     drawn into a column-major scratch image, so every memory access runs along rows.
     """
     N, H, W = out.shape
-    for n in prange(N):
+    for n in range(N):
         p = params[n]
         lay = layout[n]
         b = np.empty(_NB)
@@ -290,6 +290,7 @@ def render_batch(params, layout, fine_t, coarse_t, levels, out):
         ves_s = np.empty(_KV)
         step = np.empty(H + 1)
         slope = np.empty(H + 1)
+        lv = np.empty(H)
         img_t = np.empty((W, H), dtype=np.uint8)
         oy = int(lay[_L_OFFSETS] * 2 * H)
         ox = int(lay[_L_OFFSETS + 1] * 2 * W)
@@ -298,8 +299,9 @@ def render_batch(params, layout, fine_t, coarse_t, levels, out):
         px = H / DEPTH_UM
         att = p[_P_CHOROID_ATT] / px  # dB per row
         fade_rows = levels[15] / att  # rows until the choroid has faded to the floor
-        ramp_rows = 25.0 * px
-        a = p[_P_CONTRAST] * 255.0 / 40.0
+        inv_fade = 1.0 / fade_rows
+        inv_ramp = 1.0 / (25.0 * px)  # the choroid texture ramps in over 25 µm
+        a = p[_P_CONTRAST] * 255.0 / 34.0  # grey levels per dB
         off = -a * 5.0  # noise floor: most vitreous pixels stay black
         gain = p[_P_GAIN]
         spk = p[_P_SPECKLE]
@@ -323,36 +325,38 @@ def render_batch(params, layout, fine_t, coarse_t, levels, out):
             bm = b[14]
             _splat(slope, bm, -att, H)
             _splat(slope, bm + fade_rows, att, H)
+            # integrate the steps and slopes down the A-scan (the serial part) ...
             level = 0.0
             s = 0.0
-            col = img_t[c]
-            fcol = fine_t[ox + c, oy : oy + H]
-            ccol = coarse_t[tx + c, ty : ty + H]
             for y in range(H):
                 s += slope[y]
                 level += step[y] + s
-                v = level if level > 0.0 else 0.0
+                lv[y] = level if level > 0.0 else 0.0
+            # ... add the choroid texture where the choroid is ...
+            ccol = coarse_t[tx + c, ty : ty + H]
+            y0 = max(0, int(bm))
+            y1 = min(H, int(bm + fade_rows) + 1)
+            for y in range(y0, y1):
                 below = y + 0.5 - bm
                 if 0.0 < below < fade_rows:
-                    amp = min(1.0, below / ramp_rows) * (1.0 - below / fade_rows)
-                    v += 7.0 * amp * ccol[y]
-                    if v < 0.0:
-                        v = 0.0
-                g = a * (gain * v + spk * fcol[y]) + off
-                if g <= 0.0:
-                    col[y] = 0
-                elif g >= 255.0:
-                    col[y] = 255
-                else:
-                    col[y] = np.uint8(g + 0.5)
+                    amp = min(1.0, below * inv_ramp) * (1.0 - below * inv_fade)
+                    v = lv[y] + 7.0 * amp * ccol[y]
+                    lv[y] = v if v > 0.0 else 0.0
+            # ... then speckle and display mapping, independent per pixel (vectorises).
+            col = img_t[c]
+            fcol = fine_t[ox + c, oy : oy + H]
+            for y in range(H):
+                g = a * (gain * lv[y] + spk * fcol[y]) + off
+                g = min(max(g, 0.0), 255.0)
+                col[y] = np.uint8(g + 0.5)
         out[n] = img_t.T
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def boundaries_batch(params, layout, H, W, out):
     """Boundary rows into out (N, 15, W) float64: the geometry render_batch draws."""
     N = params.shape[0]
-    for n in prange(N):
+    for n in range(N):
         b = np.empty(_NB)
         cyst_h = np.empty(_KC)
         cyst_y = np.empty(_KC)
