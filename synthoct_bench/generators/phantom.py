@@ -16,8 +16,10 @@ nothing. Functions:
 
 - ``tanh``: value = mid + half · tanh(z / 3); bounded by (lo, hi), near-linear for
   |z| < 1.5 (z = ±1 gives mid ± 0.32 · half, z = ±3 gives mid ± 0.76 · half).
-- ``onset``: value = lo + (hi − lo) · sigmoid(2 (z − 2)); pathology that is faint for
-  most subjects (z = 0: 2% of the range, z = 1: 12%, z = 2: 50%, z = 3: 88%).
+- ``onset``: value = lo + (hi − lo) · sigmoid(2 (z − 2)); pathology that is absent for
+  most subjects (z = 0: 2% of the range, z = 1: 12%, z = 2: 50%, z = 3: 88%); the
+  renderer draws (value − 0.1) / 0.9 of the maximum size, nothing below 0.1
+  (z < 0.9, about 82% of subjects).
 
 Default dims (0-based; a dim that is also an eta dim moves to the next free dim
 from 18 upward):
@@ -115,9 +117,9 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     _spec("speckle", "tanh", 1.5, 4.5, "dB", "speckle SD in the log domain"),
     _spec("choroid_attenuation", "tanh", 0.05, 0.14, "dB/µm", "fade of the choroid"),
     _spec("field_of_view", "tanh", 5.0, 8.0, "mm", "lateral width of the scan"),
-    _spec("drusen", "onset", 0.0, 1.0, "amount", "drusen height (max 95 µm)"),
-    _spec("cysts", "onset", 0.0, 1.0, "amount", "intraretinal cyst size (max 110 µm)"),
-    _spec("subretinal_fluid", "onset", 0.0, 1.0, "amount", "subretinal fluid (max 170 µm)"),
+    _spec("drusen", "onset", 0.0, 1.0, "amount", "drusen height (max 95 µm; none below 0.1)"),
+    _spec("cysts", "onset", 0.0, 1.0, "amount", "cyst size (max 110 µm; none below 0.1)"),
+    _spec("subretinal_fluid", "onset", 0, 1, "amount", "height (max 170 µm; none below 0.1)"),
     _spec("vessel_shadows", "tanh", 0.0, 1.0, "amount", "vessel reflectivity and shadows"),
     _spec("position_jitter", "tanh", -0.16, 0.16, "fraction of height",
           "nuisance added to vertical_position", "nuisance"),

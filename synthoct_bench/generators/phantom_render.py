@@ -165,6 +165,11 @@ def _thickness(spec: tuple, wbase: float, pit: float, pd: float) -> float:
     return base * (1.0 - coef * pd * pit)
 
 
+@njit(cache=True, inline="always")
+def _onset(amount: float) -> float:
+    return max(0.0, (amount - 0.1) / 0.9)
+
+
 @njit(cache=True)
 def _column_geometry(p, lay, c, W, H, b, cyst_h, cyst_y, ves_h, ves_y, ves_s):
     """Boundary rows b (15,) of column c, plus cyst and vessel extents for that column."""
@@ -182,32 +187,34 @@ def _column_geometry(p, lay, c, W, H, b, cyst_h, cyst_y, ves_h, ves_y, ves_s):
     )
     bm = H * (p[_P_POS] + 0.5 * p[_P_TILT] * u - p[_P_CURV] * u * u + und)
 
+    # Pathology shows above an amount of 0.1 (many subjects would have a trace of
+    # fluid or drusen otherwise, as a sub-pixel dark line): feature = (amount - 0.1) / 0.9.
+    drusen = _onset(p[_P_DRUSEN])
+    fluid_amount = _onset(p[_P_FLUID])
+    cysts = _onset(p[_P_CYSTS])
     elev = 0.0  # drusen: RPE elevation, µm
-    if p[_P_DRUSEN] > 1e-4:
+    if drusen > 0.0:
         for j in range(_KD):
             o = _L_DRUSEN + 3 * j
             xc = (lay[o] * 2.0 - 1.0) * 1.6
             sd = 0.07 + 0.2 * lay[o + 1]
             elev += (
-                95.0
-                * p[_P_DRUSEN]
-                * (0.35 + 0.65 * lay[o + 2])
-                * math.exp(-0.5 * ((x - xc) / sd) ** 2)
+                95.0 * drusen * (0.35 + 0.65 * lay[o + 2]) * math.exp(-0.5 * ((x - xc) / sd) ** 2)
             )
     fluid = 0.0  # subretinal fluid height, µm
-    if p[_P_FLUID] > 1e-4:
+    if fluid_amount > 0.0:
         xc = (lay[_L_FLUID] * 2.0 - 1.0) * 0.6
         sd = 0.35 + 0.45 * lay[_L_FLUID + 1]
-        fluid = 170.0 * p[_P_FLUID] * math.exp(-0.5 * ((x - xc) / sd) ** 2)
+        fluid = 170.0 * fluid_amount * math.exp(-0.5 * ((x - xc) / sd) ** 2)
 
     inl_extra = 0.0
     onl_extra = 0.0
     for j in range(_KC):
         o = _L_CYSTS + 5 * j
         cyst_h[j] = 0.0
-        if p[_P_CYSTS] <= 1e-4:
+        if cysts <= 0.0:
             continue
-        ry = 55.0 * p[_P_CYSTS] * (0.3 + 0.7 * lay[o + 1])  # half height, µm
+        ry = 55.0 * cysts * (0.3 + 0.7 * lay[o + 1])  # half height, µm
         rx = ry * (2.5 + 2.5 * lay[o + 2]) / 1000.0  # half width, mm (B-scans are anisotropic)
         xc = (lay[o] * 2.0 - 1.0) * 1.5
         t = (x - xc) / rx
@@ -340,7 +347,7 @@ def render_batch(params, layout, fine_t, coarse_t, levels, out):
                 below = y + 0.5 - bm
                 if 0.0 < below < fade_rows:
                     amp = min(1.0, below * inv_ramp) * (1.0 - below * inv_fade)
-                    v = lv[y] + 7.0 * amp * ccol[y]
+                    v = lv[y] + 6.0 * amp * ccol[y]
                     lv[y] = v if v > 0.0 else 0.0
             # ... then speckle and display mapping, independent per pixel (vectorises).
             col = img_t[c]
