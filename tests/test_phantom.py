@@ -202,3 +202,15 @@ def test_visibility_scales_eta_effect():
         p = PhantomGenerator(image_size=64, eta_visibility=vis).parameters(z)["vertical_position"]
         spread.append(p[1] - p[0])
     assert spread[1] == pytest.approx(4 * spread[0])
+
+
+def test_package_import_stays_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, synthoct_bench.generators as g; "
+        "assert 'numba' not in sys.modules and 'torch' not in sys.modules, 'heavy import'; "
+        "assert 'phantom' in g.GENERATORS"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
