@@ -200,6 +200,14 @@ def test_finetuning_lowers_loss_checkpoints_and_resumes(tmp_path):
         trained.state_dict().items(), resumed.state_dict().values(), strict=True
     ):
         assert torch.allclose(a, b, atol=1e-6), name
+    ema_full, ema_cut = (
+        UNet2DConditionModel.from_pretrained(
+            tmp_path / run / "checkpoints" / "step-000000006" / "unet_ema"
+        )
+        for run in ("ft", "cut")
+    )
+    for a, b in zip(ema_full.parameters(), ema_cut.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
     for name in ("unet_ema", "optimizer.safetensors", "trainer_state.json"):
         assert (tmp_path / "cut" / "checkpoints" / "step-000000006" / name).exists()
     with pytest.raises(ValueError, match="one row per training image"):

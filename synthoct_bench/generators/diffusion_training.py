@@ -266,9 +266,14 @@ def finetune_diffusion(
         ckpt = ckpts[-1]
         unet.load_state_dict(UNet2DConditionModel.from_pretrained(ckpt / "unet").state_dict())
         load_optimizer_state(optimizer, ckpt / "optimizer.safetensors")
-        if ema is not None:
-            ema_loaded = EMAModel.from_pretrained(ckpt / "unet_ema", UNet2DConditionModel)
-            ema.load_state_dict(ema_loaded.state_dict())
+        if ema is not None:  # EMAModel.save_pretrained's layout, read without from_config(path)
+            ema_unet = UNet2DConditionModel.from_pretrained(ckpt / "unet_ema")
+            saved = json.loads((ckpt / "unet_ema" / "config.json").read_text())
+            keys = ("decay", "min_decay", "optimization_step", "update_after_step")
+            keys += ("use_ema_warmup", "inv_gamma", "power")
+            state = {k: saved[k] for k in keys if k in saved}
+            state["shadow_params"] = [p.detach().clone() for p in ema_unet.parameters()]
+            ema.load_state_dict(state)
             ema.to(dev)
         payload = json.loads((ckpt / "trainer_state.json").read_text())
         step, history = payload["step"], payload["history"]
