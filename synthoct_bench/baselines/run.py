@@ -12,7 +12,6 @@ on the validation split, and predicts ``split``.
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -60,22 +59,6 @@ def read_targets(
     return np.asarray(cols[col], dtype=np.float32)
 
 
-def _decode_one(item: Any) -> np.ndarray:
-    from PIL import Image
-
-    if isinstance(item, dict):
-        item = item.get("bytes")
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        with Image.open(io.BytesIO(bytes(item))) as im:
-            return np.asarray(im.convert("L"), dtype=np.uint8)
-    if isinstance(item, Image.Image):
-        return np.asarray(item.convert("L"), dtype=np.uint8)
-    arr = np.asarray(item)
-    if arr.ndim == 2:
-        return arr.astype(np.uint8)
-    raise ValueError(f"cannot read an image from a {type(item).__name__}")
-
-
 def load_images(
     data: str | os.PathLike,
     split: str,
@@ -84,13 +67,10 @@ def load_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(subject_id (N,), uint8 images (N, S, S)) of one split, resized to ``image_size``."""
     from synthoct_bench.baselines.training import resize_images
+    from synthoct_bench.dataset.torch_data import decode_png
 
     cols = read_split(data, split, ["subject_id", "image"], revision)
-    raw = cols["image"]
-    if isinstance(raw, np.ndarray) and raw.dtype == np.uint8 and raw.ndim == 3:
-        images = raw
-    else:
-        images = np.stack([_decode_one(x) for x in raw])
+    images = decode_png(cols["image"])
     return np.asarray(cols["subject_id"]).astype(np.int64), resize_images(images, image_size)
 
 
