@@ -56,6 +56,7 @@ from synthoct_bench.dataset.writer import (
     PNG_COMPRESS_LEVEL,
     ROW_GROUP_SIZE,
     write_json_atomic,
+    write_json_first_wins,
     write_parquet_atomic,
 )
 from synthoct_bench.latent import NOISE_LEVELS
@@ -199,8 +200,7 @@ def _population_fits(
             "se": _jsonable(getattr(res, "se", None)),
             "fit_on": f"train subjects 0..{m - 1}",
         }
-    write_json_atomic(fits, path)
-    return fits
+    return write_json_first_wins(fits, path)
 
 
 # ---- shard workers -----------------------------------------------------------------
@@ -210,14 +210,15 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(ctx: ShardContext, out: str, threads: int | None) -> None:
     """Build the generator once per process; cap threads so workers do not oversubscribe."""
-    if threads is not None:
-        for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(threads)
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
     _WORKER["ctx"] = ctx
     _WORKER["out"] = Path(out)
     _WORKER["gen"] = make_generator(ctx.generator, ctx.image_size, ctx.generator_kwargs)
+    if threads is not None:
+        import numba  # the NLME solver and the phantom run numba parallel loops
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
 
 
 def _build_one(spec: ShardSpec) -> tuple[ShardSpec, dict[str, Any], dict[str, float]]:
@@ -321,7 +322,7 @@ def build(
     sizes = split_sizes(n_total)
     if image_size < 8:
         raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
-    shard_size = int(shard_size) if shard_size else default_shard_size(image_size)
+    shard_size = int(shard_size) if shard_size else default_shard_size(image_size, n_total)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if fit_subjects < 10:

@@ -94,10 +94,14 @@ def resolve_n(preset: str | None, n: int | None) -> int:
     return PRESETS[preset]
 
 
-def default_shard_size(image_size: int) -> int:
-    """Rows per shard for ≈500 MB shards: 224×224 PNG B-scans take ≈45 KB (REFERENCE.md)."""
-    rows = 10_000 * (224 / float(image_size)) ** 2
-    return int(max(100, min(50_000, rows // 100 * 100)))
+def default_shard_size(image_size: int, n: int | None = None) -> int:
+    """Rows per shard: at most ≈500 MB (224×224 PNG B-scans take ≈45 KB, REFERENCE.md),
+    and for small datasets about n/16 (at least 500 rows) so that workers share the load."""
+    by_bytes = int(max(100, min(50_000, 10_000 * (224 / float(image_size)) ** 2 // 100 * 100)))
+    if n is None:
+        return by_bytes
+    by_count = max(500, math.ceil(n / 16 / 100) * 100)
+    return min(by_bytes, by_count)
 
 
 def plan_shards(sizes: dict[str, int], shard_size: int) -> list[ShardSpec]:

@@ -25,6 +25,7 @@ __all__ = [
     "encode_png",
     "write_parquet_atomic",
     "write_json_atomic",
+    "write_json_first_wins",
     "write_text_atomic",
     "sha256_file",
 ]
@@ -73,6 +74,27 @@ def write_parquet_atomic(table: pa.Table, path: str | Path) -> tuple[str, int]:
 def write_json_atomic(obj: Any, path: str | Path) -> None:
     """JSON with sorted keys and a trailing newline, written atomically."""
     write_text_atomic(json.dumps(obj, indent=2, sort_keys=True) + "\n", path)
+
+
+def write_json_first_wins(obj: Any, path: str | Path) -> Any:
+    """Write JSON only if ``path`` does not exist yet; return what ends up there.
+
+    Ranks of a multi-machine build that race to record the same stage (the population
+    fits) all end up using the first file written (atomic ``os.link``), never a mix.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    except OSError:  # filesystems without hard links: last writer wins, still atomic
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def write_text_atomic(text: str, path: str | Path) -> None:
