@@ -214,3 +214,37 @@ def test_package_import_stays_light():
         "assert 'phantom' in g.GENERATORS"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_more_features_follow_their_dims(gen):
+    seeds = np.zeros(3, dtype=np.int64)
+    ilm, bm = 0, len(BOUNDARY_NAMES) - 1
+
+    def bounds(name):
+        return gen.layer_boundaries(_sweep(gen.dims[name], [-3, 0, 3]), seeds)
+
+    # the pit (thinnest retina) follows fovea_offset
+    pit_col = (bounds("fovea_offset")[:, bm] - bounds("fovea_offset")[:, ilm]).argmin(axis=1)
+    assert np.all(np.diff(pit_col) > 0)  # positive offset: fovea towards the right edge
+    thick = bounds("thickness_scale")
+    assert np.all(np.diff((thick[:, bm] - thick[:, ilm]).mean(axis=1)) > 0)
+    # a wider pit, or a narrower field of view, widens the thin region in pixels
+    for name, sign in (("pit_width", 1), ("field_of_view", -1)):
+        b = bounds(name)
+        total = b[:, bm] - b[:, ilm]
+        thin = total < total.min(axis=1, keepdims=True) + 0.5 * np.ptp(total, axis=1)[:, None]
+        assert np.all(sign * np.diff(thin.sum(axis=1)) > 0), name
+
+    def images(name, values=(-3, 0, 3)):
+        return gen.generate(_sweep(gen.dims[name], list(values)), seeds[: len(values)])
+
+    def speckle(im):  # high-pass energy (neighbouring-row differences)
+        return np.abs(np.diff(im.astype(float), axis=1)).mean(axis=(1, 2))
+
+    assert np.all(np.diff(images("contrast").reshape(3, -1).std(axis=1)) > 0)
+    assert np.all(np.diff(speckle(images("speckle"))) > 0)
+    # choroid attenuation darkens the deep choroid (rows 8..24 px below Bruch's membrane)
+    im = images("choroid_attenuation")
+    row = int(gen.layer_boundaries(_sweep(0, [0.0]), seeds[:1])[0, bm, SIZE // 2])
+    deep = im[:, row + 8 : row + 24].astype(float).mean(axis=(1, 2))
+    assert np.all(np.diff(deep) < 0)

@@ -33,7 +33,7 @@ luminance            η3  tanh   0.65 .. 1.35   tissue reflectivity gain (dB lev
 curvature            12  tanh   -0.03 .. 0.12  rise of the image edges above the centre / height
 pit_depth            0   tanh   0.55 .. 1.0    fraction of the inner layers removed at the fovea
 pit_width            1   tanh   0.30 .. 0.60   Gaussian sigma of the foveal pit, mm
-fovea_offset         2   tanh   -1.0 .. 1.0    lateral offset of the fovea, mm
+fovea_offset         2   tanh   -1.0 .. 1.0    lateral offset of the fovea (+: right), mm
 thickness_scale      3   tanh   0.80 .. 1.25   scale of every retinal layer thickness
 contrast             4   tanh   0.80 .. 1.25   display gain (grey levels per dB)
 speckle              5   tanh   1.5 .. 4.5     speckle SD in the log domain, dB
@@ -111,7 +111,7 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
           "how far the image edges rise above the centre"),
     _spec("pit_depth", "tanh", 0.55, 1.0, "fraction", "inner layers removed at the fovea"),
     _spec("pit_width", "tanh", 0.30, 0.60, "mm", "Gaussian sigma of the foveal pit"),
-    _spec("fovea_offset", "tanh", -1.0, 1.0, "mm", "lateral offset of the fovea"),
+    _spec("fovea_offset", "tanh", -1.0, 1.0, "mm", "fovea offset (positive: right)"),
     _spec("thickness_scale", "tanh", 0.80, 1.25, "factor", "scale of all retinal layers"),
     _spec("contrast", "tanh", 0.80, 1.25, "factor", "display grey levels per dB"),
     _spec("speckle", "tanh", 1.5, 4.5, "dB", "speckle SD in the log domain"),
