@@ -31,3 +31,10 @@ __all__ = [
     "reference_predict",
     "simulate",
 ]
+
+# Encoder (issue 3): empirical Bayes estimates, FOCE population fit, diagnostics.
+from synthoct_bench.nlme.diagnostics import diagnostics, gof_plot  # noqa: E402
+from synthoct_bench.nlme.ebe import EBEResult, ebe  # noqa: E402
+from synthoct_bench.nlme.foce import FOCEResult, fit_foce  # noqa: E402
+
+__all__ += ["EBEResult", "FOCEResult", "diagnostics", "ebe", "fit_foce", "gof_plot"]
