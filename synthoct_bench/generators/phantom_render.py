@@ -228,7 +228,8 @@ def _column_geometry(p, lay, c, W, H, b, cyst_h, cyst_y, ves_h, ves_y, ves_s):
         if t * t < 1.0:
             cyst_h[j] = ry * math.sqrt(1.0 - t * t)
 
-    asym = 1.0 + 0.6 * p[_P_RNFL_ASYM] * math.tanh(x / 1.5)
+    # the RNFL thickens towards the optic disc (one side) and thins on the other
+    asym = 1.0 + 0.8 * math.tanh(2.5 * p[_P_RNFL_ASYM]) * math.tanh(x / 1.5)
     b[14] = bm
     b[13] = bm - elev * px
     b[12] = b[13] - _RPE * ts * px
