@@ -212,3 +212,33 @@ def test_finetuning_lowers_loss_checkpoints_and_resumes(tmp_path):
         assert (tmp_path / "cut" / "checkpoints" / "step-000000006" / name).exists()
     with pytest.raises(ValueError, match="one row per training image"):
         finetune_diffusion(gen, images, z[:5], tmp_path / "bad", device="cpu", progress=False)
+
+
+def test_matches_stable_diffusion_pipeline(tmp_path):
+    """Same images as diffusers' StableDiffusionPipeline (needs transformers to import it)."""
+    pytest.importorskip("transformers")
+    from diffusers import StableDiffusionPipeline
+
+    gen = tiny_generator(image_size=16, num_inference_steps=3)
+    gen.save_pretrained(tmp_path / "pipe")
+    pipe = StableDiffusionPipeline.from_pretrained(
+        tmp_path / "pipe",
+        text_encoder=None,
+        tokenizer=None,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    z, seeds = latents(3), np.array([5, 6, 7])
+    out = pipe(
+        prompt_embeds=latent_to_prompt_embeds(z),
+        guidance_scale=1.0,
+        num_inference_steps=3,
+        generator=[torch.Generator().manual_seed(int(s)) for s in seeds],
+        output_type="np",
+        height=16,
+        width=16,
+    ).images
+    reference = np.round(out.mean(axis=-1) * 255).astype(int)
+    assert np.abs(gen.generate(z, seeds).astype(int) - reference).max() <= 1
