@@ -334,6 +334,7 @@ def _noise_key(noise: float) -> str:
 
 def _nll_params(meta: dict[str, Any], which: str, noise: float) -> tuple[Any, str]:
     """The dataset's NLME parameters for the NLLs, and a line saying which they are."""
+    meta = {**meta, **(meta.get("nlme") or {})}  # the manifest nests them under "nlme"
     if which == "simulation":
         params = meta.get("simulation_params")
         if params is None:
