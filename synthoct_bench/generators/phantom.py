@@ -29,7 +29,7 @@ name                 dim fn     range          meaning
 ==================== === ====== ============== =============================================
 vertical_position    η1  tanh   0.46 .. 0.78   Bruch's membrane row at the centre / height
 tilt                 η2  tanh   -0.18 .. 0.18  rise of Bruch's membrane across the width / height
-luminance            η3  tanh   0.65 .. 1.35   tissue reflectivity gain (dB levels × gain)
+luminance            η3  tanh   0.55 .. 1.45   tissue reflectivity gain (dB levels × gain)
 curvature            12  tanh   -0.03 .. 0.12  rise of the image edges above the centre / height
 pit_depth            0   tanh   0.55 .. 1.0    fraction of the inner layers removed at the fovea
 pit_width            1   tanh   0.30 .. 0.60   Gaussian sigma of the foveal pit, mm
@@ -45,7 +45,7 @@ subretinal_fluid     10  onset  0 .. 1         subretinal fluid height (up to 17
 vessel_shadows       11  tanh   0 .. 1         vessel reflectivity and shadow depth
 position_jitter      13  tanh   ±0.16·nuisance nuisance: adds to vertical_position
 tilt_jitter          14  tanh   ±0.18·nuisance nuisance: adds to tilt
-luminance_jitter     15  tanh   ±0.35·nuisance nuisance: adds to luminance
+luminance_jitter     15  tanh   ±0.45·nuisance nuisance: adds to luminance
 rnfl_asymmetry       16  tanh   -1 .. 1        side towards which the RNFL thickens (disc side)
 undulation           17  tanh   0 .. 0.02      slow wave of Bruch's membrane / height
 ==================== === ====== ============== =============================================
@@ -55,6 +55,11 @@ half-ranges of the three η parameters (1.0 = the table), ``nuisance`` the three
 jitter parameters that act on the same image features. The default (1.0, 0.3)
 leaves η clearly visible while a perfect reader of the image is limited by the
 jitter to roughly R² ≈ 1/(1 + 0.3²) ≈ 0.92 per η dim in the near-linear range.
+As a floor for what an image model should reach: a ridge regression on 32×32
+block-averaged pixels of 64-px images (5,000 train, 1,000 test subjects) gets
+R² ≈ 0.85 / 0.84 / 0.70 for (vertical position, tilt, luminance) at the default,
+0.92 / 0.92 / 0.78 with nuisance 0, 0.66 / 0.68 / 0.47 at eta_visibility 0.5.
+The paper's ResNet18 reached R² 0.60 on its diffusion images at σ² = 0.
 Speckle, drusen, cysts, fluid and vessel layout come from the per-subject seed
 only, so an image is a pure function of (its z, its seed).
 """
@@ -106,7 +111,7 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
           "Bruch's membrane row at the image centre", "eta"),
     _spec("tilt", "tanh", -0.18, 0.18, "fraction of height",
           "rise of Bruch's membrane from left to right edge (positive: right side lower)", "eta"),
-    _spec("luminance", "tanh", 0.65, 1.35, "gain", "tissue reflectivity gain", "eta"),
+    _spec("luminance", "tanh", 0.55, 1.45, "gain", "tissue reflectivity gain", "eta"),
     _spec("curvature", "tanh", -0.03, 0.12, "fraction of height",
           "how far the image edges rise above the centre"),
     _spec("pit_depth", "tanh", 0.55, 1.0, "fraction", "inner layers removed at the fovea"),
@@ -125,7 +130,7 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
           "nuisance added to vertical_position", "nuisance"),
     _spec("tilt_jitter", "tanh", -0.18, 0.18, "fraction of height",
           "nuisance added to tilt", "nuisance"),
-    _spec("luminance_jitter", "tanh", -0.35, 0.35, "gain",
+    _spec("luminance_jitter", "tanh", -0.45, 0.45, "gain",
           "nuisance added to luminance", "nuisance"),
     _spec("rnfl_asymmetry", "tanh", -1.0, 1.0, "signed",
           "side towards which the RNFL thickens (optic disc side)"),
