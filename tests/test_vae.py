@@ -194,3 +194,33 @@ def test_training_lowers_loss_and_resumes_bit_for_bit(tmp_path):
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
     with pytest.raises(ValueError, match="fewer than one batch"):
         train_vae(images[:3], tmp_path / "x", VAETrainingConfig(max_steps=1, **cfg), NARROW)
+
+
+def test_image_sources_folder_and_dataset(tmp_path):
+    import datasets
+    from PIL import Image
+
+    from synthoct_bench.generators.vae_training import load_image_source
+
+    images = layered_images(4, size=40)
+    (tmp_path / "imgs" / "sub").mkdir(parents=True)
+    for i, img in enumerate(images):
+        Image.fromarray(img).save(tmp_path / "imgs" / ("sub" if i % 2 else "") / f"{i}.png")
+    folder = load_image_source(tmp_path / "imgs", image_size=32)
+    ds = datasets.Dataset.from_dict({"image": [Image.fromarray(a) for a in images]})
+    ds = ds.cast_column("image", datasets.Image())
+    from_ds = load_image_source(ds, image_size=32)
+    from_array = load_image_source(images, image_size=32)
+    assert len(folder) == len(from_ds) == 4
+    x = from_array.get([0, 1, 2, 3])
+    assert x.shape == (4, 1, 32, 32) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert torch.equal(from_ds.get([0, 1, 2, 3]), x)
+    assert torch.equal(torch.sort(folder.get([0, 1, 2, 3]).flatten(1).sum(1))[0],
+                       torch.sort(x.flatten(1).sum(1))[0])  # fmt: skip
+    with pytest.raises(ValueError, match="no column"):
+        load_image_source(ds, 32, image_column="pixels")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no image files"):
+        load_image_source(tmp_path / "empty", 32)
+    with pytest.raises(ValueError, match="uint8"):
+        load_image_source(images.astype(np.float32), 32)

@@ -15,7 +15,9 @@ scheduler, because importing the pipeline class needs ``transformers`` for the
 text encoder that is not used. Folders it writes keep the pipeline's layout
 (``model_index.json``, ``unet/``, ``vae/``, ``scheduler/``), so
 ``StableDiffusionPipeline.from_pretrained(folder, text_encoder=None,
-tokenizer=None, safety_checker=None, feature_extractor=None)`` loads them too.
+tokenizer=None, safety_checker=None, feature_extractor=None)`` loads them too;
+``tests/test_diffusion.py::test_matches_stable_diffusion_pipeline`` checks that
+both give the same images (it runs where ``transformers`` is installed).
 
 One CPU ``torch.Generator`` per image, seeded from the subject's seed, draws
 that image's noise, so an image depends on its own z and seed only, not on the

@@ -254,8 +254,12 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, path: str | os.PathLi
 # ---- plotting -----------------------------------------------------------------------------
 
 
-def plot_loss_curves(history: list[dict[str, float]], path: str | os.PathLike) -> Path:
-    """Loss terms (log scale) and β against the step, written atomically as PNG."""
+def plot_loss_curves(
+    history: list[dict[str, float]],
+    path: str | os.PathLike,
+    val_history: list[dict[str, float]] | None = None,
+) -> Path:
+    """Loss terms (log scale), validation loss if any, and β against the step (atomic PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -268,6 +272,9 @@ def plot_loss_curves(history: list[dict[str, float]], path: str | os.PathLike) -
     for key in keys:
         values = np.array([h[key] for h in history], dtype=float)
         ax.plot(steps, np.where(values > 0, values, np.nan), label=key, lw=1)
+    if val_history:
+        val_steps = [h["step"] for h in val_history]
+        ax.plot(val_steps, [h["val_loss"] for h in val_history], "ko--", ms=3, label="val_loss")
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.legend(fontsize=7, loc="upper right")
@@ -444,11 +451,11 @@ def train_vae(
         if state.step % cfg.checkpoint_every == 0 or state.step == total_steps:
             _save_checkpoint(output_dir, model, opt, state, cfg)
             if state.history:
-                plot_loss_curves(state.history, output_dir / "loss_curves.png")
+                plot_loss_curves(state.history, output_dir / "loss_curves.png", state.val_history)
     bar.close()
     model.save_pretrained(output_dir / "model")
     if state.history:
-        plot_loss_curves(state.history, output_dir / "loss_curves.png")
+        plot_loss_curves(state.history, output_dir / "loss_curves.png", state.val_history)
     return {"step": state.step, "history": state.history, "val_history": state.val_history}
 
 
