@@ -180,8 +180,10 @@ def save_image_grid(images: np.ndarray, path: str | os.PathLike, columns: int = 
     return path
 
 
-def _load_components(base: Any, device: torch.device) -> tuple[Any, Any, Any]:
-    """(unet fp32, vae, DDPM noise scheduler) from a generator or a pipeline folder / repo id."""
+def _load_components(
+    base: Any, device: torch.device, vae_dtype: torch.dtype
+) -> tuple[Any, Any, Any]:
+    """(unet fp32, frozen vae, DDPM noise scheduler) from a generator or a folder / repo id."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
     if isinstance(base, LatentDiffusionGenerator):
@@ -194,7 +196,7 @@ def _load_components(base: Any, device: torch.device) -> tuple[Any, Any, Any]:
         vae = AutoencoderKL.from_pretrained(root, subfolder="vae")
         sched_config = DDPMScheduler.load_config(root, subfolder="scheduler")
     noise_scheduler = DDPMScheduler.from_config(sched_config)
-    vae = vae.to(device).eval().requires_grad_(False)
+    vae = vae.to(device, vae_dtype).eval().requires_grad_(False)
     return unet.to(device, torch.float32), vae, noise_scheduler
 
 
@@ -231,7 +233,10 @@ def finetune_diffusion(
         cpu=device == "cpu",
     )
     dev = accelerator.device
-    unet, vae, noise_scheduler = _load_components(base, dev)
+    # the frozen VAE runs in the mixed-precision dtype, as in train_text_to_image
+    half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cfg.mixed_precision)
+    vae_dtype = half if half is not None and dev.type == "cuda" else torch.float32
+    unet, vae, noise_scheduler = _load_components(base, dev, vae_dtype)
     resolution = cfg.resolution or int(unet.config.sample_size) * 2 ** (
         len(vae.config.block_out_channels) - 1
     )
@@ -293,7 +298,7 @@ def finetune_diffusion(
         for old in sorted((output_dir / "checkpoints").glob("step-*"))[: -cfg.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
 
-    def generator_with_ema() -> LatentDiffusionGenerator:
+    def generator_with_ema(dtype: torch.dtype) -> LatentDiffusionGenerator:
         model = UNet2DConditionModel.from_config(accelerator.unwrap_model(unet).config)
         model.load_state_dict(accelerator.unwrap_model(unet).state_dict())
         if ema is not None:
@@ -307,13 +312,13 @@ def finetune_diffusion(
             eta_dims=(),
             batch_size=cfg.num_validation_images,
             device=dev,
-            dtype=torch.float32,
+            dtype=dtype,
             latent_dim=z.shape[1],
         )
 
     def validate() -> None:
         k = min(cfg.num_validation_images, n)
-        images = generator_with_ema().generate(z[:k], np.arange(k))
+        images = generator_with_ema(vae_dtype).generate(z[:k], np.arange(k))
         save_image_grid(images, output_dir / "validation" / f"step-{step:09d}.png")
 
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, desc="SD fine-tune")
@@ -366,5 +371,5 @@ def finetune_diffusion(
             if history:
                 plot_loss_curves(history, output_dir / "loss_curves.png")
     bar.close()
-    generator_with_ema().save_pretrained(output_dir / "pipeline")
+    generator_with_ema(torch.float32).save_pretrained(output_dir / "pipeline")  # fp32 EMA
     return {"step": step, "history": history}
