@@ -92,6 +92,16 @@ def test_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(model.decode_latents(z), loaded.decode_latents(z))
     with pytest.raises(ValueError, match="save_pretrained"):
         BetaVAE.from_pretrained(tmp_path)
+    # the decoder as an ImageGenerator (registry name "vae"), e.g. for Figure 5 traversals
+    from synthoct_bench.generators import ImageGenerator, get_generator, traversal_grid
+
+    gen = get_generator("vae", vae=tmp_path / "vae", eta_dims=(1, 2, 3))
+    assert isinstance(gen, ImageGenerator) and gen.image_size == 32
+    images = gen.generate(z, np.arange(2))
+    assert images.dtype == np.uint8 and images.shape == (2, 32, 32)
+    np.testing.assert_array_equal(images, np.round(model.decode_latents(z) * 255))
+    assert traversal_grid(gen, dims=[1, 2], values=[-1, 0, 1]).ndim == 2
+    json.dumps(gen.config())
 
 
 def test_kl_is_zero_at_prior():

@@ -23,6 +23,7 @@ _LAZY: dict[str, str] = {
     # β-VAE and latent-conditioned Stable Diffusion (torch / diffusers, GPU path)
     "BetaVAE": "synthoct_bench.generators.vae:BetaVAE",
     "BetaVAEConfig": "synthoct_bench.generators.vae:BetaVAEConfig",
+    "BetaVAEGenerator": "synthoct_bench.generators.vae:BetaVAEGenerator",
     "LatentDiffusionGenerator": "synthoct_bench.generators.diffusion:LatentDiffusionGenerator",
     "latent_to_prompt_embeds": "synthoct_bench.generators.diffusion:latent_to_prompt_embeds",
     "select_latent_dims": "synthoct_bench.generators.latent_selection:select_latent_dims",
@@ -33,6 +34,7 @@ _LAZY: dict[str, str] = {
 GENERATORS: dict[str, str] = {
     "phantom": "synthoct_bench.generators.phantom:PhantomGenerator",
     "diffusion": "synthoct_bench.generators.diffusion:load_latent_diffusion",
+    "vae": "synthoct_bench.generators.vae:BetaVAEGenerator",
 }
 
 __all__ = ["ImageGenerator", "GENERATORS", "get_generator", "register_generator", *_LAZY]

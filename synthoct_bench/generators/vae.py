@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthoct_bench.latent import LATENT_DIM
+from synthoct_bench.latent import LATENT_DIM, PAPER_ETA_DIMS
 
-__all__ = ["BetaVAEConfig", "BetaVAE", "kl_divergence", "atomic_write_dir"]
+__all__ = ["BetaVAEConfig", "BetaVAE", "kl_divergence", "atomic_write_dir", "BetaVAEGenerator"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -303,3 +303,37 @@ class BetaVAE(nn.Module):
         model = cls(config)
         model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
         return model.to(device).eval()
+
+
+class BetaVAEGenerator:
+    """The β-VAE decoder as an ImageGenerator (what the paper's Figure 5 traverses).
+
+    ``vae`` is a :class:`BetaVAE` or a folder / Hub repo id to load one from.
+    Deterministic: the seeds are checked but unused.
+    """
+
+    def __init__(
+        self,
+        vae: BetaVAE | str | os.PathLike,
+        eta_dims: tuple[int, ...] = PAPER_ETA_DIMS,
+        batch_size: int = 64,
+        revision: str | None = None,
+        device: str = "cpu",
+    ) -> None:
+        if not isinstance(vae, BetaVAE):
+            vae = BetaVAE.from_pretrained(vae, revision=revision, device=device)
+        self.vae = vae.eval()
+        self.eta_dims = tuple(int(d) for d in eta_dims)
+        self.batch_size = int(batch_size)
+        self.image_size = vae.config.image_size
+
+    def generate(self, z: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """uint8 images (N, S, S) decoded from z (N, latent_dim)."""
+        z = np.asarray(z)
+        if np.shape(seeds) != (len(z),):
+            raise ValueError(f"seeds must have shape ({len(z)},), got {np.shape(seeds)}")
+        images = self.vae.decode_latents(z, batch_size=self.batch_size)
+        return np.round(images * 255).astype(np.uint8)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": "beta-vae-decoder", **self.vae.config.to_dict(), "eta_dims": self.eta_dims}
