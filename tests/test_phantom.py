@@ -248,3 +248,26 @@ def test_more_features_follow_their_dims(gen):
     row = int(gen.layer_boundaries(_sweep(0, [0.0]), seeds[:1])[0, bm, SIZE // 2])
     deep = im[:, row + 8 : row + 24].astype(float).mean(axis=(1, 2))
     assert np.all(np.diff(deep) < 0)
+
+
+def test_blurred_steps_keep_their_height_and_position():
+    from synthoct_bench.generators.phantom_render import _splat_blurred
+
+    for w in (0.5, 1.9, 3.3):
+        for pos in (3.6, 10.37, 50.5):
+            buf = np.zeros(101)
+            _splat_blurred(buf, pos, 2.0, w, 100)
+            profile = np.cumsum(buf)[:100]
+            assert profile[-1] == pytest.approx(2.0)
+            assert np.all(np.diff(profile) >= -1e-12)
+            # the pixel-averaged mean of the profile sits at the step: sum(2 - profile) = 2 * pos
+            assert (2.0 - profile).sum() == pytest.approx(2.0 * max(pos, 0.0), abs=0.2), (w, pos)
+
+
+def test_large_images_keep_the_anatomy():
+    g = PhantomGenerator(image_size=512)
+    z = np.zeros((1, latent.LATENT_DIM))
+    image = g.generate(z, np.zeros(1, dtype=np.int64))
+    bm = g.layer_boundaries(z, np.zeros(1, dtype=np.int64))[0, -1, 256]
+    rpe = _rpe_row(image, slice(240, 272))[0]
+    assert abs(rpe - bm) < 512 * 30 / 1920  # the brightest band lies within 30 µm of Bruch's

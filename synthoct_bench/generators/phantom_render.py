@@ -25,6 +25,7 @@ from synthoct_bench import rng
 
 __all__ = [
     "DEPTH_UM",
+    "AXIAL_RESOLUTION_UM",
     "BAND_NAMES",
     "BOUNDARY_NAMES",
     "LEVELS_DB",
@@ -38,6 +39,9 @@ __all__ = [
 
 #: Axial extent of the image in µm (Spectralis: 496 rows × 3.87 µm).
 DEPTH_UM = 1920.0
+#: Axial optical resolution in tissue (Spectralis: 7 µm); band edges are blurred over it
+#: (at 224 px a row is 8.6 µm, so only the anti-aliasing shows; at 512 px it is 2 rows).
+AXIAL_RESOLUTION_UM = 7.0
 
 #: Bands from the vitreous down to the choroid; LEVELS_DB[i] is band i's reflectivity.
 #: Order (bright to dark) follows DESIGN.md: RPE > EZ > RNFL > IZ > choroid top >
@@ -279,6 +283,32 @@ def _splat(buf, pos, val, H):
         buf[i + 1] += val * f
 
 
+@njit(cache=True, inline="always")
+def _ramp_integral(t, w):
+    """Integral up to t of a unit step blurred into a linear ramp of width w."""
+    h = 0.5 * w
+    if t <= -h:
+        return 0.0
+    if t >= h:
+        return t
+    return (t + h) * (t + h) / (2.0 * w)
+
+
+@njit(cache=True)
+def _splat_blurred(buf, pos, val, w, H):
+    """Like _splat, with the step blurred over w rows (the axial resolution) when w > 1."""
+    if w <= 1.0:
+        _splat(buf, pos, val, H)
+        return
+    lo = int(math.floor(pos - 0.5 * w)) - 1
+    hi = min(int(math.floor(pos + 0.5 * w)) + 1, H)
+    prev = 0.0  # pixel coverage below the step; pixel lo - 1 lies wholly above it
+    for i in range(lo, hi + 1):
+        cover = _ramp_integral(i + 1 - pos, w) - _ramp_integral(i - pos, w)
+        buf[max(i, 0)] += val * (cover - prev)
+        prev = cover
+
+
 @njit(cache=True, nogil=True)
 def render_batch(params, layout, fine_t, coarse_t, levels, out):
     """Render images into out (N, H, W) uint8 from params (N, N_PARAMS) and layout (N, N_LAYOUT).
@@ -305,6 +335,7 @@ def render_batch(params, layout, fine_t, coarse_t, levels, out):
         ty = int(lay[_L_OFFSETS + 2] * 2 * H)
         tx = int(lay[_L_OFFSETS + 3] * 2 * W)
         px = H / DEPTH_UM
+        psf = AXIAL_RESOLUTION_UM * px  # rows; band edges are blurred over this when > 1
         att = p[_P_CHOROID_ATT] / px  # dB per row
         fade_rows = levels[15] / att  # rows until the choroid has faded to the floor
         inv_fade = 1.0 / fade_rows
@@ -318,18 +349,18 @@ def render_batch(params, layout, fine_t, coarse_t, levels, out):
             step[:] = 0.0
             slope[:] = 0.0
             for k in range(_NB):
-                _splat(step, b[k], levels[k + 1] - levels[k], H)
+                _splat_blurred(step, b[k], levels[k + 1] - levels[k], psf, H)
             for j in range(_KC):
                 if cyst_h[j] > 0.0:
                     depth = levels[4] if lay[_L_CYSTS + 5 * j + 3] < 0.55 else levels[6]
                     h = cyst_h[j] * px
-                    _splat(step, cyst_y[j] - h, -(depth - 0.5), H)
-                    _splat(step, cyst_y[j] + h, depth - 0.5, H)
+                    _splat_blurred(step, cyst_y[j] - h, -(depth - 0.5), psf, H)
+                    _splat_blurred(step, cyst_y[j] + h, depth - 0.5, psf, H)
             for j in range(_KV):
                 if ves_h[j] > 0.0 and ves_s[j] > 0.0:
                     h = ves_h[j] * px
-                    _splat(step, ves_y[j] - h, 6.0 * ves_s[j], H)
-                    _splat(step, ves_y[j] + h, -6.0 * ves_s[j] - 9.0 * ves_s[j], H)
+                    _splat_blurred(step, ves_y[j] - h, 6.0 * ves_s[j], psf, H)
+                    _splat_blurred(step, ves_y[j] + h, -15.0 * ves_s[j], psf, H)
             bm = b[14]
             _splat(slope, bm, -att, H)
             _splat(slope, bm + fade_rows, att, H)
