@@ -173,8 +173,15 @@ def test_optimizer_state_round_trip(tmp_path):
             assert torch.equal(opt.state[p][k], opt2.state[p][k])
 
 
+def phantom_images(n: int) -> np.ndarray:
+    from synthoct_bench.generators import PhantomGenerator
+    from synthoct_bench.latent import sample_z
+
+    return PhantomGenerator(image_size=32).generate(sample_z(np.arange(n), seed=0), np.arange(n))
+
+
 def test_training_lowers_loss_and_resumes_bit_for_bit(tmp_path):
-    images = layered_images(10)
+    images = phantom_images(10)
     cfg = dict(log_every=1, checkpoint_every=2, vgg_weights="random", warmup_epochs=1)
     full = train_vae(
         images,
