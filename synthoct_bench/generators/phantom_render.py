@@ -243,8 +243,10 @@ def _column_geometry(p, lay, c, W, H, b, cyst_h, cyst_y, ves_h, ves_y, ves_s):
     b[8] = b[9] - _EZ * ts * px
     b[7] = b[8] - _MYOID * ts * px
     b[6] = b[7] - _ELM * ts * px
-    b[5] = b[6] - (_thickness(_ONL, wb, math.exp(-0.5 * (x / (1.3 * w)) ** 2), pd) * ts
-                   + onl_extra) * px  # fmt: skip
+    onl = _thickness(_ONL, wb, math.exp(-0.5 * (x / (1.3 * w)) ** 2), pd) * ts + onl_extra
+    # the ONL thins over drusen, so the inner retina follows the RPE elevation only in part
+    onl = max(onl - 0.7 * elev, 0.3 * onl)
+    b[5] = b[6] - onl * px
     b[4] = b[5] - _thickness(_OPL, wb, pit, pd) * ts * px
     b[3] = b[4] - (_thickness(_INL, wb, pit, pd) * ts + inl_extra) * px
     b[2] = b[3] - _thickness(_IPL, wb, pit, pd) * ts * px
