@@ -411,22 +411,26 @@ def _chunk_ebe(prob: _Problem, n: int, eta0, grid: _Grid, opts):
             far = np.max(np.abs(cand_eta - eta[rows][None]) / grid.sd, axis=2) > 0.3  # (C, n)
             close_call = far & (cand_val < phi[rows][None] + opts["restart_margin"])
             want = np.where(close_call | (far & suspicious[rows][None]), cand_val, np.inf)
-            order = np.argsort(want, axis=0)
-            for j in range(min(k, order.shape[0])):
-                pick = order[j]
-                ok = np.isfinite(want[pick, np.arange(rows.size)])
-                if not ok.any():
-                    break
-                r_loc = rows[ok]
+            order = np.argsort(want, axis=0)[:k]
+            # all restarts of all subjects in one batched LM run (rows may repeat)
+            cols = np.broadcast_to(np.arange(rows.size), order.shape)
+            ok = np.isfinite(want[order, cols])
+            r_loc = np.broadcast_to(rows, order.shape)[ok]
+            if r_loc.size:
                 e2, p2, f2, s2, c2, d2, i2 = _run_from(
-                    prob, r_loc, cand_eta[pick[ok], np.nonzero(ok)[0]], opts
+                    prob, r_loc, cand_eta[order[ok], cols[ok]], opts
                 )
-                better = (p2 < phi[r_loc] - 1e-9) | (c2 & ~conv[r_loc] & (p2 <= phi[r_loc] + 1e-8))
-                r = r_loc[better]
-                eta[r], phi[r], f[r], s[r] = e2[better], p2[better], f2[better], s2[better]
-                conv[r], dec[r] = c2[better], d2[better]
-                iters[r_loc] += i2
+                np.add.at(iters, r_loc, i2)
                 restarted[r_loc] = True
+                # each subject's best restart (lowest objective), compared with its first answer
+                srt = np.lexsort((p2, r_loc))
+                first = srt[np.r_[True, r_loc[srt][1:] != r_loc[srt][:-1]]]
+                r = r_loc[first]
+                p_b, c_b = p2[first], c2[first]
+                better = (p_b < phi[r] - 1e-9) | (c_b & ~conv[r] & (p_b <= phi[r] + 1e-8))
+                j, r = first[better], r[better]
+                eta[r], phi[r], f[r], s[r] = e2[j], p2[j], f2[j], s2[j]
+                conv[r], dec[r] = c2[j], d2[j]
     _, h = prob.grad_hess(idx, eta, f, s)
     cov = np.linalg.inv(h)
     return eta, phi, conv, cov, f, dec, iters, restarted
@@ -440,7 +444,7 @@ def ebe(
     times: np.ndarray | None = None,
     eta0: np.ndarray | None = None,
     tol: float = 1e-12,
-    max_iter: int = 100,
+    max_iter: int = 60,
     grid_points: int | None = None,
     grid_span: float = 4.0,
     n_restarts: int = 3,
