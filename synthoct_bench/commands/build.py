@@ -58,6 +58,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_FIT_SUBJECTS,
         help="training subjects per FOCE population fit",
     )
+    parser.add_argument(
+        "--fit-arg",
+        action="append",
+        type=_kv,
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra nlme.fit_foce keyword, e.g. compute_se=false; repeatable",
+    )
     parser.add_argument("--resume", action="store_true", help="finish an interrupted build")
     parser.add_argument(
         "--rank",
@@ -107,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             world=args.world,
             progress=not args.no_progress,
             fit_subjects=args.fit_subjects,
+            fit_options=dict(args.fit_arg) or None,
         )
     except ValueError as exc:
         print(f"synthoct build: error: {exc}", file=sys.stderr)

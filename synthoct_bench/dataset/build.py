@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,31 +175,56 @@ def _prepare_out(out: Path, config: dict[str, Any], resume: bool, world: int) ->
     write_json_atomic(config, cfg_path)
 
 
-def _population_fits(
-    out: Path, config: dict[str, Any], eta_dims: Sequence[int], progress: bool
-) -> dict[str, dict[str, Any]]:
-    """FOCE fit per noise level on the first ``fit_subjects`` training subjects (cached)."""
-    path = out / BUILD_DIR / FITS_NAME
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+def _fit_level(level: int, config: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """FOCE fit of one noise level on the first ``fit_subjects`` training subjects."""
     from synthoct_bench.nlme import fit_foce
 
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     seed = config["seed"]
     m = min(config["fit_subjects"], config["splits"]["train"])
     ids = np.arange(m, dtype=np.int64)  # training ids start at 0
-    _, eta = latents(ids, seed, eta_dims)
+    _, eta = latents(ids, seed, config["eta_dims"])
+    _, obs = observations(eta, level, ids, seed, config["simulation_params"])
+    res = fit_foce(obs, max_subjects=m, seed=seed, **config["fit_options"])
+    return {
+        "params": res.params.to_dict(),
+        "ofv": float(res.ofv),
+        "converged": bool(res.converged),
+        "n_subjects_used": int(res.n_subjects_used),
+        "se": _jsonable(getattr(res, "se", None)),
+        "fit_on": f"train subjects 0..{m - 1}",
+    }
+
+
+def _population_fits(
+    out: Path, config: dict[str, Any], workers: int, progress: bool
+) -> dict[str, dict[str, Any]]:
+    """One FOCE fit per noise level (levels in parallel over ``workers`` processes), cached
+    in ``_build/fits.json`` so resumed builds and other ranks reuse it."""
+    path = out / BUILD_DIR / FITS_NAME
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    levels = config["noise_levels"]
     fits: dict[str, dict[str, Any]] = {}
-    for k in tqdm(config["noise_levels"], desc="fit (FOCE per level)", disable=not progress):
-        _, obs = observations(eta, k, ids, seed, config["simulation_params"])
-        res = fit_foce(obs, max_subjects=m, seed=seed)
-        fits[str(k)] = {
-            "params": res.params.to_dict(),
-            "ofv": float(res.ofv),
-            "converged": bool(res.converged),
-            "n_subjects_used": int(res.n_subjects_used),
-            "se": _jsonable(getattr(res, "se", None)),
-            "fit_on": f"train subjects 0..{m - 1}",
-        }
+    bar = tqdm(total=len(levels), desc="fit (FOCE per level)", disable=not progress)
+    try:
+        if workers <= 1 or len(levels) <= 1:
+            for k in levels:
+                fits[str(k)] = _fit_level(k, config)
+                bar.update(1)
+        else:
+            procs = min(workers, len(levels))
+            threads = max(1, (os.cpu_count() or 1) // procs)
+            with ProcessPoolExecutor(procs, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(_fit_level, k, config, threads): k for k in levels}
+                for fut in as_completed(futures):
+                    fits[str(futures[fut])] = fut.result()
+                    bar.update(1)
+    finally:
+        bar.close()
     return write_json_first_wins(fits, path)
 
 
@@ -208,11 +233,13 @@ def _population_fits(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(ctx: ShardContext, out: str, threads: int | None) -> None:
+def _init_worker(ctx: ShardContext, out: str, threads: int | None, generator: Any = None) -> None:
     """Build the generator once per process; cap threads so workers do not oversubscribe."""
     _WORKER["ctx"] = ctx
     _WORKER["out"] = Path(out)
-    _WORKER["gen"] = make_generator(ctx.generator, ctx.image_size, ctx.generator_kwargs)
+    if generator is None:
+        generator = make_generator(ctx.generator, ctx.image_size, ctx.generator_kwargs)
+    _WORKER["gen"] = generator
     if threads is not None:
         import numba  # the NLME solver and the phantom run numba parallel loops
 
@@ -246,7 +273,12 @@ def _build_one(spec: ShardSpec) -> tuple[ShardSpec, dict[str, Any], dict[str, fl
 
 
 def _run_shards(
-    todo: list[ShardSpec], ctx: ShardContext, out: Path, workers: int, progress: bool
+    todo: list[ShardSpec],
+    ctx: ShardContext,
+    out: Path,
+    workers: int,
+    progress: bool,
+    generator: Any,
 ) -> tuple[dict[str, float], int, int]:
     """Build ``todo`` shards; returns (stage seconds, rows, bytes)."""
     totals = dict.fromkeys(STAGES, 0.0)
@@ -264,7 +296,7 @@ def _run_shards(
 
     try:
         if workers <= 1 or len(todo) <= 1:
-            _init_worker(ctx, str(out), None)
+            _init_worker(ctx, str(out), None, generator)  # reuse: diffusion weights are big
             for spec in todo:
                 _, entry, timings = _build_one(spec)
                 done(entry, timings)
@@ -307,14 +339,16 @@ def build(
     world: int | None = None,
     progress: bool = True,
     fit_subjects: int = DEFAULT_FIT_SUBJECTS,
+    fit_options: dict[str, Any] | None = None,
 ) -> BuildSummary:
     """Build the dataset (or this rank's share of it) into ``out``.
 
     ``n`` overrides ``preset`` (mini 2,200; small 55,000; full 1,100,000 subjects), split
-    950:50:100 into train/validation/test. Shard s goes to rank ``s % world``; rank and
-    world come from the arguments, else RANK/WORLD_SIZE (torchrun), else
-    SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else (0, 1). The rank that finds every
-    shard done writes ``manifest.json`` and ``README.md`` (or call :func:`merge`).
+    950:50:100 into train/validation/test. ``fit_options`` go to ``nlme.fit_foce`` (e.g.
+    ``{"compute_se": False}``) and are recorded in the manifest and card. Shard s goes to
+    rank ``s % world``; rank and world come from the arguments, else RANK/WORLD_SIZE
+    (torchrun), else SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else (0, 1). The rank
+    that finds every shard done writes ``manifest.json`` and ``README.md`` (or call :func:`merge`).
     """
     t_start = time.perf_counter()
     levels = parse_noise_levels(noise_levels)
@@ -351,6 +385,7 @@ def build(
             "eta_dims": [int(d) for d in gen.eta_dims],
             "simulation_params": PopulationParams().to_dict(),
             "fit_subjects": int(fit_subjects),
+            "fit_options": dict(fit_options or {}),
             "writer": {
                 "parquet": {**PARQUET_SETTINGS, "row_group_size": ROW_GROUP_SIZE},
                 "png_compress_level": PNG_COMPRESS_LEVEL,
@@ -362,7 +397,7 @@ def build(
 
     stage_seconds: dict[str, float] = {}
     t = time.perf_counter()
-    fits = _population_fits(out, config, gen.eta_dims, progress)
+    fits = _population_fits(out, config, workers, progress)
     stage_seconds["fit"] = time.perf_counter() - t
 
     ctx = ShardContext(
@@ -381,7 +416,7 @@ def build(
         if tmp.exists():
             tmp.unlink()
     todo = [s for s in mine if not shard_is_done(out, s)]
-    shard_seconds, rows, size = _run_shards(todo, ctx, out, workers, progress)
+    shard_seconds, rows, size = _run_shards(todo, ctx, out, workers, progress, gen)
     stage_seconds.update(shard_seconds)
 
     merged = False
@@ -456,6 +491,7 @@ def merge(out: str | Path) -> Path:
             "simulation_params": config["simulation_params"],
             "fits": fits,
             "fit_subjects": config["fit_subjects"],
+            "fit_options": config["fit_options"],
             "ebe_converged": converged,
         },
         "writer": config["writer"],

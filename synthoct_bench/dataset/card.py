@@ -202,6 +202,7 @@ def render_card(manifest: dict[str, Any], template: str | Path | None = None) ->
         "max_r2": ", ".join(f"{1 / (1 + k):.3g}" for k in levels),
         "fit_subjects": f"{manifest['nlme']['fit_subjects']:,}",
         "fits_table": _fits_table(manifest),
+        "fit_options": json.dumps(manifest["nlme"].get("fit_options", {}), sort_keys=True),
         "software": ", ".join(f"{k} {v}" for k, v in manifest["software"].items()),
         "fingerprint": manifest_fingerprint(manifest),
         "image_limits": _IMAGE_LIMITS[kind],

@@ -31,6 +31,9 @@ __all__ = [
     "shard_table",
 ]
 
+#: Images rendered and PNG-encoded per generator call: keeps a worker's memory flat
+#: (a 10,000-row shard of 224 px float intermediates would need gigabytes at once).
+IMAGE_CHUNK = 256
 #: Stage names, in pipeline order, as timed in the build summary and BENCHMARKS.md.
 STAGES: tuple[str, ...] = ("latents", "images", "png", "simulation", "ebe", "parquet")
 
@@ -117,18 +120,22 @@ def shard_table(
     seeds = image_seeds(ids, ctx.seed)
     timings["latents"] += time.perf_counter() - t
 
-    t = time.perf_counter()
-    images = np.asarray(generator.generate(z, seeds))
-    if images.shape != (n, ctx.image_size, ctx.image_size) or images.dtype != np.uint8:
-        raise ValueError(
-            f"generator returned {images.dtype} {images.shape}; expected uint8 "
-            f"({n}, {ctx.image_size}, {ctx.image_size})"
-        )
-    timings["images"] += time.perf_counter() - t
-
-    t = time.perf_counter()
-    png = encode_png(images)
-    timings["png"] += time.perf_counter() - t
+    png: list[bytes] = []
+    for start in range(0, n, IMAGE_CHUNK):  # bounded memory whatever the shard size
+        stop = min(start + IMAGE_CHUNK, n)
+        t = time.perf_counter()
+        images = np.asarray(generator.generate(z[start:stop], seeds[start:stop]))
+        if images.shape != (stop - start, ctx.image_size, ctx.image_size) or (
+            images.dtype != np.uint8
+        ):
+            raise ValueError(
+                f"generator returned {images.dtype} {images.shape}; expected uint8 "
+                f"({stop - start}, {ctx.image_size}, {ctx.image_size})"
+            )
+        timings["images"] += time.perf_counter() - t
+        t = time.perf_counter()
+        png.extend(encode_png(images))
+        timings["png"] += time.perf_counter() - t
 
     times = np.broadcast_to(np.asarray(OBS_TIMES, dtype=np.float32), (n, len(OBS_TIMES)))
     columns: dict[str, pa.Array] = {
