@@ -157,3 +157,20 @@ def test_paired_comparison_of_probabilistic_submissions():
     # Shared columns are identical for both submissions and carry no difference.
     assert rep.other["table2/true"] == rep.estimates["table2/true"]
     assert "table2/true" not in rep.difference
+
+
+def test_submission_independent_solves_are_reused_and_read_only():
+    n, sigma2 = 100, 18.0
+    ids, eta, eta_hat, ebe, pred = _data(n, sigma2)
+    L._CACHE.clear()
+    a = score_arrays(eta, eta_hat, ebe, pred, sigma2, subject_ids=ids, n_bootstrap=20)
+    assert len(L._CACHE) == 4  # eta, eta_hat, eta_approx, random
+    cached = next(iter(L._CACHE.values()))
+    with pytest.raises(ValueError):
+        cached[0, 0] = 1.0
+    b = score_arrays(eta, eta_hat, ebe, 0 * pred, sigma2, subject_ids=ids, n_bootstrap=20)
+    assert len(L._CACHE) == 4
+    assert b["table2/true"] == a["table2/true"] and b["table2/random"] == a["table2/random"]
+    L._CACHE.clear()
+    c = score_arrays(eta, eta_hat, ebe, 0 * pred, sigma2, subject_ids=ids, n_bootstrap=20)
+    assert c["table2/predicted"] == b["table2/predicted"]

@@ -28,6 +28,8 @@ Beyond the paper:
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +99,26 @@ def _predict(eta: np.ndarray, params: Any) -> np.ndarray:
     return np.asarray(predict(np.asarray(eta, dtype=np.float64), params), dtype=np.float64)
 
 
+#: f(η) of the submission-independent sources (η, η̂, η_approx, Random), kept for the
+#: last few calls: scoring several submissions of one split and level solves them once.
+_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_CACHE_SIZE = 8
+
+
+def _predict_cached(eta: np.ndarray, params: Any) -> np.ndarray:
+    eta = np.ascontiguousarray(eta, dtype=np.float64)
+    key = (hashlib.sha256(repr(eta.shape).encode() + eta.tobytes()).hexdigest(), repr(params))
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    f = _predict(eta, params)
+    f.setflags(write=False)
+    _CACHE[key] = f
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return f
+
+
 @dataclass
 class Table2Inputs:
     """Model predictions f(η) for each η source, computed once and reused by all NLLs."""
@@ -145,7 +167,7 @@ def nlme_predictions(
         done.append((np.asarray(eta_pred), f["eta_pred"]))
         for name, values in sources.items():
             same = next((fv for ev, fv in done if np.array_equal(ev, values)), None)
-            f[name] = _predict(values, params) if same is None else same
+            f[name] = _predict_cached(values, params) if same is None else same
             done.append((np.asarray(values), f[name]))
             bar.update()
     f["zero"] = np.broadcast_to(_predict(np.zeros((1, k)), params), (n, f["eta"].shape[1]))
