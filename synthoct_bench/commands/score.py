@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
                     nll_params=args.nll_params,
                 )
             )
-    except (SubmissionError, ValueError, FileNotFoundError) as err:
+    except (SubmissionError, ValueError, OSError) as err:  # OSError: missing files, Hub errors
         print(f"synthoct score: error: {err}", file=sys.stderr)
         return 2
 
