@@ -115,7 +115,7 @@ class ArrayImageDataset(torch.utils.data.Dataset):
         self.images = torch.from_numpy(np.ascontiguousarray(images))
         if targets is None:
             targets = np.zeros((images.shape[0], 0), dtype=np.float32)
-        targets = np.asarray(targets, dtype=np.float32)
+        targets = np.array(targets, dtype=np.float32)  # own, writable copy
         if targets.ndim != 2 or targets.shape[0] != images.shape[0]:
             raise ValueError(f"targets must have shape ({images.shape[0]}, k), got {targets.shape}")
         if not np.isfinite(targets).all():
