@@ -53,7 +53,7 @@ class DemoConfig:
     n: int | None = None  # subjects in all (overrides the preset)
     noise_levels: tuple[int, ...] = NOISE_LEVELS
     epochs: int = 3
-    image_size: int = 64  # ResNet18 input side for this run (the dataset stores 224)
+    image_size: int = 48  # ResNet18 input side for this run (the dataset stores 224)
     data_image_size: int = 224
     batch_size: int = 32
     lr: float = 1e-3
@@ -233,6 +233,7 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
         seed=c.seed,
         workers=c.workers,
         resume=c.resume,
+        progress=c.progress,
     )
     timings["build"] = time.perf_counter() - t0
 
