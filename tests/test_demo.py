@@ -10,6 +10,9 @@ import pytest
 from synthoct_bench.cli import main as cli_main
 from synthoct_bench.demo import DEMO_BASELINES, DemoConfig, check_ordering, run_demo
 
+# builds a dataset (FOCE + EBE fits) and trains twice: ~1-2 min of CPU on 2 cores
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
