@@ -285,12 +285,12 @@ def _solve_one(ka, imax, ic50, dose, times, rtol, atol, sens, out, out_s):
                 c1 = y + z1
                 c2 = y + z2
                 c3 = y + z3
-                d1 = ic50 + c1
-                d2 = ic50 + c2
-                d3 = ic50 + c3
-                j1 = -imax * ic50 / (d1 * d1)
-                j2 = -imax * ic50 / (d2 * d2)
-                j3 = -imax * ic50 / (d3 * d3)
+                d1 = 1.0 / (ic50 + c1)  # reciprocals: one division per stage
+                d2 = 1.0 / (ic50 + c2)
+                d3 = 1.0 / (ic50 + c3)
+                j1 = -imax * ic50 * d1 * d1
+                j2 = -imax * ic50 * d2 * d2
+                j3 = -imax * ic50 * d3 * d3
                 # M = I - h·A·diag(J_i)
                 m11 = 1.0 - hs * _A11 * j1
                 m12 = -hs * _A12 * j2
@@ -321,14 +321,14 @@ def _solve_one(ka, imax, ic50, dose, times, rtol, atol, sens, out, out_s):
                         g3 = kd * e3 * (1.0 - ka * t3)
                     elif kk == 1:
                         sk = s2
-                        g1 = -imax * c1 / d1
-                        g2 = -imax * c2 / d2
-                        g3 = -imax * c3 / d3
+                        g1 = -imax * c1 * d1
+                        g2 = -imax * c2 * d2
+                        g3 = -imax * c3 * d3
                     else:
                         sk = s3
-                        g1 = imax * ic50 * c1 / (d1 * d1)
-                        g2 = imax * ic50 * c2 / (d2 * d2)
-                        g3 = imax * ic50 * c3 / (d3 * d3)
+                        g1 = -j1 * c1
+                        g2 = -j2 * c2
+                        g3 = -j3 * c3
                     v1 = j1 * sk + g1
                     v2 = j2 * sk + g2
                     v3 = j3 * sk + g3
