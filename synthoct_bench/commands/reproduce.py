@@ -108,10 +108,115 @@ def _random(level: Level) -> np.ndarray:
     return rng.standard_normal(level.seed, sid, level.subject_ids, level.eta.shape[1])
 
 
+# --- Encoder additions (issue 3): the "Approximate" column and Table 1's (eta_hat, eta_approx).
+#: Table 1's (η̂, η_approx) cells of the paper: MSE and R², (value, low, high) per σ².
+PAPER_TABLE1_APPROX: dict[int, dict[str, tuple[float, float, float]]] = {
+    0: {"MSE": (0.3048, 0.3023, 0.3075), "R2": (0.6952, 0.6927, 0.6975)},
+    1: {"MSE": (0.3044, 0.3020, 0.3069), "R2": (0.6956, 0.6932, 0.6980)},
+    9: {"MSE": (0.3052, 0.3027, 0.3075), "R2": (0.6948, 0.6927, 0.6972)},
+    18: {"MSE": (0.3035, 0.3009, 0.3060), "R2": (0.6965, 0.6942, 0.6989)},
+    49: {"MSE": (0.3049, 0.3022, 0.3077), "R2": (0.6951, 0.6927, 0.6975)},
+}
+#: FOCE subsample per level for the "Approximate" EBEs (set by --foce-subjects).
+ENCODER_OPTIONS: dict = {"foce_subjects": 2000}
+_ENCODED: dict = {}
+
+
+def encode_level(level: Level) -> dict:
+    """FOCE fit on the level's True data, then EBEs for every subject (cached per level).
+
+    The data are the released observations (stream residual/s{k}); the fit
+    starts from the reference's initial values, as the paper's Pumas fit did.
+    """
+    from synthoct_bench.nlme import ebe, fit_foce, simulate
+
+    key = (float(level.sigma2), level.seed, level.eta.shape[0], ENCODER_OPTIONS["foce_subjects"])
+    if key not in _ENCODED:
+        stream = f"residual/s{_level_key(level.sigma2)}"
+        y = simulate(level.eta_hat, level.seed, subject_ids=level.subject_ids, stream=stream)
+        fit = fit_foce(y, max_subjects=ENCODER_OPTIONS["foce_subjects"], seed=level.seed)
+        res = ebe(y, fit.params)
+        _ENCODED[key] = {"eta_approx": res.eta, "fit": fit, "ebe": res}
+    return _ENCODED[key]
+
+
+def _approximate(level: Level) -> np.ndarray:
+    return encode_level(level)["eta_approx"]
+
+
+def table1_approx(level: Level, n_bootstrap: int = 1000) -> dict:
+    """Table 1's (η̂, η_approx) MSE and R² with bootstrap intervals, fitted parameters beside.
+
+    R² = 1 - Σ(η̂ - η_approx)² / Σ(η̂ - mean η̂)² over subjects and all three dims.
+    """
+    enc = encode_level(level)
+    ref, cmp_ = level.eta_hat, enc["eta_approx"]
+    stats = np.concatenate([(ref - cmp_) ** 2, ref, ref**2], axis=1)
+    d = ref.shape[1]
+
+    def metric(t, m):
+        sse = t[..., :d].sum(-1)
+        sst = (t[..., 2 * d :] - t[..., d : 2 * d] ** 2 / m).sum(-1)
+        return np.stack([sse / (m * d), 1.0 - sse / sst], axis=-1)
+
+    mse, r2 = bootstrap(stats, metric, n_resamples=n_bootstrap, seed=level.seed)
+    fit = enc["fit"]
+    return {
+        "MSE": mse.as_dict(),
+        "R2": r2.as_dict(),
+        "paper": PAPER_TABLE1_APPROX.get(_level_key(level.sigma2)),
+        "fitted_params": fit.params.to_dict(),
+        "foce_ofv": fit.ofv,
+        "foce_subjects": fit.n_subjects_used,
+        "foce_converged": fit.converged,
+        "ebe_convergence_rate": enc["ebe"].convergence_rate,
+    }
+
+
+def table1_for(result: dict, seed: int, n_bootstrap: int) -> dict:
+    """Table 1's (η̂, η_approx) cells for every level of a reproduce_table2 result."""
+    n = int(result["n"])
+    ids = np.arange(n)
+    eta = latent.select_eta(latent.sample_z(ids, seed))
+    out = {}
+    for key in result["levels"]:
+        s2 = float(key)
+        level = Level(s2, seed, ids, eta, latent.add_noise(eta, s2, ids, seed))
+        out[key] = table1_approx(level, n_bootstrap)
+    return out
+
+
+def format_table1(table1: dict) -> str:
+    """Plain-text Table 1 rows (η̂, η_approx) with the paper's values and fitted parameters."""
+    lines = ["Table 1, (eta_hat, eta_approx): ours / paper, mean [95% bootstrap CI]"]
+    for key, row in table1.items():
+        p = row["paper"] or {}
+        cells = []
+        for m in ("MSE", "R2"):
+            ours = Estimate(**row[m])
+            ref = p.get(m)
+            ref_text = f" / {ref[0]:.4f} [{ref[1]:.4f}, {ref[2]:.4f}]" if ref else ""
+            cells.append(f"{m} {ours:.4f}{ref_text}")
+        fp = row["fitted_params"]
+        lines.append(f"sigma2={key:>3}: " + "; ".join(cells))
+        lines.append(
+            f"    FOCE on {row['foce_subjects']} subjects (converged={row['foce_converged']}): "
+            f"theta={np.round(fp['theta'], 4).tolist()} omega={np.round(fp['omega'], 4).tolist()} "
+            f"sigma={fp['sigma']:.5f}; EBE convergence {row['ebe_convergence_rate']:.4%}"
+        )
+    return "\n".join(lines)
+
+
 #: Columns computed here, in display order. The "True" residuals use the dataset's
 #: stream, so its NLL is that of the released observations obs_s{k}.
 COLUMNS: list[Column] = [
     Column("True", _true, "residual/s{k}", "simulated from eta_hat (the dataset's data)"),
+    Column(
+        "Approximate",
+        _approximate,
+        "reproduce/approximate/s{k}",
+        "simulated from the EBEs of the True data at FOCE-fitted parameters",
+    ),
     Column("Average", _average, "reproduce/average", "simulated from eta = 0"),
     Column("Random", _random, "reproduce/random/s{k}", "simulated from fresh N(0, I) draws"),
 ]
@@ -300,24 +405,42 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' = stdout)")
     parser.add_argument("--plot", metavar="PNG", help="also save a plot of the table")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--foce-subjects",
+        type=int,
+        default=ENCODER_OPTIONS["foce_subjects"],
+        help="subjects in each level's FOCE fit for the Approximate EBEs (default 2000)",
+    )
+    parser.add_argument(
+        "--no-encoder",
+        action="store_true",
+        help="skip the EBE-based cells (Table 2 Approximate, Table 1 eta_hat vs eta_approx)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.n < 2 or args.n_bootstrap < 1 or args.seed < 0:
         print("error: need --n >= 2, --n-bootstrap >= 1 and --seed >= 0", file=sys.stderr)
         return 2
+    encoder = not getattr(args, "no_encoder", False)
+    ENCODER_OPTIONS["foce_subjects"] = max(1, int(getattr(args, "foce_subjects", 2000)))
     result = reproduce_table2(
         n=args.n,
         seed=args.seed,
         noise_levels=args.noise_levels,
         n_bootstrap=args.n_bootstrap,
+        columns=None if encoder else [c for c in COLUMNS if c.name != "Approximate"],
         progress=not args.quiet,
     )
+    if encoder:
+        result["table1_eta_hat_vs_eta_approx"] = table1_for(result, args.seed, args.n_bootstrap)
     text = json.dumps(result, indent=2)
     if args.json == "-":
         print(text)
     else:
         print(format_table(result))
+        if encoder:
+            print(format_table1(result["table1_eta_hat_vs_eta_approx"]))
         if args.json:
             _atomic_write(args.json, text + "\n")
     if args.plot:
