@@ -146,7 +146,7 @@ def fit_foce(
     em_iter: int = 40,
     em_tol: float = 1e-4,
     max_iter: int = 40,
-    gtol: float = 1e-3,
+    gtol: float = 1e-4,
     fd_step: float = 1e-4,
     compute_se: bool = True,
     progress: bool = False,
