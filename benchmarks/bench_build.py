@@ -70,7 +70,8 @@ def run_build(n: int, workers: int, out: Path, shard_size: int | None) -> dict:
 
 
 def memory_probe(ns: list[int], shard_size: int) -> list[dict]:
-    """Build each size in a fresh interpreter (workers=1) and read its peak RSS."""
+    """Build each size in a fresh interpreter (workers=1, one level, a short fit: the
+    probe is about the shard stage) and read its peak RSS."""
     rows = []
     for n in ns:
         with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +79,8 @@ def memory_probe(ns: list[int], shard_size: int) -> list[dict]:
                 "import resource, json, sys\n"
                 "from synthoct_bench.dataset import build\n"
                 f"build({str(Path(tmp) / 'ds')!r}, n={n}, shard_size={shard_size}, "
-                "noise_levels=(9,), progress=False)\n"
+                "noise_levels=(9,), progress=False, fit_subjects=100, "
+                "fit_options={'compute_se': False, 'em_iter': 5, 'max_iter': 0})\n"
                 "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
             )
             t = time.perf_counter()
