@@ -35,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights",
         default=None,
-        help="weights location for the diffusion generator (passed as weights=...)",
+        help="diffusion generator: saved pipeline folder or Hub repo (path_or_repo_id=...)",
     )
     parser.add_argument(
         "--generator-arg",
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         kwargs = dict(args.generator_arg)
         if args.weights:
-            kwargs["weights"] = args.weights
+            kwargs["path_or_repo_id"] = args.weights
         summary = build(
             args.out,
             preset=args.preset,
