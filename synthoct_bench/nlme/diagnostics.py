@@ -119,12 +119,11 @@ def gof_plot(
     ax[2].set_xlabel("time")
     ax[2].set_ylabel("IWRES")
     shr = ", ".join(f"{v:.0%}" for v in diag["eta_shrinkage_sd"])
-    ax[2].set_title(
-        f"IWRES vs time  (η-shrinkage SD form: {shr}; ε-shrinkage {diag['epsilon_shrinkage']:.1%})"
-    )
+    ax[2].set_title("IWRES vs time")
     fig.suptitle(
         f"Goodness of fit: {y.shape[0]} subjects, EBE convergence "
-        f"{diag['ebe_convergence_rate']:.2%}"
+        f"{diag['ebe_convergence_rate']:.2%}; η-shrinkage (SD form) {shr}; "
+        f"ε-shrinkage {diag['epsilon_shrinkage']:.1%}"
     )
     fig.tight_layout()
     path = os.fspath(path)
