@@ -364,6 +364,17 @@ def _run_from(prob, rows, eta, opts):
     return _lm(prob, rows, eta, phi, f, s, opts["tol"], opts["max_iter"], opts["lam0"])
 
 
+_FIXED_STARTS = [
+    (0.0, 0.0, 0.0),
+    (0.0, 1.0, 1.0),
+    (0.0, -1.0, -1.0),
+    (1.0, 0.0, 0.0),
+    (-1.0, 0.0, 0.0),
+    (1.0, 1.0, 1.0),
+    (-1.0, -1.0, -1.0),
+]
+
+
 def _candidates(prob: _Problem, rows: np.ndarray, grid: _Grid):
     """Candidate starts (C, n, d) and their true objectives (C, n).
 
@@ -398,7 +409,7 @@ def _chunk_ebe(prob: _Problem, n: int, eta0, grid: _Grid, opts):
     # (another grid start promises an objective near the one found) are restarted.
     n_obs = prob.mask.sum(axis=1)
     chi2 = 2.0 * (phi - 0.5 * np.einsum("nd,d,nd->n", eta, prob.inv_omega, eta))
-    suspicious = ~conv | (chi2 > n_obs + 5.0 * np.sqrt(2.0 * n_obs) + 10.0)
+    suspicious = ~conv | (chi2 > n_obs + 3.0 * np.sqrt(2.0 * n_obs))
     k = opts["n_restarts"]
     if k > 0:
         if cand_eta is None:  # warm start: grid candidates only for the suspicious
@@ -416,10 +427,18 @@ def _chunk_ebe(prob: _Problem, n: int, eta0, grid: _Grid, opts):
             cols = np.broadcast_to(np.arange(rows.size), order.shape)
             ok = np.isfinite(want[order, cols])
             r_loc = np.broadcast_to(rows, order.shape)[ok]
+            starts = cand_eta[order[ok], cols[ok]]
+            # Suspicious subjects also retry from fixed points (as nlmixr2 does): the
+            # typical subject and one prior SD along each axis and along the ridge.
+            sus = rows[suspicious[rows]]
+            if sus.size:
+                fixed = np.array(_FIXED_STARTS[: 2 * prob.omega.size + 1]) * grid.sd
+                fixed = fixed[:, : prob.omega.size] if fixed.shape[1] >= prob.omega.size else None
+                if fixed is not None:
+                    r_loc = np.concatenate([r_loc, np.repeat(sus, fixed.shape[0])])
+                    starts = np.concatenate([starts, np.tile(fixed, (sus.size, 1))])
             if r_loc.size:
-                e2, p2, f2, s2, c2, d2, i2 = _run_from(
-                    prob, r_loc, cand_eta[order[ok], cols[ok]], opts
-                )
+                e2, p2, f2, s2, c2, d2, i2 = _run_from(prob, r_loc, starts, opts)
                 np.add.at(iters, r_loc, i2)
                 restarted[r_loc] = True
                 # each subject's best restart (lowest objective), compared with its first answer
