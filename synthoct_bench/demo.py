@@ -110,14 +110,14 @@ class DemoResult:
         lines += ["", "R2 of eta_pred against eta_hat (all baselines)"]
         lines.append(
             f"{'sigma2':>6}  {'max':>6}  "
-            + "".join(f"{b:>26}" for b in DEMO_BASELINES)
+            + "".join(f"{b:>28}" for b in DEMO_BASELINES)
             + f"{'paper ResNet18':>16}"
         )
         for k in levels:
             cells = []
             for b in DEMO_BASELINES:
                 rep = self.reports.get((k, b))
-                cells.append(f"{_fmt(rep['r2']) if rep else '-':>26}")
+                cells.append(f"{_fmt(rep['r2']) if rep else '-':>28}")
             paper = _paper(self.reports, k, "r2")
             lines.append(
                 f"{k:>6}  {theoretical_max_r2(k):>6.4f}  " + "".join(cells) + f"{paper:>16}"
