@@ -419,6 +419,8 @@ def plot_results(
         ax1.errorbar(
             xs, ys, yerr=[ys - lo, hi - ys], marker="o", capsize=3, color=styles[b], label=label
         )
+        if b == "random":  # fraction of max = -(1+sigma2): off any useful scale
+            continue
         ax2.plot(
             xs,
             [sel[k]["fraction_of_max"] for k in ordered],
