@@ -446,7 +446,7 @@ def plot_results(
         ax.grid(alpha=0.3)
     ax1.set_ylim(-1.15, 1.05)
     ax2.set_ylim(-1.15, 1.15)
-    ax2.legend(fontsize=8, loc="lower left")
+    ax1.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 0.3))
     fig.suptitle(
         f"synthoct demo: phantom, {config.image_size} px, {config.epochs} epoch(s) per level",
         fontsize=10,
