@@ -105,3 +105,37 @@ def test_rank_world_from_flags_torchrun_and_slurm(monkeypatch):
     assert resolve_rank_world() == (1, 3)  # torchrun wins over SLURM
     with pytest.raises(ValueError, match="0 <= rank < world"):
         resolve_rank_world(3, 3)
+
+
+def test_explicit_splits_parse_and_name_the_problem():
+    from synthoct_bench.dataset.layout import parse_splits
+
+    assert parse_splits("train=20, validation=5,test=40") == {
+        "train": 20,
+        "validation": 5,
+        "test": 40,
+    }
+    with pytest.raises(ValueError, match="unknown split"):
+        parse_splits("train=20,valid=5,test=4")
+    with pytest.raises(ValueError, match="at least one subject"):
+        parse_splits("train=20,test=4")
+    with pytest.raises(ValueError, match="e.g. train=2000"):
+        parse_splits("train=lots")
+
+
+def test_build_with_explicit_splits(tmp_path):
+    from synthoct_bench.dataset import build, read_metadata
+
+    summary = build(
+        tmp_path / "d",
+        splits={"train": 12, "validation": 3, "test": 9},
+        image_size=32,
+        noise_levels=(0,),
+        fit_subjects=12,
+        fit_options={"compute_se": False},
+        progress=False,
+    )
+    assert summary.splits == {"train": 12, "validation": 3, "test": 9}
+    meta = read_metadata(tmp_path / "d")
+    assert {k: v["n"] for k, v in meta["splits"].items()} == summary.splits
+    assert meta["splits"]["test"]["first_id"] == 15

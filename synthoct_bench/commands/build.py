@@ -28,6 +28,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="mini", choices=list(PRESETS), help=f"size ({sizes})")
     parser.add_argument("--n", type=int, default=None, help="total subjects (overrides --preset)")
     parser.add_argument(
+        "--splits",
+        default=None,
+        metavar="train=N,validation=N,test=N",
+        help="explicit split sizes (override --preset and --n)",
+    )
+    parser.add_argument(
         "--generator",
         default="phantom",
         help="image generator: phantom (CPU), diffusion, or package.module:Class",
@@ -89,7 +95,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from synthoct_bench.dataset.build import build, merge
-    from synthoct_bench.dataset.layout import parse_noise_levels
+    from synthoct_bench.dataset.layout import parse_noise_levels, parse_splits
 
     try:
         if args.merge:
@@ -103,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             preset=args.preset,
             n=args.n,
+            splits=parse_splits(args.splits) if args.splits else None,
             generator=args.generator,
             generator_kwargs=kwargs or None,
             image_size=args.image_size,

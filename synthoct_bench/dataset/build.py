@@ -16,7 +16,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ from synthoct_bench.dataset.layout import (
     SPLIT_NAMES,
     ShardSpec,
     default_shard_size,
+    explicit_split_sizes,
     parse_noise_levels,
     plan_shards,
     resolve_n,
@@ -327,6 +328,7 @@ def build(
     *,
     preset: str | None = "mini",
     n: int | None = None,
+    splits: Mapping[str, int] | None = None,
     generator: str = "phantom",
     generator_kwargs: dict[str, Any] | None = None,
     image_size: int = 224,
@@ -343,17 +345,23 @@ def build(
 ) -> BuildSummary:
     """Build the dataset (or this rank's share of it) into ``out``.
 
-    ``n`` overrides ``preset`` (mini 2,200; small 55,000; full 1,100,000 subjects), split
-    950:50:100 into train/validation/test. ``fit_options`` go to ``nlme.fit_foce`` (e.g.
-    ``{"compute_se": False}``) and are recorded in the manifest and card. Shard s goes to
-    rank ``s % world``; rank and world come from the arguments, else RANK/WORLD_SIZE
-    (torchrun), else SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else (0, 1). The rank
-    that finds every shard done writes ``manifest.json`` and ``README.md`` (or call :func:`merge`).
+    ``n`` overrides ``preset`` (mini 2,200; small 55,000; full 1,100,000 subjects),
+    split 950:50:100 into train/validation/test; ``splits`` (e.g. ``{"train": 2000,
+    "validation": 1000, "test": 4000}``) overrides both with explicit sizes.
+    ``fit_options`` go to ``nlme.fit_foce`` (e.g. ``{"compute_se": False}``) and are
+    recorded in the manifest and card. Shard s goes to rank ``s % world``; rank and
+    world come from the arguments, else RANK/WORLD_SIZE (torchrun), else
+    SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else (0, 1). The rank that finds every
+    shard done writes ``manifest.json`` and ``README.md`` (or call :func:`merge`).
     """
     t_start = time.perf_counter()
     levels = parse_noise_levels(noise_levels)
-    n_total = resolve_n(preset, n)
-    sizes = split_sizes(n_total)
+    if splits is not None:
+        sizes = explicit_split_sizes(splits)
+        n_total = sum(sizes.values())
+    else:
+        n_total = resolve_n(preset, n)
+        sizes = split_sizes(n_total)
     if image_size < 8:
         raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
     shard_size = int(shard_size) if shard_size else default_shard_size(image_size, n_total)
@@ -372,7 +380,7 @@ def build(
             "format_version": FORMAT_VERSION,
             "seed": int(seed),
             "n": n_total,
-            "preset": preset if n is None else None,
+            "preset": preset if n is None and splits is None else None,
             "splits": sizes,
             "noise_levels": list(levels),
             "image_size": int(image_size),

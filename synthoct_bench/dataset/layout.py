@@ -10,7 +10,7 @@ alone by any worker.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -30,6 +30,8 @@ __all__ = [
     "config_name",
     "config_columns",
     "parse_noise_levels",
+    "explicit_split_sizes",
+    "parse_splits",
 ]
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
@@ -79,6 +81,31 @@ def split_sizes(n: int) -> dict[str, int]:
     test = max(1, round(n * FULL_SPLITS["test"] / total))
     train = n - validation - test
     return {"train": train, "validation": validation, "test": test}
+
+
+def explicit_split_sizes(splits: Mapping[str, int]) -> dict[str, int]:
+    """Validate user-given split sizes, e.g. a larger test split to resolve small R² values."""
+    unknown = sorted(set(splits) - set(SPLIT_NAMES))
+    if unknown:
+        raise ValueError(f"unknown split(s) {unknown}; splits are {', '.join(SPLIT_NAMES)}")
+    sizes = {name: int(splits.get(name, 0)) for name in SPLIT_NAMES}
+    small = [name for name, size in sizes.items() if size < 1]
+    if small:
+        raise ValueError(f"every split needs at least one subject; give a size for {small}")
+    return sizes
+
+
+def parse_splits(text: str) -> dict[str, int]:
+    """Parse ``"train=2000,validation=1000,test=4000"`` into split sizes."""
+    sizes: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ValueError(
+                f"bad split size {part!r}; write e.g. train=2000,validation=1000,test=4000"
+            )
+        sizes[name.strip()] = int(value)
+    return explicit_split_sizes(sizes)
 
 
 def resolve_n(preset: str | None, n: int | None) -> int:
