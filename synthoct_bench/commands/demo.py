@@ -20,8 +20,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the results as JSON on stdout (text to stderr)"
     )
-    parser.add_argument("--preset", default=d.preset, help=f"dataset preset (default: {d.preset})")
+    splits = ",".join(f"{k}={v}" for k, v in d.splits.items())
+    parser.add_argument(
+        "--splits",
+        default=None,
+        metavar="train=N,validation=N,test=N",
+        help=f"split sizes (default: {splits})",
+    )
+    parser.add_argument("--preset", default=None, help="dataset preset instead of --splits")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="run on this existing dataset (folder or Hub repo id) instead of building one",
+    )
     parser.add_argument("--n", type=int, default=None, help="subjects in all (overrides --preset)")
+    parser.add_argument(
+        "--fit-subjects", type=int, default=d.fit_subjects, help="subjects per FOCE fit"
+    )
     parser.add_argument(
         "--noise-levels",
         default=",".join(str(k) for k in d.noise_levels),
@@ -49,13 +64,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthoct_bench.dataset.layout import parse_noise_levels
+    from synthoct_bench.dataset.layout import parse_noise_levels, parse_splits
     from synthoct_bench.demo import DemoConfig, run_demo
 
     config = DemoConfig(
         out=args.out,
         preset=args.preset,
         n=args.n,
+        fit_subjects=args.fit_subjects,
+        data=args.data,
         noise_levels=parse_noise_levels(args.noise_levels),
         epochs=args.epochs,
         image_size=args.image_size,
@@ -67,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
     )
+    if args.splits:
+        config.splits = parse_splits(args.splits)
     if args.eta_visibility is not None:
         config.generator_kwargs["eta_visibility"] = args.eta_visibility
     result = run_demo(config, log=sys.stderr)
