@@ -32,6 +32,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from synthoct_bench.atomic import save_figure
 from synthoct_bench.latent import NOISE_LEVELS, theoretical_max_r2
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "DEMO_PHANTOM", "DEMO_SPLITS"]
@@ -474,9 +475,4 @@ def plot_results(
         fontsize=10,
     )
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

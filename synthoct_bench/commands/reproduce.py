@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from synthoct_bench import latent, rng
+from synthoct_bench.atomic import save_figure, write_text
 from synthoct_bench.stats import Estimate, bootstrap
 
 HELP = "Reproduce the paper's Table 2 NLL cells that follow from the NLME model alone."
@@ -358,24 +357,7 @@ def plot_table(result: dict, path: str) -> None:
     ax.set_title(f"Table 2, NLME-only columns (n={result['n']})")
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    _atomic_savefig(fig, path)
-    plt.close(fig)
-
-
-def _atomic_write(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _atomic_savefig(fig, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=120, format="png")
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def _noise_levels(text: str) -> list[float]:
@@ -442,7 +424,7 @@ def run(args: argparse.Namespace) -> int:
         if encoder:
             print(format_table1(result["table1_eta_hat_vs_eta_approx"]))
         if args.json:
-            _atomic_write(args.json, text + "\n")
+            write_text(args.json, text + "\n")
     if args.plot:
         plot_table(result, args.plot)
     return 0

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from synthoct_bench import rng
+from synthoct_bench.atomic import save_figure
 
 __all__ = ["conditioning_check", "fit_linear_probe", "plot_conditioning"]
 
@@ -170,9 +171,4 @@ def plot_conditioning(
         ax.set_xlabel("z")
     axes[0, 0].set_ylabel("encoded")
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.88, wspace=0.3)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=90)

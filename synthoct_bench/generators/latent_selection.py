@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from synthoct_bench import rng
+from synthoct_bench.atomic import save_figure
 from synthoct_bench.latent import LATENT_DIM
 
 __all__ = [
@@ -222,8 +223,6 @@ def generator_decode_fn(generator: Any, seed: int = 0) -> DecodeFn:
 
 def plot_selection(result: SelectionResult, path: Any) -> Any:
     """Per-dim scores of both methods (top k highlighted), written atomically as PNG."""
-    import os
-    from pathlib import Path
 
     import matplotlib
 
@@ -249,9 +248,4 @@ def plot_selection(result: SelectionResult, path: Any) -> Any:
         ax.set_title(title, fontsize=10)
     axes[-1, 0].set_xlabel("latent dim (0-based)")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.92, hspace=0.45)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=90)

@@ -9,13 +9,13 @@ seed, so only the traversed dim changes between cells.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from synthoct_bench import latent
+from synthoct_bench.atomic import save_figure
 from synthoct_bench.generators.base import ImageGenerator
 
 __all__ = ["traversal_latents", "traversal_grid", "save_traversal_figure", "dim_labels"]
@@ -126,15 +126,4 @@ def save_traversal_figure(
             ax.set_ylabel(labels[r], fontsize=8)
     fig.suptitle(title or f"{type(generator).__name__}: latent traversal", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_figure(fig, path, dpi=dpi)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from synthoct_bench import rng
+from synthoct_bench.atomic import save_figure
 from synthoct_bench.generators.perceptual import VGGPerceptualLoss
 from synthoct_bench.generators.vae import BetaVAE, BetaVAEConfig, atomic_write_dir, kl_divergence
 
@@ -282,11 +283,7 @@ def plot_loss_curves(
     ax_beta.set_title("β")
     ax_beta.set_xlabel("step")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 # ---- training -----------------------------------------------------------------------------

@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
+from synthoct_bench.atomic import save_figure
 from synthoct_bench.nlme.ebe import EBEResult, check_observations, resolve_params
 
 __all__ = ["diagnostics", "gof_plot"]
@@ -126,16 +126,4 @@ def gof_plot(
         f"ε-shrinkage {diag['epsilon_shrinkage']:.1%}"
     )
     fig.tight_layout()
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return os.fspath(save_figure(fig, path, dpi=110))

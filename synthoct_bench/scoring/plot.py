@@ -7,13 +7,13 @@ references, so a new model's curve reads against both at a glance.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from synthoct_bench.atomic import save_figure
 from synthoct_bench.scoring.report import PAPER_FRACTION_OF_MAX, PAPER_TABLE1, ScoreReport
 
 __all__ = ["plot_reports"]
@@ -93,16 +93,4 @@ def plot_reports(
     fig.suptitle(
         f"synthoct-bench scores (95% bootstrap intervals, {'/'.join(map(str, n_boot))} resamples)"
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)
