@@ -29,3 +29,42 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "dataset"
     build(out, **TINY_BUILD)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small torch ops on a shared 2-core box run far faster on one thread.
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class ToyBandGenerator:
+    """An ImageGenerator whose band depth follows z[:, 7] and brightness z[:, 2]; nothing
+    else shows, so tests know which latent dims an image carries."""
+
+    image_size = 16
+    eta_dims = (7, 2)
+
+    def generate(self, z, seeds):
+        import numpy as np
+
+        rows = np.arange(16)[None, :, None]
+        depth = 8 + 2.5 * np.tanh(z[:, 7] / 2)[:, None, None]
+        level = 0.5 + 0.2 * np.tanh(z[:, 2] / 2)[:, None, None]
+        speckle = np.stack([np.random.default_rng(int(s)).normal(0, 0.02, (16, 16)) for s in seeds])
+        img = level * np.exp(-((rows - depth) ** 2) / 4) + 0.1 + speckle
+        return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+    def config(self):
+        return {"name": "toy"}
+
+
+@pytest.fixture
+def toy_generator() -> ToyBandGenerator:
+    return ToyBandGenerator()

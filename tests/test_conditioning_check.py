@@ -15,24 +15,6 @@ from synthoct_bench.generators.conditioning_check import (
 from synthoct_bench.latent import sample_z
 
 
-class ToyGenerator:
-    """Band depth follows z[:, 7], brightness z[:, 2]; nothing else shows."""
-
-    image_size = 16
-    eta_dims = (7, 2)
-
-    def generate(self, z, seeds):
-        rows = np.arange(16)[None, :, None]
-        depth = 8 + 2.5 * np.tanh(z[:, 7] / 2)[:, None, None]
-        level = 0.5 + 0.2 * np.tanh(z[:, 2] / 2)[:, None, None]
-        speckle = np.stack([np.random.default_rng(int(s)).normal(0, 0.02, (16, 16)) for s in seeds])
-        img = level * np.exp(-((rows - depth) ** 2) / 4) + 0.1 + speckle
-        return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
-
-    def config(self):
-        return {"name": "toy"}
-
-
 def oracle_encoder(images):
     """Reads the band's depth and peak back out (what a good encoder would learn)."""
     x = images.astype(np.float64) / 255
@@ -46,10 +28,10 @@ def oracle_encoder(images):
     return mu
 
 
-def test_oracle_encoder_recovers_shown_dims_only(tmp_path):
+def test_oracle_encoder_recovers_shown_dims_only(tmp_path, toy_generator):
     z, seeds = sample_z(np.arange(300), seed=1), np.arange(300)
     result, mu = conditioning_check(
-        ToyGenerator(), oracle_encoder, z, seeds, dims=[7, 2, 50], return_encoded=True
+        toy_generator, oracle_encoder, z, seeds, dims=[7, 2, 50], return_encoded=True
     )
     corr = dict(zip(result["dims"], result["corr"], strict=True))
     assert corr[7] > 0.9 and corr[2] > 0.9 and abs(corr[50]) < 0.2
@@ -75,13 +57,13 @@ def test_linear_probe_on_the_phantom_finds_the_eta_dims():
     assert result["mean_corr"] > 0.3
 
 
-def test_bad_input_is_named():
+def test_bad_input_is_named(toy_generator):
     z, seeds = sample_z(np.arange(10), seed=0), np.arange(10)
     with pytest.raises(ValueError, match="seeds"):
-        conditioning_check(ToyGenerator(), oracle_encoder, z, seeds[:5])
+        conditioning_check(toy_generator, oracle_encoder, z, seeds[:5])
     with pytest.raises(ValueError, match="dims"):
-        conditioning_check(ToyGenerator(), oracle_encoder, z, seeds, dims=[200])
+        conditioning_check(toy_generator, oracle_encoder, z, seeds, dims=[200])
     with pytest.raises(ValueError, match="encoder returned"):
-        conditioning_check(ToyGenerator(), lambda im: np.zeros((10, 3)), z, seeds)
+        conditioning_check(toy_generator, lambda im: np.zeros((10, 3)), z, seeds)
     with pytest.raises(ValueError, match="encoder must be"):
-        conditioning_check(ToyGenerator(), 42, z, seeds)
+        conditioning_check(toy_generator, 42, z, seeds)

@@ -20,14 +20,7 @@ from synthoct_bench.generators.diffusion_training import (
     vae_conditioning,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small torch ops on a shared 2-core box run far faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_generator(**kwargs) -> LatentDiffusionGenerator:

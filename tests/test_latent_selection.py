@@ -17,14 +17,7 @@ from synthoct_bench.generators.latent_selection import (
 )
 from synthoct_bench.generators.vae import BetaVAE, BetaVAEConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small torch ops on a shared 2-core box run far faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 INFLUENTIAL = (40, 3, 77)  # strongest first
@@ -81,26 +74,8 @@ def test_disagreement_is_reported():
     assert alone.to_dict()["top_method2"] == INFLUENTIAL
 
 
-class ToyGenerator:
-    """An ImageGenerator whose band depth follows z[:, 7] and brightness z[:, 2]."""
-
-    image_size = 16
-    eta_dims = (7, 2)
-
-    def generate(self, z, seeds):
-        rows = np.arange(16)[None, :, None]
-        depth = 8 + 2.5 * np.tanh(z[:, 7] / 2)[:, None, None]
-        level = 0.5 + 0.2 * np.tanh(z[:, 2] / 2)[:, None, None]
-        speckle = np.stack([np.random.default_rng(int(s)).normal(0, 0.02, (16, 16)) for s in seeds])
-        img = level * np.exp(-((rows - depth) ** 2) / 4) + 0.1 + speckle
-        return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
-
-    def config(self):
-        return {"name": "toy"}
-
-
-def test_method2_on_an_image_generator(tmp_path):
-    decode = generator_decode_fn(ToyGenerator(), seed=1)
+def test_method2_on_an_image_generator(tmp_path, toy_generator):
+    decode = generator_decode_fn(toy_generator, seed=1)
     result = select_latent_dims(decode, None, k=2, n_method2=40, batch_size=40)
     assert set(result.top_method2) == {7, 2}
     # the same subject id gets the same speckle, so untouched dims score exactly 0

@@ -19,14 +19,7 @@ from synthoct_bench.generators.vae_training import (
     train_vae,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small torch ops on a shared 2-core box run far faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 NARROW = BetaVAEConfig(image_size=32, encoder_width=8, decoder_widths=(32, 16, 16, 8, 8, 8))
