@@ -6,12 +6,13 @@ interrupted write leaves the previous version in place.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_text", "save_figure"]
+__all__ = ["write_text", "write_json", "save_figure"]
 
 
 def _replace_via_temp(path: str | os.PathLike, suffix: str, write: Any) -> Path:
@@ -31,6 +32,11 @@ def _replace_via_temp(path: str | os.PathLike, suffix: str, write: Any) -> Path:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return _replace_via_temp(path, ".tmp", lambda tmp: Path(tmp).write_text(text, "utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as JSON (indent 2, sorted keys, trailing newline) atomically."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> Path:

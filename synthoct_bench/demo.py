@@ -32,7 +32,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from synthoct_bench.atomic import save_figure
+from synthoct_bench.atomic import save_figure, write_json
 from synthoct_bench.latent import NOISE_LEVELS, theoretical_max_r2
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "DEMO_PHANTOM", "DEMO_SPLITS"]
@@ -370,8 +370,6 @@ def _jsonable(v: Any) -> bool:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from synthoct_bench.baselines.checkpoint import write_json
-
     write_json(path, json.loads(json.dumps(data, default=_json_default)))
 
 

@@ -10,7 +10,6 @@ previous complete checkpoint in place.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -19,19 +18,12 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from synthoct_bench.atomic import write_text
-
 __all__ = [
-    "atomic_write_text",
     "save_tensors",
     "load_tensors",
     "optimizer_to_tensors",
     "optimizer_from_tensors",
 ]
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    write_text(path, text)
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
@@ -81,7 +73,3 @@ def optimizer_from_tensors(
     for idx, values in rest.get("scalars", {}).items():
         state.setdefault(int(idx), {}).update(values)
     optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
-
-
-def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

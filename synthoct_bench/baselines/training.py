@@ -42,12 +42,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from synthoct_bench.atomic import write_json
 from synthoct_bench.baselines.checkpoint import (
     load_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
     save_tensors,
-    write_json,
 )
 from synthoct_bench.baselines.resnet import ResNet18Regressor, ResNetConfig
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from synthoct_bench.atomic import write_json
 from synthoct_bench.dataset.layout import (
     SPLIT_NAMES,
     ShardSpec,
@@ -56,7 +57,6 @@ from synthoct_bench.dataset.writer import (
     PARQUET_SETTINGS,
     PNG_COMPRESS_LEVEL,
     ROW_GROUP_SIZE,
-    write_json_atomic,
     write_json_first_wins,
     write_parquet_atomic,
 )
@@ -173,7 +173,7 @@ def _prepare_out(out: Path, config: dict[str, Any], resume: bool, world: int) ->
         return
     if out.exists() and any(p.name != BUILD_DIR for p in out.iterdir()):
         raise ValueError(f"{out} exists and is not empty; choose an empty or new --out")
-    write_json_atomic(config, cfg_path)
+    write_json(cfg_path, config)
 
 
 def _fit_level(level: int, config: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
@@ -269,7 +269,7 @@ def _build_one(spec: ShardSpec) -> tuple[ShardSpec, dict[str, Any], dict[str, fl
         "column_bytes": {name: int(table.column(name).nbytes) for name in table.column_names},
         "ebe_converged": converged,
     }
-    write_json_atomic(entry, sidecar_path(out, spec))
+    write_json(sidecar_path(out, spec), entry)
     return spec, entry, timings
 
 
@@ -510,7 +510,7 @@ def merge(out: str | Path) -> Path:
         ],
         "column_bytes": _column_bytes(entries),
     }
-    write_json_atomic(manifest, out / MANIFEST_NAME)
+    write_json(out / MANIFEST_NAME, manifest)
     write_card(out, manifest)
     return out / MANIFEST_NAME
 

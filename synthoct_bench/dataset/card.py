@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
+from synthoct_bench.atomic import write_text
 from synthoct_bench.dataset.features import features_yaml
 from synthoct_bench.dataset.layout import SPLIT_NAMES, config_columns, config_name
 from synthoct_bench.dataset.manifest import manifest_fingerprint
-from synthoct_bench.dataset.writer import write_text_atomic
 
 __all__ = ["DEFAULT_CONFIG_LEVEL", "TEMPLATE_PATH", "config_names", "card_yaml", "render_card"]
 
@@ -214,5 +214,5 @@ def render_card(manifest: dict[str, Any], template: str | Path | None = None) ->
 def write_card(root: str | Path, manifest: dict[str, Any]) -> Path:
     """Render and atomically write ``root/README.md``."""
     path = Path(root) / "README.md"
-    write_text_atomic(render_card(manifest), path)
+    write_text(path, render_card(manifest))
     return path

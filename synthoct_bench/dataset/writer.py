@@ -24,9 +24,7 @@ __all__ = [
     "PNG_COMPRESS_LEVEL",
     "encode_png",
     "write_parquet_atomic",
-    "write_json_atomic",
     "write_json_first_wins",
-    "write_text_atomic",
     "sha256_file",
 ]
 
@@ -71,11 +69,6 @@ def write_parquet_atomic(table: pa.Table, path: str | Path) -> tuple[str, int]:
     return digest, size
 
 
-def write_json_atomic(obj: Any, path: str | Path) -> None:
-    """JSON with sorted keys and a trailing newline, written atomically."""
-    write_text_atomic(json.dumps(obj, indent=2, sort_keys=True) + "\n", path)
-
-
 def write_json_first_wins(obj: Any, path: str | Path) -> Any:
     """Write JSON only if ``path`` does not exist yet; return what ends up there.
 
@@ -95,14 +88,6 @@ def write_json_first_wins(obj: Any, path: str | Path) -> Any:
     finally:
         tmp.unlink(missing_ok=True)
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def write_text_atomic(text: str, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 22) -> tuple[str, int]:
