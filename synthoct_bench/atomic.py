@@ -12,10 +12,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_text", "write_json", "save_figure"]
+__all__ = ["write_via_temp", "write_text", "write_json", "save_figure"]
 
 
-def _replace_via_temp(path: str | os.PathLike, suffix: str, write: Any) -> Path:
+def write_via_temp(path: str | os.PathLike, suffix: str, write: Any) -> Path:
+    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -31,7 +32,7 @@ def _replace_via_temp(path: str | os.PathLike, suffix: str, write: Any) -> Path:
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    return _replace_via_temp(path, ".tmp", lambda tmp: Path(tmp).write_text(text, "utf-8"))
+    return write_via_temp(path, ".tmp", lambda tmp: Path(tmp).write_text(text, "utf-8"))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -44,8 +45,6 @@ def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> Path:
     import matplotlib.pyplot as plt
 
     try:
-        return _replace_via_temp(
-            path, ".tmp.png", lambda tmp: fig.savefig(tmp, dpi=dpi, format="png")
-        )
+        return write_via_temp(path, ".tmp.png", lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
     finally:
         plt.close(fig)

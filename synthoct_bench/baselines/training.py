@@ -43,13 +43,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from synthoct_bench.atomic import write_json
-from synthoct_bench.baselines.checkpoint import (
+from synthoct_bench.baselines.resnet import ResNet18Regressor, ResNetConfig
+from synthoct_bench.checkpoint import (
     load_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
     save_tensors,
 )
-from synthoct_bench.baselines.resnet import ResNet18Regressor, ResNetConfig
 
 __all__ = ["TrainConfig", "ResNet18Baseline", "ArrayImageDataset", "resize_images"]
 

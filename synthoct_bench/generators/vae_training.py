@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from synthoct_bench import rng
 from synthoct_bench.atomic import save_figure
+from synthoct_bench.checkpoint import load_optimizer_state, save_optimizer_state
 from synthoct_bench.generators.perceptual import VGGPerceptualLoss
 from synthoct_bench.generators.vae import BetaVAE, BetaVAEConfig, atomic_write_dir, kl_divergence
 
@@ -215,41 +216,6 @@ def beta_at(step: int, warmup_steps: int, beta_max: float) -> float:
     if warmup_steps <= 0:
         return beta_max
     return beta_max * min(1.0, step / warmup_steps)
-
-
-# ---- pickle-free optimiser state ----------------------------------------------------------
-
-
-def save_optimizer_state(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
-    """Write an optimiser's state as safetensors (tensors) + JSON metadata (the rest)."""
-    from safetensors.torch import save_file
-
-    sd = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for pid, state in sd["state"].items():
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"{pid}.{key}"] = value.detach().contiguous().cpu()
-            else:
-                scalars.setdefault(str(pid), {})[key] = value
-    meta = {"param_groups": json.dumps(sd["param_groups"]), "scalars": json.dumps(scalars)}
-    save_file(tensors, str(path), metadata=meta)
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
-    """Inverse of :func:`save_optimizer_state`."""
-    from safetensors import safe_open
-
-    state: dict[int, dict[str, Any]] = {}
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-        for name in f.keys():
-            pid, key = name.split(".", 1)
-            state.setdefault(int(pid), {})[key] = f.get_tensor(name)
-    for pid, values in json.loads(meta["scalars"]).items():
-        state.setdefault(int(pid), {}).update(values)
-    optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
 
 
 # ---- plotting -----------------------------------------------------------------------------

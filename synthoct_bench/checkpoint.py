@@ -1,5 +1,7 @@
 """Checkpoints as safetensors (weights, optimizer tensors) plus JSON (everything else).
 
+Shared by the baselines' and the generators' training loops.
+
 No pickle anywhere: the Adam state's tensors are flattened into one
 safetensors file under keys ``state.{param_index}.{name}``, and the small
 non-tensor rest (param groups, step counts, training progress) goes to JSON.
@@ -10,35 +12,35 @@ previous complete checkpoint in place.
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+
+from synthoct_bench.atomic import write_via_temp
 
 __all__ = [
     "save_tensors",
     "load_tensors",
     "optimizer_to_tensors",
     "optimizer_from_tensors",
+    "save_optimizer_state",
+    "load_optimizer_state",
 ]
 
 
-def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
+def save_tensors(
+    path: str | os.PathLike,
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Atomic ``safetensors.torch.save_file`` (contiguous CPU copies, shared storage broken)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(flat, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_via_temp(path, ".tmp", lambda tmp: save_file(flat, tmp, metadata=metadata))
 
 
 def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
@@ -73,3 +75,17 @@ def optimizer_from_tensors(
     for idx, values in rest.get("scalars", {}).items():
         state.setdefault(int(idx), {}).update(values)
     optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+
+
+def save_optimizer_state(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
+    """One safetensors file: the state's tensors, the JSON rest in its metadata."""
+    tensors, rest = optimizer_to_tensors(optimizer)
+    save_tensors(path, tensors, metadata={"optimizer": json.dumps(rest)})
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
+    """Inverse of :func:`save_optimizer_state`."""
+    tensors = load_tensors(path)
+    with safe_open(str(path), framework="pt") as f:
+        rest = json.loads(f.metadata()["optimizer"])
+    optimizer_from_tensors(optimizer, tensors, rest)
