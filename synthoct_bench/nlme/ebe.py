@@ -7,27 +7,35 @@ p(η | y_i), the minimiser of the per-subject objective
 
 (the full conditional negative log-likelihood plus the prior quadratic; the
 prior's constant ½ log det(2πΩ) is left out), the quantity Pumas and NONMEM
-minimise. All subjects are solved at once, in chunks:
+minimise. Subjects are solved in chunks:
 
 1. amortised start: the objective of every subject at every point of a fixed
-   grid in whitened η space (9³ points spanning ±4 prior SDs) is one pair of
-   matrix products against tabulated predictions; each subject starts at its
-   best grid point, whose predictions and sensitivities are tabulated too, so
-   the first Gauss-Newton step costs no ODE solve. The grid is also a global
-   multi-start: it picks the right basin when the posterior has several
-   (the η₂–η₃ ridge, where only Imax/IC50 is identified).
-2. batched Levenberg-Marquardt with the Gauss-Newton Hessian
-   H = Σ_j m_j ∇f_j∇f_jᵀ/σ² + Ω⁻¹ from the decoder's sensitivities, vectorised
-   3×3 solves, a trust-region style damping update per subject, and only the
-   subjects still active sent to the decoder.
-3. convergence when the Newton decrement gᵀH⁻¹g is below ``tol``; subjects that
-   fail, fit badly (χ² misfit) or whose grid shows a competing basin are
-   restarted from their other grid basins and keep the best answer. Those that
-   still fail are flagged in ``converged``, never silently returned as fine.
+   grid in whitened η space (13³ points spanning ±4 prior SDs) is one matrix
+   product against tabulated predictions. At the grid points nearest the
+   subject in data space, and at the best point of every grid slice along
+   each axis, a capped Gauss-Newton step from tabulated sensitivities gives a
+   candidate start and the objective it promises, with no ODE solve. The
+   slices matter: where many η give nearly the same curve (absorption over
+   before the first observation) the nearest points all sit on that plateau
+   and the better basin would get no start.
+2. Levenberg-Marquardt from the most promising candidate, on the Gauss-Newton
+   Hessian H = Σ_j m_j ∇f_j∇f_jᵀ/σ² + Ω⁻¹ plus an NL2SOL secant estimate of
+   the neglected second-order term; converged when the Newton decrement
+   gᵀH⁻¹g is below ``tol``.
+3. restarts from the candidates away from the answer that promise at least as
+   good an objective (the posterior can have several modes: the η₂–η₃ ridge
+   where only Imax/IC50 is identified, flip-flop absorption/elimination), and
+   from all candidates and fixed points when the answer looks wrong (not
+   converged, χ² misfit). The lowest objective is kept; subjects that still
+   fail are flagged in ``converged``, never silently returned as fine.
+
+For the paper's model steps 2-3 run per subject in compiled code
+(:mod:`synthoct_bench.nlme.ebe_kernel`, ``engine="compiled"``); any other model
+uses the same algorithm vectorised over the active subjects through
+:func:`synthoct_bench.nlme.predict` (``engine="batched"``).
 
 The Laplace posterior covariance is H⁻¹ at the mode (the Gauss-Newton form
-used by FOCE). The decoder is reached through :mod:`synthoct_bench.nlme`
-(``predict(..., sensitivities=True)``), so a user-supplied model works too.
+used by FOCE).
 """
 
 from __future__ import annotations
@@ -335,6 +343,8 @@ class _Grid:
         )
         self.max_step = max_step * float(np.min(self.sd))
         self.f_sq_sum = np.einsum("gt,gt->g", self.f, self.f)
+        # integer position of every grid point along each axis
+        self.coords = np.stack(np.unravel_index(np.arange(self.f.shape[0]), self.shape), axis=1)
 
     def score(self, prob: _Problem, rows: np.ndarray):
         """(objective, one-step model value) for subjects ``rows``: two (n, G) arrays."""
@@ -488,41 +498,26 @@ def _chunk_ebe_compiled(prob: _Problem, n: int, eta0, grid: _Grid, opts):
     nlme = _nlme()
     times = nlme.OBS_TIMES if prob.times is None else np.asarray(prob.times, dtype=np.float64)
     dose = nlme.PAPER_MODEL.dose if prob.model is None else prob.model.dose
-    fixed = _fixed_starts(prob, grid)
-
-    def run(rows, cand, vals, fixed_pts, n_restarts):
-        o = dict(opts, n_restarts=n_restarts)
-        sub = _Problem(prob.y[rows], prob.mask[rows], prob.params, prob.model, prob.times, 0.0)
-        out = ebe_mm_oral(
-            sub.y, sub.mask, cand, vals, fixed_pts, prob.params, times, dose,
-            prob.lower, prob.upper, o,
-        )  # fmt: skip
-        prob.n_evaluations += int(out["solves"].sum())
-        return out
-
     idx = np.arange(n)
-    if eta0 is None:
-        cand, vals = _grid_candidates(prob, idx, grid)
-        out = run(idx, cand, vals, fixed, opts["n_restarts"])
+    if eta0 is not None and opts["n_restarts"] == 0:
+        # a pure local refinement (e.g. FOCE's finite differences): stay in the
+        # warm start's basin; doubtful answers still retry from fixed points
+        cand = np.clip(eta0, prob.lower, prob.upper)[:, None, :]
+        vals = np.zeros((n, 1))
     else:
-        start = np.clip(eta0, prob.lower, prob.upper)[:, None, :]
-        out = run(idx, start, np.zeros((n, 1)), np.empty((0, start.shape[2])), 0)
-        n_obs = prob.mask.sum(axis=1)
-        prior = np.einsum("nd,d,nd->n", out["eta"], prob.inv_omega, out["eta"])
-        chi2 = 2.0 * out["phi"] - prior
-        rows = np.nonzero(~out["conv"] | (chi2 > n_obs + 3.0 * np.sqrt(2.0 * n_obs)))[0]
-        if rows.size and opts["n_restarts"] > 0:
-            # warm starts that look wrong fall back to the grid
-            cand, vals = _grid_candidates(prob, rows, grid)
-            alt = run(rows, cand, vals, fixed, opts["n_restarts"])
-            p_new, c_new = alt["phi"], alt["conv"]
-            p_old, c_old = out["phi"][rows], out["conv"][rows]
-            better = (p_new < p_old - 1e-9) | (c_new & ~c_old & (p_new <= p_old + 1e-8))
-            r = rows[better]
-            for key in ("eta", "phi", "conv", "dec", "f", "s"):
-                out[key][r] = alt[key][better]
-            out["iters"][rows] += alt["iters"]
-            out["restarted"][rows] = True
+        cand, vals = _grid_candidates(prob, idx, grid)
+    if eta0 is not None and opts["n_restarts"] > 0:
+        # The warm start goes first; the grid candidates still get their restarts,
+        # so a warm start that has drifted into a worse basin is caught (a FOCE fit
+        # whose EBEs depended on the path would optimise an inconsistent objective).
+        warm = np.clip(eta0, prob.lower, prob.upper)[:, None, :]
+        cand = np.concatenate([warm, cand], axis=1)
+        vals = np.concatenate([np.full((n, 1), -np.inf), vals], axis=1)
+    out = ebe_mm_oral(
+        prob.y, prob.mask, cand, vals, _fixed_starts(prob, grid), prob.params, times, dose,
+        prob.lower, prob.upper, opts,
+    )  # fmt: skip
+    prob.n_evaluations += int(out["solves"].sum())
     _, h = prob.grad_hess(idx, out["eta"], out["f"], out["s"])
     cov = np.linalg.inv(h)
     return (
@@ -555,12 +550,14 @@ def ebe(
     ----------
     y : (N, T) observations at the model's observation times; NaN marks missing.
     params : ``PopulationParams`` (default: the model's/paper's values).
-    eta0 : optional (N, d) warm start (skips the amortised grid start; subjects
-        that then look wrong still fall back to the grid).
+    eta0 : optional (N, d) warm start, tried first; the grid's candidates still
+        get their restarts unless ``n_restarts=0``, which makes the call a
+        local refinement that stays in the warm start's basin.
     tol : convergence threshold on the Newton decrement gᵀH⁻¹g (≈ twice the
         remaining objective decrease); 1e-10 gives the objective to ~1e-10 and
         η to ~1e-5 on flat ridges (the FOCE fit uses 1e-12).
-    grid_points : grid points per η dimension (default 9 for d <= 3).
+    grid_points : grid points per η dimension (default 13 for d <= 3: spacing
+        2/3 prior SD, fine enough that each basin of the posterior gets a start).
     n_restarts : extra starts (other grid basins) for subjects whose answer
         looks wrong or ambiguous.
     restart_margin : a grid candidate away from the answer triggers a restart
@@ -590,7 +587,7 @@ def ebe(
     if tol <= 0 or max_iter < 1 or chunk_size < 1:
         raise ValueError("tol must be > 0, max_iter and chunk_size >= 1")
     if grid_points is None:
-        grid_points = 9 if d <= 3 else max(3, int(round(2000 ** (1.0 / d))))
+        grid_points = 13 if d <= 3 else max(3, int(round(2000 ** (1.0 / d))))
     if grid_points < 2:
         raise ValueError(f"grid_points must be >= 2, got {grid_points}")
     fast = model is None or getattr(model, "fast_kernel", None) == "mm_oral"

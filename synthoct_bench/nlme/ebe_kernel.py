@@ -399,11 +399,13 @@ def ebe_mm_oral(y, mask, cand, cand_val, fixed, params, times, dose, lower, uppe
 
 
 @nb.njit(cache=True, parallel=True)
-def _candidates_kernel(y, m, cross, grid_f, f_sq, prior, grid_s, grid_eta, inv_om, h, h_inv,
-                       inv_s2, max_step, lower, upper, n_near, cand, vals):  # fmt: skip
+def _candidates_kernel(y, m, cross, grid_f, f_sq, prior, grid_s, grid_eta, coords, n_axis,
+                       inv_om, h, h_inv, inv_s2, max_step, lower, upper, n_near, cand,
+                       vals):  # fmt: skip
     n, g = cross.shape
     n_t = y.shape[1]
     d = grid_eta.shape[1]
+    n_pts = n_near + d * n_axis
     for i in nb.prange(n):
         yy = 0.0
         full = True
@@ -414,6 +416,12 @@ def _candidates_kernel(y, m, cross, grid_f, f_sq, prior, grid_s, grid_eta, inv_o
         # cross = (m·y) fᵀ, so the raw objective needs no pass over T unless masked
         near = np.empty(n_near, dtype=np.int64)
         near_v = np.full(n_near, np.inf)
+        # ...and the best point of every slice of the grid along each axis: where
+        # many grid points give nearly the same curve (a plateau, e.g. absorption
+        # over before the first observation) the nearest ones all sit on it, and
+        # the basin that fits best would get no candidate
+        slice_k = np.zeros((d, n_axis), dtype=np.int64)
+        slice_v = np.full((d, n_axis), np.inf)
         for k in range(g):
             if full:
                 fsq = f_sq[k]
@@ -422,6 +430,11 @@ def _candidates_kernel(y, m, cross, grid_f, f_sq, prior, grid_s, grid_eta, inv_o
                 for t in range(n_t):
                     fsq += m[i, t] * grid_f[k, t] * grid_f[k, t]
             v = 0.5 * inv_s2 * (yy + fsq - 2.0 * cross[i, k]) + prior[k]
+            for a in range(d):
+                c = coords[k, a]
+                if v < slice_v[a, c]:
+                    slice_v[a, c] = v
+                    slice_k[a, c] = k
             if v < near_v[n_near - 1]:
                 j = n_near - 1
                 while j > 0 and near_v[j - 1] > v:
@@ -432,10 +445,18 @@ def _candidates_kernel(y, m, cross, grid_f, f_sq, prior, grid_s, grid_eta, inv_o
                 near[j] = k
         gr = np.empty(d)
         st = np.empty(d)
-        starts = np.empty((n_near, d))
-        model = np.empty(n_near)
-        for q in range(n_near):
-            k = near[q]
+        pts = np.empty(n_pts, dtype=np.int64)
+        pts_v = np.empty(n_pts)
+        pts[:n_near] = near
+        pts_v[:n_near] = near_v
+        for a in range(d):
+            for c in range(n_axis):
+                pts[n_near + a * n_axis + c] = slice_k[a, c]
+                pts_v[n_near + a * n_axis + c] = slice_v[a, c]
+        starts = np.empty((n_pts, d))
+        model = np.empty(n_pts)
+        for q in range(n_pts):
+            k = pts[q]
             for a in range(d):
                 gr[a] = grid_eta[k, a] * inv_om[a]
             for t in range(n_t):
@@ -454,7 +475,7 @@ def _candidates_kernel(y, m, cross, grid_f, f_sq, prior, grid_s, grid_eta, inv_o
             scale = 1.0 if norm <= max_step else max_step / norm
             for a in range(d):
                 st[a] *= scale
-            val = near_v[q]
+            val = pts_v[q]
             for a in range(d):
                 val += gr[a] * st[a]
                 acc = 0.0
@@ -471,12 +492,18 @@ def _candidates_kernel(y, m, cross, grid_f, f_sq, prior, grid_s, grid_eta, inv_o
         vals[i, 0] = near_v[0]
         vals[i, 1] = model[0]
         order = np.argsort(model)
+        chosen = np.full(cand.shape[1], -1, dtype=np.int64)
+        chosen[1] = pts[0]
         c = 2
         for q in order:
             if c >= cand.shape[1]:
                 break
-            if q == 0:
+            dup = False
+            for j in range(1, c):
+                dup = dup or chosen[j] == pts[q]
+            if dup:  # a grid point can be both near and a slice's best
                 continue
+            chosen[c] = pts[q]
             for a in range(d):
                 cand[i, c, a] = starts[q, a]
             vals[i, c] = model[q]
@@ -504,8 +531,8 @@ def grid_candidates(y, mask, grid, inv_omega, inv_s2, lower, upper, n_near=16, n
     vals = np.empty((n, n_cand))
     cross = (y * mask) @ grid.f.T  # the one dense product, left to BLAS
     _candidates_kernel(
-        y, mask, cross, grid.f, grid.f_sq_sum, grid.prior, grid.s, grid.eta, inv_omega,
-        grid.h, grid.h_inv, float(inv_s2), float(grid.max_step), lower, upper, int(n_near),
-        cand, vals,
+        y, mask, cross, grid.f, grid.f_sq_sum, grid.prior, grid.s, grid.eta, grid.coords,
+        int(grid.shape[0]), inv_omega, grid.h, grid.h_inv, float(inv_s2), float(grid.max_step),
+        lower, upper, int(n_near), cand, vals,
     )  # fmt: skip
     return cand, vals

@@ -117,10 +117,14 @@ class _Evaluator:
         return self.eta
 
     def __call__(self, psi, keep=True):
+        """Per-subject FOCE objective at ψ. ``keep=False`` marks a finite-difference
+        probe: its EBEs are refined locally from the kept modes, so a derivative
+        never mixes two basins of a subject's posterior."""
         params = _unpack(psi, self.p, self.d)
+        local = {} if keep or self.eta is None else {"n_restarts": 0}
         res = ebe(
             self.y, params, model=self.model, times=self.times, eta0=self.warm(psi),
-            **self.ebe_kwargs,
+            **self.ebe_kwargs, **local,
         )  # fmt: skip
         self.n_calls += 1
         if keep:
