@@ -50,7 +50,7 @@ class _Samples:
 
 
 def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times, bar,
-          defensive=0.0):  # fmt: skip
+          defensive=0.0, prior_widen=1.0):  # fmt: skip
     """Proposal samples for every subject and their residual sums of squares.
 
     The proposal is a t(``df``) centred on the subject's EBE with ``inflate``
@@ -82,7 +82,13 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
         draws = rng.standard_normal(seed, stream, ids[a:b], n_samples * (d + df))
         draws = draws.reshape(k, n_samples, d + df)
         z, chi = draws[..., :d], np.sum(draws[..., d:] ** 2, axis=2)  # chi ~ χ²(df)
-        chol = np.linalg.cholesky(inflate * res.cov[a:b])
+        cov = res.cov[a:b]
+        if prior_widen != 1.0:
+            # widen where the prior, not the data, sets the posterior's width (the
+            # ridge): (W + Ω⁻¹/κ)⁻¹ with W = H - Ω⁻¹ the data's Gauss-Newton curvature
+            data_curv = np.linalg.inv(cov) - np.diag(1.0 / omega)
+            cov = np.linalg.inv(data_curv + np.diag(1.0 / (prior_widen * omega)))
+        chol = np.linalg.cholesky(inflate * cov)
         centre = (log_theta + res.eta[a:b])[:, None, :]
         delta = np.einsum("kde,kme->kmd", chol, z) * np.sqrt(df / chi)[..., None]
         x = centre + delta
@@ -116,8 +122,14 @@ def _nlme():
     return nlme
 
 
-def _objective(psi, s: _Samples, p: int, d: int):
-    """−2 log-likelihood (IS estimate) and its gradient in ψ; also the weights' ESS."""
+def _objective(psi, s: _Samples, p: int, d: int, bias_correction: bool = True):
+    """−2 log-likelihood (IS estimate) and its gradient in ψ; also the weights' ESS.
+
+    log of an average of M weights is biased low by about ½(1/ESS − 1/M) per
+    subject (the delta method; ESS = 1/Σ W², W the normalised weights), and
+    that bias changes with ψ, so it would shift the optimum: with
+    ``bias_correction`` it is added back, with its exact gradient.
+    """
     log_theta, log_omega, log_sigma = psi[:p], psi[p : p + d], psi[p + d]
     omega = np.exp(log_omega)
     sigma2 = math.exp(2.0 * log_sigma)
@@ -131,15 +143,20 @@ def _objective(psi, s: _Samples, p: int, d: int):
         - s.log_q
     )
     lse = logsumexp(w, axis=1)
-    m = w.shape[1]
-    ll = float(np.sum(lse - math.log(m)))
+    n, m = w.shape
     wt = np.exp(w - lse[:, None])  # normalised weights per subject
-    g_theta = np.einsum("nm,nmd->d", wt, dev) / omega
-    g_omega = 0.5 * (np.einsum("nm,nmd->d", wt, quad) - w.shape[0])
-    g_sigma = float(np.sum(wt * s.sse) / sigma2 - np.sum(s.n_obs))
+    w2 = wt**2
+    s2 = w2.sum(axis=1)  # 1/ESS
+    ll = float(np.sum(lse - math.log(m)))
+    # gradient of Σ log p̂: Σ_m W ∂w/∂ψ; of the correction: Σ_m W² ∂w/∂ψ − (ΣW²)(Σ_m W ∂w/∂ψ)
+    mix = wt + w2 - s2[:, None] * wt if bias_correction else wt
+    if bias_correction:
+        ll += 0.5 * float(np.sum(s2 - 1.0 / m))
+    g_theta = np.einsum("nm,nmd->d", mix, dev) / omega
+    g_omega = 0.5 * (np.einsum("nm,nmd->d", mix, quad) - n)
+    g_sigma = float(np.sum(mix * s.sse) / sigma2 - np.sum(s.n_obs))
     grad = np.concatenate([g_theta, g_omega, [g_sigma]])
-    ess = 1.0 / np.sum(wt**2, axis=1)
-    return -2.0 * ll, -2.0 * grad, ess
+    return -2.0 * ll, -2.0 * grad, 1.0 / s2
 
 
 def fit_importance(
