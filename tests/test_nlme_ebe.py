@@ -187,3 +187,31 @@ def test_one_step_model_values_match_numpy():
         obj + np.einsum("nga,nga->ng", gr, step) + 0.5 * np.einsum("nga,gab,ngb->ng", step, h, step)
     )
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_finds_the_global_mode_next_to_the_absorption_plateau():
+    """Fast absorption (η₁ ≈ 1.5) has a competing basin on the plateau η₁ ≳ 2.5 where
+    absorption ends before the first observation; the EBE must not stop there.
+    These two subjects (found in a 5,000-subject benchmark) did, before grid slices."""
+    from synthoct_bench import rng
+    from synthoct_bench.nlme.ebe_kernel import ebe_mm_oral
+
+    ids = np.array([4708, 4518])
+    eta = rng.standard_normal(0, rng.stream_id("bench/eta"), ids, 3)
+    y = nlme.simulate(eta, 0, subject_ids=ids)
+    params = nlme.PopulationParams(
+        theta=(0.9603, 1.6663, 0.3192), omega=(0.904, 0.798, 0.988), sigma=0.01
+    )
+    res = ebe(y, params)
+    assert np.all(res.eta[:, 0] < 2.0)  # the plateau basin has η₁ ≈ 2.7-2.9
+    # reference: Levenberg-Marquardt run to convergence from all 343 points of a 7³ grid
+    axis = np.linspace(-4, 4, 7)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    cand = np.broadcast_to(grid, (2, *grid.shape)).copy()
+    opts = {"tol": 1e-10, "max_iter": 100, "lam0": 1e-3, "n_restarts": 10**6,
+            "restart_margin": 1e12}  # fmt: skip
+    bound = np.full(3, 8.0)
+    ref = ebe_mm_oral(y, np.ones_like(y), cand, np.zeros((2, len(grid))), np.empty((0, 3)),
+                      params, nlme.OBS_TIMES, 1.0, -bound, bound, opts)  # fmt: skip
+    const = 21 * (np.log(params.sigma) + 0.5 * np.log(2 * np.pi))
+    np.testing.assert_allclose(res.objective, ref["phi"] + const, rtol=1e-8)
