@@ -16,8 +16,9 @@ The algorithm is the batched one, subject by subject:
 2. Levenberg-Marquardt on the Gauss-Newton Hessian plus the NL2SOL secant
    estimate of the second-order term, converged when the Newton decrement
    gᵀH⁻¹g < ``tol``;
-3. restarts from the other candidates that lie away from the answer and
-   promise an objective within ``margin`` of it, or from all of them and a
+3. restarts (at most ``n_restarts``) from the other candidates that lie away
+   from the answer and promise an objective below the answer's plus ``margin``
+   (their promise is optimistic, so the default margin is 0), or from all of them and a
    set of fixed points when the answer looks wrong (not converged, or a χ²
    misfit); the best answer is kept.
 
