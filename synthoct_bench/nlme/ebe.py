@@ -343,6 +343,7 @@ class _Grid:
         )
         self.max_step = max_step * float(np.min(self.sd))
         self.f_sq_sum = np.einsum("gt,gt->g", self.f, self.f)
+        self.f_t = np.ascontiguousarray(self.f.T)  # (T, G): the compiled scan reads rows
         # integer position of every grid point along each axis
         self.coords = np.stack(np.unravel_index(np.arange(self.f.shape[0]), self.shape), axis=1)
 

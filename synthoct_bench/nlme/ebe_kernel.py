@@ -400,10 +400,11 @@ def ebe_mm_oral(y, mask, cand, cand_val, fixed, params, times, dose, lower, uppe
 
 
 @nb.njit(cache=True, parallel=True)
-def _candidates_kernel(y, m, cross, grid_f, f_sq, prior, grid_s, grid_eta, coords, n_axis,
+def _candidates_kernel(y, m, grid_ft, grid_f, f_sq, prior, grid_s, grid_eta, coords, n_axis,
                        inv_om, h, h_inv, inv_s2, max_step, lower, upper, n_near, cand,
                        vals):  # fmt: skip
-    n, g = cross.shape
+    n = y.shape[0]
+    g = grid_ft.shape[1]
     n_t = y.shape[1]
     d = grid_eta.shape[1]
     n_pts = n_near + d * n_axis
@@ -413,8 +414,29 @@ def _candidates_kernel(y, m, cross, grid_f, f_sq, prior, grid_s, grid_eta, coord
         for t in range(n_t):
             yy += m[i, t] * y[i, t] * y[i, t]
             full = full and m[i, t] > 0.0
-        # the n_near grid points nearest in data space (lowest raw objective);
-        # cross = (m·y) fᵀ, so the raw objective needs no pass over T unless masked
+        # raw objective at every grid point, ½Σ m(y − f)²/σ² + prior, as 21
+        # contiguous axpy passes over the (T, G) table (vectorised; no (N, G)
+        # intermediate goes through memory)
+        raw = np.empty(g)
+        if full:
+            for k in range(g):
+                raw[k] = prior[k] + 0.5 * inv_s2 * (yy + f_sq[k])
+            for t in range(n_t):
+                c = -inv_s2 * y[i, t]
+                row = grid_ft[t]
+                for k in range(g):
+                    raw[k] += c * row[k]
+        else:
+            for k in range(g):
+                raw[k] = prior[k] + 0.5 * inv_s2 * yy
+            for t in range(n_t):
+                if m[i, t] > 0.0:
+                    c = 0.5 * inv_s2
+                    two_y = 2.0 * y[i, t]
+                    row = grid_ft[t]
+                    for k in range(g):
+                        raw[k] += c * row[k] * (row[k] - two_y)
+        # the n_near grid points nearest in data space (lowest raw objective)
         near = np.empty(n_near, dtype=np.int64)
         near_v = np.full(n_near, np.inf)
         # ...and the best point of every slice of the grid along each axis: where
@@ -424,13 +446,7 @@ def _candidates_kernel(y, m, cross, grid_f, f_sq, prior, grid_s, grid_eta, coord
         slice_k = np.zeros((d, n_axis), dtype=np.int64)
         slice_v = np.full((d, n_axis), np.inf)
         for k in range(g):
-            if full:
-                fsq = f_sq[k]
-            else:
-                fsq = 0.0
-                for t in range(n_t):
-                    fsq += m[i, t] * grid_f[k, t] * grid_f[k, t]
-            v = 0.5 * inv_s2 * (yy + fsq - 2.0 * cross[i, k]) + prior[k]
+            v = raw[k]
             for a in range(d):
                 c = coords[k, a]
                 if v < slice_v[a, c]:
@@ -530,9 +546,8 @@ def grid_candidates(y, mask, grid, inv_omega, inv_s2, lower, upper, n_near=16, n
     n_near = min(n_near, grid.f.shape[0])
     cand = np.empty((n, n_cand, d))
     vals = np.empty((n, n_cand))
-    cross = (y * mask) @ grid.f.T  # the one dense product, left to BLAS
     _candidates_kernel(
-        y, mask, cross, grid.f, grid.f_sq_sum, grid.prior, grid.s, grid.eta, grid.coords,
+        y, mask, grid.f_t, grid.f, grid.f_sq_sum, grid.prior, grid.s, grid.eta, grid.coords,
         int(grid.shape[0]), inv_omega, grid.h, grid.h_inv, float(inv_s2), float(grid.max_step),
         lower, upper, int(n_near), cand, vals,
     )  # fmt: skip
