@@ -1,6 +1,6 @@
 """Benchmark of the NLME encoder: EBE throughput and accuracy, FOCE recovery and time.
 
-    .venv/bin/python benchmarks/bench_nlme_encoder.py            # all three parts
+    .venv/bin/python benchmarks/bench_nlme_encoder.py            # all parts
     .venv/bin/python benchmarks/bench_nlme_encoder.py --quick    # small sizes
 
 1. Throughput: batched ``ebe`` on N simulated subjects against what a Python
@@ -10,6 +10,7 @@
    fast decoder's sensitivities, several starts, best kept) against the batched
    EBE: objective within 1e-6 relative or η within 1e-4 counts as agreement.
    ``multistart``: the same against our own LM from all 343 points of a 7³ grid.
+   ``tolerance``: rate, solves and accuracy at several convergence tolerances.
 3. FOCE: fit on simulated subjects from the reference's initial values; wall
    time and relative error of every parameter against the truth.
 4. Importance sampling (``fit_importance``): the same, plus the exact
@@ -117,6 +118,36 @@ def bench_throughput(n: int, n_scipy: int, seed: int) -> dict:
         "evaluations_per_subject": res.n_evaluations / n,
         "restarted_share": float(res.restarted.mean()),
     }
+
+
+def bench_tolerance(n: int, seed: int, tols=(1e-10, 1e-8, 1e-6)) -> dict:
+    """Rate, solves per subject and accuracy of ``ebe`` at several tolerances.
+
+    Accuracy is measured against a 1e-13 run on the same data: the share of
+    subjects within 1e-6 relative objective or 1e-4 in η, and the largest η
+    difference (flat ridges are where a loose tolerance shows).
+    """
+    _, y = simulate(n, seed)
+    ebe(y[:50])
+    ref = ebe(y, tol=1e-13)
+    rows = []
+    for tol in tols:
+        t0 = time.perf_counter()
+        res = ebe(y, tol=tol)
+        dt = time.perf_counter() - t0
+        rel = (res.objective - ref.objective) / np.abs(ref.objective)
+        d_eta = np.abs(res.eta - ref.eta).max(axis=1)
+        rows.append(
+            {
+                "tol": tol,
+                "ebe_per_s": n / dt,
+                "solves_per_subject": res.n_evaluations / n,
+                "agreement_rate": float(np.mean((rel <= 1e-6) | (d_eta <= 1e-4))),
+                "max_rel_objective": float(rel.max()),
+                "max_abs_eta": float(d_eta.max()),
+            }
+        )
+    return {"n": n, "rows": rows}
 
 
 def bench_agreement(n: int, seed: int) -> dict:
@@ -268,7 +299,7 @@ def main() -> None:
     ap.add_argument(
         "--skip",
         default="",
-        help="comma list of parts to skip: throughput,agree,multistart,foce,importance",
+        help="comma list of parts to skip: throughput,tolerance,agree,multistart,foce,importance",
     )
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     ap.add_argument("--seed", type=int, default=0)
@@ -282,6 +313,9 @@ def main() -> None:
     if "throughput" not in skip:
         out["throughput"] = bench_throughput(args.n, args.n_scipy, args.seed)
         print(json.dumps(out["throughput"], indent=2), flush=True)
+    if "tolerance" not in skip:
+        out["tolerance"] = bench_tolerance(args.n, args.seed)
+        print(json.dumps(out["tolerance"], indent=2), flush=True)
     if "agree" not in skip:
         out["agreement"] = bench_agreement(args.n_agree, args.seed)
         a = dict(out["agreement"])
