@@ -45,6 +45,10 @@ def test_short_fit_lowers_ofv_and_reports(data):
     assert abs(np.log(fit.params.theta[1] / TRUE.theta[1])) < abs(np.log(1.1 / 2.1))
     assert np.isnan(fit.se["sigma"])  # not computed
     assert fit.ebe.eta.shape == (150, 3)
+    # stopped after one BFGS step: a Newton step promises a real OFV decrease,
+    # so the fit must not claim convergence
+    assert not fit.converged
+    assert fit.info["predicted_ofv_decrease"] > 0.1
 
 
 def test_subsample_is_deterministic(data):

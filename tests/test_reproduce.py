@@ -74,3 +74,27 @@ def test_cli_json_output(tmp_path, capsys):
 def test_cli_rejects_bad_noise_levels():
     with pytest.raises(SystemExit):
         main(["reproduce", "--noise-levels", "0,-1"])
+
+
+@pytest.mark.parametrize(
+    ("method", "label"),
+    [
+        ("FOCE (= FOCEI: additive residual error), Gauss-Newton Laplace", "FOCE on 50"),
+        ("importance sampling (200 t(4) draws per subject ...)", "importance sampling on 50"),
+    ],
+)
+def test_table1_text_names_the_population_fit_used(method, label):
+    est = {"value": 0.69, "low": 0.68, "high": 0.70}
+    row = {
+        "MSE": est,
+        "R2": est,
+        "paper": None,
+        "fitted_params": {"theta": [1.0, 2.0, 0.4], "omega": [1.0, 1.0, 1.0], "sigma": 0.01},
+        "foce_subjects": 50,
+        "foce_converged": True,
+        "estimator": method,
+        "ebe_convergence_rate": 1.0,
+    }
+    text = reproduce.format_table1({"0": row})
+    assert label in text
+    assert ("FOCE on" in text) == label.startswith("FOCE")

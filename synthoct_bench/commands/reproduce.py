@@ -192,6 +192,11 @@ def table1_for(result: dict, seed: int, n_bootstrap: int) -> dict:
     return out
 
 
+def _estimator_label(method: str) -> str:
+    """Short name of the population fit from its ``method`` text."""
+    return "importance sampling" if method.startswith("importance") else "FOCE"
+
+
 def format_table1(table1: dict) -> str:
     """Plain-text Table 1 rows (η̂, η_approx) with the paper's values and fitted parameters."""
     lines = ["Table 1, (eta_hat, eta_approx): ours / paper, mean [95% bootstrap CI]"]
@@ -206,7 +211,8 @@ def format_table1(table1: dict) -> str:
         fp = row["fitted_params"]
         lines.append(f"sigma2={key:>3}: " + "; ".join(cells))
         lines.append(
-            f"    FOCE on {row['foce_subjects']} subjects (converged={row['foce_converged']}): "
+            f"    {_estimator_label(row.get('estimator', ''))} on {row['foce_subjects']} subjects "
+            f"(converged={row['foce_converged']}): "
             f"theta={np.round(fp['theta'], 4).tolist()} omega={np.round(fp['omega'], 4).tolist()} "
             f"sigma={fp['sigma']:.5f}; EBE convergence {row['ebe_convergence_rate']:.4%}"
         )
