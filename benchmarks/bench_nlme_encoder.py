@@ -221,24 +221,24 @@ def bench_multistart(n: int, seed: int) -> dict:
     }
 
 
+def relative_error(params) -> dict:
+    """Estimate / truth − 1 for every population parameter, by name."""
+    truth = np.r_[PARAMS.theta, PARAMS.omega, PARAMS.sigma]
+    est = np.r_[params.theta, params.omega, params.sigma]
+    names = ["tvKa", "tvImax", "tvIC50", "omega1", "omega2", "omega3", "sigma"]
+    return dict(zip(names, (est / truth - 1).tolist(), strict=True))
+
+
 def bench_foce(n: int, seed: int) -> dict:
     _, y = simulate(n, seed + 2)
     t0 = time.perf_counter()
     fit = fit_foce(y, max_subjects=n, progress=True)
     dt = time.perf_counter() - t0
-    truth = np.r_[PARAMS.theta, PARAMS.omega, PARAMS.sigma]
-    est = np.r_[fit.params.theta, fit.params.omega, fit.params.sigma]
     return {
         "n": n,
         "seconds": dt,
         "params": fit.params.to_dict(),
-        "relative_error": dict(
-            zip(
-                ["tvKa", "tvImax", "tvIC50", "omega1", "omega2", "omega3", "sigma"],
-                (est / truth - 1).tolist(),
-                strict=True,
-            )
-        ),
+        "relative_error": relative_error(fit.params),
         "se": fit.se,
         "ofv": fit.ofv,
         "converged": fit.converged,
@@ -255,19 +255,11 @@ def bench_importance(n: int, seed: int, foce_params=None) -> dict:
     t0 = time.perf_counter()
     fit = fit_importance(y, max_subjects=n, progress=True)
     dt = time.perf_counter() - t0
-    truth = np.r_[PARAMS.theta, PARAMS.omega, PARAMS.sigma]
-    est = np.r_[fit.params.theta, fit.params.omega, fit.params.sigma]
     out = {
         "n": n,
         "seconds": dt,
         "params": fit.params.to_dict(),
-        "relative_error": dict(
-            zip(
-                ["tvKa", "tvImax", "tvIC50", "omega1", "omega2", "omega3", "sigma"],
-                (est / truth - 1).tolist(),
-                strict=True,
-            )
-        ),
+        "relative_error": relative_error(fit.params),
         "se": fit.se,
         "converged": fit.converged,
         "rounds": sum(h["phase"] == "importance" for h in fit.history),

@@ -132,6 +132,34 @@ class _Evaluator:
         return foce_objective(res, params), res, params
 
 
+#: log-scale step of the per-subject central differences behind the S-matrix
+SE_STEP = 1e-4
+
+
+def _central_scores(ev: _Evaluator, psi: np.ndarray, h: float) -> np.ndarray:
+    """(N, K) per-subject central differences of the FOCE objective in ψ (EBEs refined locally)."""
+    cols = []
+    for k in range(psi.size):
+        up, dn = psi.copy(), psi.copy()
+        up[k] += h
+        dn[k] -= h
+        cols.append((ev(up, keep=False)[0] - ev(dn, keep=False)[0]) / (2 * h))
+    return np.stack(cols, axis=1)
+
+
+def _fill_se(se: dict, psi: np.ndarray, cov_log: np.ndarray, p: int, d: int) -> None:
+    """Standard errors on the natural scale (delta method) from the covariance of ψ = log params.
+
+    Leaves ``se`` as it is when a variance is not finite and positive.
+    """
+    var = np.diag(cov_log)
+    if np.all(np.isfinite(var)) and np.all(var > 0):
+        nat = np.exp(psi) * np.sqrt(var)
+        se["theta"] = [float(v) for v in nat[:p]]
+        se["omega"] = [float(v) for v in nat[p : p + d]]
+        se["sigma"] = float(nat[p + d])
+
+
 def _subsample(n: int, max_subjects: int | None, seed: int) -> np.ndarray:
     if max_subjects is None or n <= max_subjects:
         return np.arange(n)
@@ -264,6 +292,7 @@ def fit_foce(
 
     converged = False
     opt_info: dict = {}
+    opt = None
     if max_iter > 0:
         opt = minimize(
             fun, psi, jac=True, method="BFGS", callback=callback,
@@ -273,31 +302,26 @@ def fit_foce(
         gnorm = float(np.max(np.abs(opt.jac)))
         converged = bool(opt.success) or gnorm < 10 * gtol
         opt_info = {"message": str(opt.message), "grad_max": gnorm, "nit": int(opt.nit)}
-        if not converged:
-            # BFGS stopped on precision loss: the gradient is at the noise floor of
-            # the finite differences (ODE and EBE tolerances, ~1e-3 per subject),
-            # which can sit above gtol. Judge the stop by what is left to gain: the
-            # OFV decrease a Newton step on a central-difference gradient predicts.
-            ev(psi)  # re-centre the kept EBEs on the final point
-            g_c = np.empty_like(psi)
-            for k in range(psi.size):
-                xp, xm = psi.copy(), psi.copy()
-                xp[k] += fd_step
-                xm[k] -= fd_step
-                fp = ev(xp, keep=False)[0].sum() / n_sub
-                fm = ev(xm, keep=False)[0].sum() / n_sub
-                g_c[k] = (fp - fm) / (2.0 * fd_step)
-            gain = float(2.0 * n_sub * 0.5 * g_c @ np.asarray(opt.hess_inv) @ g_c)
-            converged = gain < ofv_gain_tol
-            opt_info["predicted_ofv_decrease"] = gain
     if bar is not None:
         bar.close()
 
-    li, res, params = ev(psi)
+    li, res, params = ev(psi)  # also re-centres the kept EBEs on the final point
     ofv = 2.0 * float(li.sum())
     record("final", ofv, psi)
     if max_iter == 0:
         converged = bool(history[-2]["iteration"] < em_iter - 1) if len(history) > 1 else False
+
+    scores = None
+    if opt is not None and not converged:
+        # BFGS stopped on precision loss: the gradient is at the noise floor of
+        # the finite differences (ODE and EBE tolerances, ~1e-3 per subject),
+        # which can sit above gtol. Judge the stop by what is left to gain: the
+        # OFV decrease a Newton step on a central-difference gradient predicts.
+        scores = _central_scores(ev, psi, fd_step)
+        g_c = scores.sum(axis=0) / n_sub
+        gain = float(2.0 * n_sub * 0.5 * g_c @ np.asarray(opt.hess_inv) @ g_c)
+        converged = gain < ofv_gain_tol
+        opt_info["predicted_ofv_decrease"] = gain
 
     se = {
         "theta": [math.nan] * p,
@@ -306,22 +330,10 @@ def fit_foce(
         "method": "S-matrix (sum of outer products of per-subject scores)",
     }
     if compute_se:
-        scores = np.empty((n_sub, psi.size))
-        h = 1e-4
-        for k in range(psi.size):
-            up, dn = psi.copy(), psi.copy()
-            up[k] += h
-            dn[k] -= h
-            scores[:, k] = (ev(up, keep=False)[0] - ev(dn, keep=False)[0]) / (2 * h)
-        smat = scores.T @ scores
+        if scores is None or fd_step != SE_STEP:
+            scores = _central_scores(ev, psi, SE_STEP)
         try:
-            cov_log = np.linalg.inv(smat)
-            var = np.diag(cov_log)
-            if np.all(np.isfinite(var)) and np.all(var > 0):
-                nat = np.exp(psi) * np.sqrt(var)
-                se["theta"] = [float(v) for v in nat[:p]]
-                se["omega"] = [float(v) for v in nat[p : p + d]]
-                se["sigma"] = float(nat[p + d])
+            _fill_se(se, psi, np.linalg.inv(scores.T @ scores), p, d)
         except np.linalg.LinAlgError:
             pass
     return FOCEResult(

@@ -35,7 +35,7 @@ from scipy.special import gammaln, logsumexp
 
 from synthoct_bench import rng
 from synthoct_bench.nlme.ebe import check_observations, ebe, resolve_params
-from synthoct_bench.nlme.foce import FOCEResult, _pack, _subsample, _unpack, fit_foce
+from synthoct_bench.nlme.foce import FOCEResult, _fill_se, _pack, _subsample, _unpack, fit_foce
 
 __all__ = ["fit_importance"]
 
@@ -299,13 +299,7 @@ def fit_importance(
             )
         hess = 0.5 * (hess + hess.T)
         try:
-            cov_log = 2.0 * np.linalg.inv(hess)  # −2LL Hessian → covariance of ψ
-            var = np.diag(cov_log)
-            if np.all(np.isfinite(var)) and np.all(var > 0):
-                nat = np.exp(psi) * np.sqrt(var)
-                se["theta"] = [float(v) for v in nat[:p]]
-                se["omega"] = [float(v) for v in nat[p : p + d]]
-                se["sigma"] = float(nat[p + d])
+            _fill_se(se, psi, 2.0 * np.linalg.inv(hess), p, d)  # −2LL Hessian → cov of ψ
         except np.linalg.LinAlgError:
             pass
     final = ebe(y_fit, params, model=model, times=times)
