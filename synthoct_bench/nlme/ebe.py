@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
+from synthoct_bench.nlme.ebe_kernel import capped_step_model
+
 __all__ = ["EBEResult", "ebe", "check_observations", "resolve_params"]
 
 
@@ -292,25 +294,7 @@ def _model_values(obj, grad, prior_grad, h, h_inv, max_step):  # pragma: no cove
         for k in range(g):
             for a in range(d):
                 gr[a] = grad[i, k, a] + prior_grad[k, a]
-            norm = 0.0
-            for a in range(d):
-                acc = 0.0
-                for b in range(d):
-                    acc -= h_inv[k, a, b] * gr[b]
-                st[a] = acc
-                norm += acc * acc
-            norm = np.sqrt(norm)
-            scale = 1.0 if norm <= max_step else max_step / norm
-            for a in range(d):  # scale the whole step before the quadratic form uses it
-                st[a] *= scale
-            val = obj[i, k]
-            for a in range(d):
-                val += gr[a] * st[a]
-                acc = 0.0
-                for b in range(d):
-                    acc += h[k, a, b] * st[b]
-                val += 0.5 * st[a] * acc
-            out[i, k] = val
+            out[i, k] = capped_step_model(obj[i, k], gr, h[k], h_inv[k], max_step, st)
     return out
 
 

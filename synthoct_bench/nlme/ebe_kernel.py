@@ -35,7 +35,7 @@ import numpy as np
 
 from synthoct_bench.nlme.solver import _solve_one
 
-__all__ = ["ebe_mm_oral", "grid_candidates"]
+__all__ = ["capped_step_model", "ebe_mm_oral", "grid_candidates"]
 
 
 @nb.njit(cache=True, inline="always")
@@ -399,6 +399,36 @@ def ebe_mm_oral(y, mask, cand, cand_val, fixed, params, times, dose, lower, uppe
     return out
 
 
+@nb.njit(cache=True, inline="always")
+def capped_step_model(value, gr, h_k, h_inv_k, max_step, st):
+    """One-step Gauss-Newton model at a grid point: capped step into ``st``, model value returned.
+
+    ``value`` is the objective at the point, ``gr`` its gradient, ``h_k`` and
+    ``h_inv_k`` the Gauss-Newton Hessian there and its inverse. The step is
+    scaled to length ``max_step`` at most before the quadratic form uses it.
+    """
+    d = gr.shape[0]
+    norm = 0.0
+    for a in range(d):
+        acc = 0.0
+        for b in range(d):
+            acc -= h_inv_k[a, b] * gr[b]
+        st[a] = acc
+        norm += acc * acc
+    norm = math.sqrt(norm)
+    scale = 1.0 if norm <= max_step else max_step / norm
+    for a in range(d):
+        st[a] *= scale
+    val = value
+    for a in range(d):
+        val += gr[a] * st[a]
+        acc = 0.0
+        for b in range(d):
+            acc += h_k[a, b] * st[b]
+        val += 0.5 * st[a] * acc
+    return val
+
+
 @nb.njit(cache=True, parallel=True)
 def _candidates_kernel(y, m, grid_ft, grid_f, f_sq, prior, grid_s, grid_eta, coords, n_axis,
                        inv_om, h, h_inv, inv_s2, max_step, lower, upper, n_near, cand,
@@ -481,25 +511,7 @@ def _candidates_kernel(y, m, grid_ft, grid_f, f_sq, prior, grid_s, grid_eta, coo
                     e = (y[i, t] - grid_f[k, t]) * inv_s2
                     for a in range(d):
                         gr[a] -= grid_s[k, t, a] * e
-            norm = 0.0
-            for a in range(d):
-                acc = 0.0
-                for b in range(d):
-                    acc -= h_inv[k, a, b] * gr[b]
-                st[a] = acc
-                norm += acc * acc
-            norm = math.sqrt(norm)
-            scale = 1.0 if norm <= max_step else max_step / norm
-            for a in range(d):
-                st[a] *= scale
-            val = pts_v[q]
-            for a in range(d):
-                val += gr[a] * st[a]
-                acc = 0.0
-                for b in range(d):
-                    acc += h[k, a, b] * st[b]
-                val += 0.5 * st[a] * acc
-            model[q] = val
+            model[q] = capped_step_model(pts_v[q], gr, h[k], h_inv[k], max_step, st)
             for a in range(d):
                 starts[q, a] = min(max(grid_eta[k, a] + st[a], lower[a]), upper[a])
         # the raw best grid point, the step from it, and the best model values
