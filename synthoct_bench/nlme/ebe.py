@@ -10,8 +10,9 @@ prior's constant ½ log det(2πΩ) is left out), the quantity Pumas and NONMEM
 minimise. Subjects are solved in chunks:
 
 1. amortised start: the objective of every subject at every point of a fixed
-   grid in whitened η space (13³ points spanning ±4 prior SDs) is one matrix
-   product against tabulated predictions. At the grid points nearest the
+   grid in whitened η space (13³ points spanning ±4 prior SDs) is a sweep
+   over tabulated predictions (float32, compiled; the points it picks are
+   rescored in float64). At the grid points nearest the
    subject in data space, and at the best point of every grid slice along
    each axis, a capped Gauss-Newton step from tabulated sensitivities gives a
    candidate start and the objective it promises, with no ODE solve. The
@@ -58,6 +59,11 @@ class EBEResult:
     ``objective`` is Φ_i at ``eta`` (see the module docstring for its constant);
     ``cov`` is the Laplace posterior covariance (Ω⁻¹ + W)⁻¹ with the
     Gauss-Newton W; ``decrement`` is the final Newton decrement gᵀH⁻¹g.
+    ``alt_eta`` and ``alt_objective`` are the runner-up: the lowest other
+    converged local mode the search met (more than 0.3 prior SD away), NaN and
+    inf where it met none. A runner-up within a few units of ``objective``
+    marks a bimodal posterior (flip-flop absorption, the η₂–η₃ ridge); the
+    compiled engine tracks it, the batched engine leaves it empty.
     """
 
     eta: np.ndarray
@@ -69,6 +75,8 @@ class EBEResult:
     n_iter: np.ndarray
     n_obs: np.ndarray
     restarted: np.ndarray
+    alt_eta: np.ndarray | None = None
+    alt_objective: np.ndarray | None = None
     n_evaluations: int = 0
     info: dict = field(default_factory=dict)
 
@@ -327,7 +335,13 @@ class _Grid:
         )
         self.max_step = max_step * float(np.min(self.sd))
         self.f_sq_sum = np.einsum("gt,gt->g", self.f, self.f)
-        self.f_t = np.ascontiguousarray(self.f.T)  # (T, G): the compiled scan reads rows
+        # (T, G) in float32: the compiled scan reads it by rows, once per subject.
+        # Concentrations below 1e-30 (late times after fast elimination) become
+        # 0: as float32 some are subnormal, and every arithmetic operation on a
+        # subnormal takes a microcode assist, which doubled the scan's time
+        f_t32 = np.ascontiguousarray(self.f.T, dtype=np.float32)
+        f_t32[np.abs(f_t32) < 1e-30] = 0.0
+        self.f_t32 = f_t32
         # integer position of every grid point along each axis
         self.coords = np.stack(np.unravel_index(np.arange(self.f.shape[0]), self.shape), axis=1)
 
@@ -449,7 +463,8 @@ def _chunk_ebe(prob: _Problem, n: int, eta0, grid: _Grid, opts):
                 conv[r], dec[r] = c2[j], d2[j]
     _, h = prob.grad_hess(idx, eta, f, s)
     cov = np.linalg.inv(h)
-    return eta, phi, conv, cov, f, dec, iters, restarted
+    no_alt = np.full_like(eta, np.nan), np.full(n, np.inf)  # not tracked here
+    return eta, phi, conv, cov, f, dec, iters, restarted, *no_alt
 
 
 def _grid_candidates(prob: _Problem, rows: np.ndarray, grid: _Grid):
@@ -503,11 +518,9 @@ def _chunk_ebe_compiled(prob: _Problem, n: int, eta0, grid: _Grid, opts):
         prob.lower, prob.upper, opts,
     )  # fmt: skip
     prob.n_evaluations += int(out["solves"].sum())
-    _, h = prob.grad_hess(idx, out["eta"], out["f"], out["s"])
-    cov = np.linalg.inv(h)
     return (
-        out["eta"], out["phi"], out["conv"], cov, out["f"], out["dec"], out["iters"],
-        out["restarted"],
+        out["eta"], out["phi"], out["conv"], out["cov"], out["f"], out["dec"], out["iters"],
+        out["restarted"], out["alt_eta"], out["alt_phi"],
     )  # fmt: skip
 
 
@@ -608,6 +621,8 @@ def ebe(
     dec = np.empty(n)
     iters = np.empty(n, dtype=np.int64)
     restarted = np.empty(n, dtype=bool)
+    alt_eta = np.empty((n, d))
+    alt_obj = np.empty(n)
     n_eval = prob0.n_evaluations
     starts = range(0, n, chunk_size)
     if progress:
@@ -626,6 +641,7 @@ def ebe(
         )
         eta[a:b], obj[a:b], conv[a:b], cov[a:b], ipred[a:b], dec[a:b] = out[:6]
         iters[a:b], restarted[a:b] = out[6], out[7]
+        alt_eta[a:b], alt_obj[a:b] = out[8], out[9]
         n_eval += prob.n_evaluations
     n_obs = mask.sum(axis=1)
     const = n_obs * (math.log(float(params.sigma)) + 0.5 * math.log(2.0 * math.pi))
@@ -639,6 +655,8 @@ def ebe(
         n_iter=iters,
         n_obs=n_obs,
         restarted=restarted,
+        alt_eta=alt_eta,
+        alt_objective=alt_obj + const,
         n_evaluations=int(n_eval),
         info={
             "grid_points": grid_points,

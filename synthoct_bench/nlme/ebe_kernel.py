@@ -20,7 +20,9 @@ The algorithm is the batched one, subject by subject:
    from the answer and promise an objective below the answer's plus ``margin``
    (their promise is optimistic, so the default margin is 0), or from all of them and a
    set of fixed points when the answer looks wrong (not converged, or a χ²
-   misfit); the best answer is kept.
+   misfit); the best answer is kept. A restart is abandoned as soon as its
+   quadratic model says it cannot beat the answer (plus the margin); the
+   lowest converged mode away from the answer is reported as the runner-up.
 
 Every subject's result depends on its own data only, so results do not
 depend on batch size, chunking or thread count.
@@ -38,7 +40,7 @@ from synthoct_bench.nlme.solver import _solve_one
 __all__ = ["capped_step_model", "ebe_mm_oral", "grid_candidates"]
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", error_model="numpy")
 def _evaluate(eta, theta, dose, times, rtol, atol, f, s):
     """Prediction and sensitivities at η into f (T,) and s (T, 3); False if the solve failed."""
     ka = theta[0] * math.exp(eta[0])
@@ -47,7 +49,7 @@ def _evaluate(eta, theta, dose, times, rtol, atol, f, s):
     return _solve_one(ka, imax, ic50, dose, times, rtol, atol, True, f, s) >= 0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _phi(y, m, f, eta, inv_s2, inv_om):
     """Objective without its constant: ½Σ m(y − f)²/σ² + ½ηᵀΩ⁻¹η (inf if f is not finite)."""
     acc = 0.0
@@ -63,7 +65,7 @@ def _phi(y, m, f, eta, inv_s2, inv_om):
     return 0.5 * inv_s2 * acc + 0.5 * pri
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _grad_hess(y, m, f, s, eta, inv_s2, inv_om, g, h):
     """Gradient g and Gauss-Newton Hessian h (with the prior) of the objective."""
     d = eta.shape[0]
@@ -85,7 +87,7 @@ def _grad_hess(y, m, f, s, eta, inv_s2, inv_om, g, h):
             h[a, b] = h[b, a]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _solve3(a_in, b_in, x, work):
     """x = a⁻¹b for a small dense system by Gaussian elimination with partial pivoting.
 
@@ -122,11 +124,15 @@ def _solve3(a_in, b_in, x, work):
     return True
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _lm(y, m, eta, f, s, theta, inv_om, inv_s2, dose, times, rtol, atol, lower, upper,
-        tol, max_iter, lam0, stall_tol):  # fmt: skip
+        tol, max_iter, lam0, stall_tol, phi_cap, abandon):  # fmt: skip
     """Levenberg-Marquardt from ``eta`` (updated in place with f and s).
 
+    A restart passes the best objective found so far as ``phi_cap``: the
+    search is abandoned (not converged) as soon as it cannot beat it, when the
+    objective less ``abandon`` Newton decrements (the quadratic model
+    predicts a further decrease of half of one) is still above the cap.
     Returns (phi, converged, decrement, iterations, solves).
     """
     d = eta.shape[0]
@@ -160,6 +166,8 @@ def _lm(y, m, eta, f, s, theta, inv_om, inv_s2, dose, times, rtol, atol, lower, 
             dec -= g[a] * hg[a]
         if dec < tol:
             conv = True
+            break
+        if phi - abandon * dec > phi_cap:
             break
         iters += 1
         for a in range(d):
@@ -249,20 +257,63 @@ def _lm(y, m, eta, f, s, theta, inv_om, inv_s2, dose, times, rtol, atol, lower, 
     return phi, conv, dec, iters, n_solves
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _better(phi_new, conv_new, phi_old, conv_old):
     """A restart replaces the answer if it is lower, or as good and converged where it was not."""
     return phi_new < phi_old - 1e-9 or (conv_new and not conv_old and phi_new <= phi_old + 1e-8)
 
 
-@nb.njit(cache=True, parallel=True)
+_N_SEEN = 8  # distinct answers remembered per subject
+# a restart stops when its objective less this many Newton decrements (the
+# quadratic model's whole remaining decrease is half of one) is above the cap:
+# on 20,000 subjects it saved 0.12 solves per subject and changed no answer
+ABANDON = 4.0
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _distance_sd(a, b, sd):
+    """Largest per-axis distance between two η, in prior SDs."""
+    far = 0.0
+    for k in range(a.shape[0]):
+        far = max(far, abs(a[k] - b[k]) / sd[k])
+    return far
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _note_answer(eta, phi, sd, seen_eta, seen_phi, n_seen):
+    """Remember a converged answer (one per basin, the lowest); returns the new count.
+
+    A full list drops its highest answer for a lower one.
+    """
+    for k in range(n_seen):
+        if _distance_sd(seen_eta[k], eta, sd) <= 0.3:
+            if phi < seen_phi[k]:
+                seen_phi[k] = phi
+                seen_eta[k] = eta
+            return n_seen
+    if n_seen < seen_phi.shape[0]:
+        seen_eta[n_seen] = eta
+        seen_phi[n_seen] = phi
+        return n_seen + 1
+    worst = np.argmax(seen_phi)
+    if phi < seen_phi[worst]:
+        seen_eta[worst] = eta
+        seen_phi[worst] = phi
+    return n_seen
+
+
+@nb.njit(cache=True, parallel=True, error_model="numpy")
 def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, times, rtol,
                 atol, lower, upper, tol, max_iter, lam0, stall_tol, n_restarts, margin,
-                eta_out, phi_out, conv_out, dec_out, iter_out, solve_out,
-                restart_out, f_out, s_out):  # fmt: skip
+                abandon, eta_out, phi_out, conv_out, dec_out, iter_out, solve_out,
+                restart_out, f_out, s_out, cov_out, alt_eta_out, alt_phi_out):  # fmt: skip
     n, n_c, d = cand.shape
     n_t = y.shape[1]
     for i in nb.prange(n):
+        # the distinct converged answers met on the way (for the runner-up mode)
+        seen_eta = np.empty((_N_SEEN, d))
+        seen_phi = np.empty(_N_SEEN)
+        n_seen = 0
         yi = y[i]
         mi = m[i]
         order = np.argsort(cand_val[i])
@@ -271,7 +322,7 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
         s = s_out[i]
         phi, conv, dec, iters, solves = _lm(yi, mi, eta, f, s, theta, inv_om, inv_s2, dose,
                                             times, rtol, atol, lower, upper, tol, max_iter,
-                                            lam0, stall_tol)  # fmt: skip
+                                            lam0, stall_tol, math.inf, abandon)  # fmt: skip
         n_obs = 0.0
         for t in range(n_t):
             n_obs += mi[t]
@@ -280,6 +331,8 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
             pri += eta[a] * eta[a] * inv_om[a]
         chi2 = 2.0 * phi - pri
         suspicious = (not conv) or chi2 > n_obs + 3.0 * math.sqrt(2.0 * n_obs)
+        if conv:
+            n_seen = _note_answer(eta, phi, sd, seen_eta, seen_phi, n_seen)
         restarted = False
         eta_b = np.empty(d)
         f_b = np.empty(n_t)
@@ -290,10 +343,7 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
             if used >= n_restarts:
                 break
             c = order[k]
-            far = 0.0
-            for a in range(d):
-                far = max(far, abs(cand[i, c, a] - first[a]) / sd[a])
-            if far <= 0.3 or not math.isfinite(cand_val[i, c]):
+            if _distance_sd(cand[i, c], first, sd) <= 0.3 or not math.isfinite(cand_val[i, c]):
                 continue
             if not (suspicious or cand_val[i, c] < phi + margin):
                 continue
@@ -303,9 +353,11 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
                 eta_b[a] = cand[i, c, a]
             p2, c2, d2, i2, s2 = _lm(yi, mi, eta_b, f_b, s_b, theta, inv_om, inv_s2, dose,
                                      times, rtol, atol, lower, upper, tol, max_iter, lam0,
-                                     stall_tol)  # fmt: skip
+                                     stall_tol, phi + max(margin, 1e-8), abandon)  # fmt: skip
             iters += i2
             solves += s2
+            if c2:
+                n_seen = _note_answer(eta_b, p2, sd, seen_eta, seen_phi, n_seen)
             if _better(p2, c2, phi, conv):
                 phi, conv, dec = p2, c2, d2
                 eta[:] = eta_b
@@ -325,9 +377,11 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
                     eta_b[a] = fixed[k, a]
                 p2, c2, d2, i2, s2 = _lm(yi, mi, eta_b, f_b, s_b, theta, inv_om, inv_s2, dose,
                                          times, rtol, atol, lower, upper, tol, max_iter, lam0,
-                                         stall_tol)  # fmt: skip
+                                         stall_tol, phi + 1e-8, abandon)  # fmt: skip
                 iters += i2
                 solves += s2
+                if c2:
+                    n_seen = _note_answer(eta_b, p2, sd, seen_eta, seen_phi, n_seen)
                 if _better(p2, c2, phi, conv):
                     phi, conv, dec = p2, c2, d2
                     eta[:] = eta_b
@@ -340,6 +394,28 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
         iter_out[i] = iters
         solve_out[i] = solves
         restart_out[i] = restarted
+        # Laplace covariance: the inverse Gauss-Newton Hessian at the answer
+        g_c = np.empty(d)
+        h_c = np.empty((d, d))
+        unit = np.zeros(d)
+        col = np.empty(d)
+        work = np.empty((d, d + 1))
+        _grad_hess(yi, mi, f, s, eta, inv_s2, inv_om, g_c, h_c)
+        for b in range(d):
+            unit[b] = 1.0
+            if not _solve3(h_c, unit, col, work):
+                col[:] = np.nan
+            unit[b] = 0.0
+            for a in range(d):
+                cov_out[i, a, b] = col[a]
+        # runner-up: the lowest other converged answer away from this one
+        alt_phi_out[i] = math.inf
+        for k in range(n_seen):
+            if _distance_sd(seen_eta[k], eta, sd) > 0.3 and seen_phi[k] < alt_phi_out[i]:
+                alt_phi_out[i] = seen_phi[k]
+                alt_eta_out[i] = seen_eta[k]
+        if not math.isfinite(alt_phi_out[i]):
+            alt_eta_out[i] = np.nan
 
 
 def ebe_mm_oral(y, mask, cand, cand_val, fixed, params, times, dose, lower, upper, opts):
@@ -363,6 +439,9 @@ def ebe_mm_oral(y, mask, cand, cand_val, fixed, params, times, dose, lower, uppe
         "restarted": np.empty(n, dtype=np.bool_),
         "f": np.empty((n, n_t)),
         "s": np.empty((n, n_t, d)),
+        "cov": np.empty((n, d, d)),
+        "alt_eta": np.empty((n, d)),
+        "alt_phi": np.empty(n),
     }
     _ebe_kernel(
         np.ascontiguousarray(y, dtype=np.float64),
@@ -386,6 +465,7 @@ def ebe_mm_oral(y, mask, cand, cand_val, fixed, params, times, dose, lower, uppe
         1e-8,
         int(opts["n_restarts"]),
         float(opts["restart_margin"]),
+        float(opts.get("abandon", ABANDON)),
         out["eta"],
         out["phi"],
         out["conv"],
@@ -395,11 +475,14 @@ def ebe_mm_oral(y, mask, cand, cand_val, fixed, params, times, dose, lower, uppe
         out["restarted"],
         out["f"],
         out["s"],
+        out["cov"],
+        out["alt_eta"],
+        out["alt_phi"],
     )
     return out
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", error_model="numpy")
 def capped_step_model(value, gr, h_k, h_inv_k, max_step, st):
     """One-step Gauss-Newton model at a grid point: capped step into ``st``, model value returned.
 
@@ -429,110 +512,238 @@ def capped_step_model(value, gr, h_k, h_inv_k, max_step, st):
     return val
 
 
-@nb.njit(cache=True, parallel=True)
-def _candidates_kernel(y, m, grid_ft, grid_f, f_sq, prior, grid_s, grid_eta, coords, n_axis,
-                       inv_om, h, h_inv, inv_s2, max_step, lower, upper, n_near, cand,
-                       vals):  # fmt: skip
+@nb.njit(cache=True, fastmath=True)
+def _scan32(y_i, m_i, full, inv_s2, grid_ft32, base32, prior32, raw):
+    """Raw grid objective of one subject, up to a constant, in float32 (into ``raw``).
+
+    ``raw[k] = ½Σ m(y − f_k)²/σ² + prior_k − ½Σ m y²/σ²``: only its order is
+    used (to pick grid points; the picked ones are rescored in float64), so
+    single precision and a dropped constant are fine, and they halve the table
+    read per subject. The (T, G) table is swept three rows at a time so that
+    ``raw`` is loaded and stored once per three rows.
+    """
+    n_t, g = grid_ft32.shape
+    if full:
+        for k in range(g):
+            raw[k] = base32[k]
+        t = 0
+        while t + 3 <= n_t:
+            c0 = np.float32(-inv_s2 * y_i[t])
+            c1 = np.float32(-inv_s2 * y_i[t + 1])
+            c2 = np.float32(-inv_s2 * y_i[t + 2])
+            r0 = grid_ft32[t]
+            r1 = grid_ft32[t + 1]
+            r2 = grid_ft32[t + 2]
+            for k in range(g):
+                raw[k] += c0 * r0[k] + c1 * r1[k] + c2 * r2[k]
+            t += 3
+        while t < n_t:
+            c0 = np.float32(-inv_s2 * y_i[t])
+            r0 = grid_ft32[t]
+            for k in range(g):
+                raw[k] += c0 * r0[k]
+            t += 1
+    else:
+        for k in range(g):
+            raw[k] = prior32[k]
+        half = np.float32(0.5 * inv_s2)
+        for t in range(n_t):
+            if m_i[t] > 0.0:
+                c0 = np.float32(-inv_s2 * y_i[t])
+                r0 = grid_ft32[t]
+                for k in range(g):
+                    raw[k] += r0[k] * (half * r0[k] + c0)
+
+
+@nb.njit(cache=True, fastmath=True)
+def _row_col_minima(raw, n_axis, row_min, col_min):
+    """Minimum of every row (last axis) and every column of the grid viewed as (R, n_axis)."""
+    n_rows = row_min.shape[0]
+    for c in range(n_axis):
+        col_min[c] = np.inf
+    for r in range(n_rows):
+        best = np.float32(np.inf)
+        base = r * n_axis
+        for c in range(n_axis):
+            v = raw[base + c]
+            best = min(best, v)
+            col_min[c] = min(col_min[c], v)
+        row_min[r] = best
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _stable_order(values):
+    """Indices that sort ``values``, ties in index order (insertion sort: the
+    arrays here hold tens of entries, where numba's np.argsort costs microseconds)."""
+    n = values.shape[0]
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        v = values[i]
+        j = i
+        while j > 0 and values[order[j - 1]] > v:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+    return order
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _add_point(k, pts, seen, n_u):
+    """Append grid point k to pts[:n_u] unless already there; returns the new count."""
+    if seen[k]:
+        return n_u
+    seen[k] = True
+    pts[n_u] = k
+    return n_u + 1
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _pick_points(raw, coords, n_axis, n_near, pts, seen):
+    """Grid points worth a one-step model: returns their count, written into ``pts``.
+
+    They are the ``n_near`` lowest raw objectives (nearest in data space), first
+    and in order, then the lowest point of every slice of the grid along each
+    axis: where many grid points give nearly the same curve (a plateau, e.g.
+    absorption over before the first observation) the nearest ones all sit on
+    it, and the basin that fits best would get no candidate. Each point is
+    listed once (``seen`` is a scratch mask over the grid, left all False).
+
+    The grid is C-ordered, so it is viewed as rows along the last axis: the
+    row and column minima (one vectorised pass) give every slice's minimum,
+    and only the few rows that can hold them are searched again.
+    """
+    g = raw.shape[0]
+    d = coords.shape[1]
+    n_rows = g // n_axis
+    row_min = np.empty(n_rows, dtype=np.float32)
+    col_min = np.empty(n_axis, dtype=np.float32)
+    _row_col_minima(raw, n_axis, row_min, col_min)
+    n_u = 0
+    # nearest: every point among the n_near lowest lies in a row whose minimum
+    # is at most the n_near-th lowest row minimum
+    k_low = min(n_near, n_rows)
+    low = np.full(k_low, np.inf, dtype=np.float32)  # the k_low lowest row minima, sorted
+    for r in range(n_rows):
+        v = row_min[r]
+        if v < low[k_low - 1]:
+            j = k_low - 1
+            while j > 0 and low[j - 1] > v:
+                low[j] = low[j - 1]
+                j -= 1
+            low[j] = v
+    tau = low[k_low - 1]
+    n_pool = 0
+    for r in range(n_rows):
+        if row_min[r] <= tau:
+            for c in range(n_axis):
+                n_pool += raw[r * n_axis + c] <= tau
+    pool_k = np.empty(n_pool, dtype=np.int64)
+    pool_v = np.empty(n_pool, dtype=np.float32)
+    q = 0
+    for r in range(n_rows):
+        if row_min[r] <= tau:
+            for c in range(n_axis):
+                k = r * n_axis + c
+                if raw[k] <= tau:
+                    pool_k[q] = k
+                    pool_v[q] = raw[k]
+                    q += 1
+    order = _stable_order(pool_v)  # ties by grid index
+    for q in range(min(n_near, n_pool)):
+        k = pool_k[order[q]]
+        pts[n_u] = k
+        seen[k] = True
+        n_u += 1
+    # the lowest point of each slice along the leading axes, from the row minima
+    # (the first row in grid order that holds it) ...
+    slice_v = np.full((d - 1, n_axis), np.inf, dtype=np.float32)
+    slice_r = np.zeros((d - 1, n_axis), dtype=np.int64)
+    for r in range(n_rows):
+        v = row_min[r]
+        for a in range(d - 1):
+            c = coords[r * n_axis, a]
+            if v < slice_v[a, c]:
+                slice_v[a, c] = v
+                slice_r[a, c] = r
+    for a in range(d - 1):
+        for c in range(n_axis):
+            base = slice_r[a, c] * n_axis
+            for cc in range(n_axis):
+                if raw[base + cc] == slice_v[a, c]:
+                    n_u = _add_point(base + cc, pts, seen, n_u)
+                    break
+    # ... and along the last axis (columns of the row view)
+    for c in range(n_axis):
+        for r in range(n_rows):
+            if raw[r * n_axis + c] == col_min[c]:
+                n_u = _add_point(r * n_axis + c, pts, seen, n_u)
+                break
+    for q in range(n_u):
+        seen[pts[q]] = False
+    return n_u
+
+
+@nb.njit(cache=True, parallel=True, error_model="numpy")
+def _candidates_kernel(y, m, grid_ft32, base32, prior32, grid_f, prior, grid_s, grid_eta,
+                       coords, n_axis, inv_om, h, h_inv, inv_s2, max_step, lower, upper,
+                       n_near, cand, vals):  # fmt: skip
     n = y.shape[0]
-    g = grid_ft.shape[1]
+    g = grid_ft32.shape[1]
     n_t = y.shape[1]
     d = grid_eta.shape[1]
     n_pts = n_near + d * n_axis
     for i in nb.prange(n):
-        yy = 0.0
+        pts = np.empty(n_pts, dtype=np.int64)
+        seen = np.zeros(g, dtype=np.bool_)
         full = True
         for t in range(n_t):
-            yy += m[i, t] * y[i, t] * y[i, t]
             full = full and m[i, t] > 0.0
-        # raw objective at every grid point, ½Σ m(y − f)²/σ² + prior, as 21
-        # contiguous axpy passes over the (T, G) table (vectorised; no (N, G)
-        # intermediate goes through memory)
-        raw = np.empty(g)
-        if full:
-            for k in range(g):
-                raw[k] = prior[k] + 0.5 * inv_s2 * (yy + f_sq[k])
-            for t in range(n_t):
-                c = -inv_s2 * y[i, t]
-                row = grid_ft[t]
-                for k in range(g):
-                    raw[k] += c * row[k]
-        else:
-            for k in range(g):
-                raw[k] = prior[k] + 0.5 * inv_s2 * yy
-            for t in range(n_t):
-                if m[i, t] > 0.0:
-                    c = 0.5 * inv_s2
-                    two_y = 2.0 * y[i, t]
-                    row = grid_ft[t]
-                    for k in range(g):
-                        raw[k] += c * row[k] * (row[k] - two_y)
-        # the n_near grid points nearest in data space (lowest raw objective)
-        near = np.empty(n_near, dtype=np.int64)
-        near_v = np.full(n_near, np.inf)
-        # ...and the best point of every slice of the grid along each axis: where
-        # many grid points give nearly the same curve (a plateau, e.g. absorption
-        # over before the first observation) the nearest ones all sit on it, and
-        # the basin that fits best would get no candidate
-        slice_k = np.zeros((d, n_axis), dtype=np.int64)
-        slice_v = np.full((d, n_axis), np.inf)
-        for k in range(g):
-            v = raw[k]
-            for a in range(d):
-                c = coords[k, a]
-                if v < slice_v[a, c]:
-                    slice_v[a, c] = v
-                    slice_k[a, c] = k
-            if v < near_v[n_near - 1]:
-                j = n_near - 1
-                while j > 0 and near_v[j - 1] > v:
-                    near_v[j] = near_v[j - 1]
-                    near[j] = near[j - 1]
-                    j -= 1
-                near_v[j] = v
-                near[j] = k
+        raw = np.empty(g, dtype=np.float32)
+        _scan32(y[i], m[i], full, inv_s2, grid_ft32, base32, prior32, raw)
+        n_u = _pick_points(raw, coords, n_axis, n_near, pts, seen)
         gr = np.empty(d)
         st = np.empty(d)
-        pts = np.empty(n_pts, dtype=np.int64)
-        pts_v = np.empty(n_pts)
-        pts[:n_near] = near
-        pts_v[:n_near] = near_v
-        for a in range(d):
-            for c in range(n_axis):
-                pts[n_near + a * n_axis + c] = slice_k[a, c]
-                pts_v[n_near + a * n_axis + c] = slice_v[a, c]
-        starts = np.empty((n_pts, d))
-        model = np.empty(n_pts)
-        for q in range(n_pts):
+        starts = np.empty((n_u, d))
+        model = np.empty(n_u)
+        raw_best = 0.0
+        for q in range(n_u):
             k = pts[q]
-            for a in range(d):
-                gr[a] = grid_eta[k, a] * inv_om[a]
+            # exact (float64) objective and gradient at the grid point, in scalars
+            # (the model has three random effects; grid_candidates checks)
+            sse = 0.0
+            g0 = 0.0
+            g1 = 0.0
+            g2 = 0.0
+            fk = grid_f[k]
+            sk = grid_s[k]
             for t in range(n_t):
-                if m[i, t] > 0.0:
-                    e = (y[i, t] - grid_f[k, t]) * inv_s2
-                    for a in range(d):
-                        gr[a] -= grid_s[k, t, a] * e
-            model[q] = capped_step_model(pts_v[q], gr, h[k], h_inv[k], max_step, st)
+                r = (y[i, t] - fk[t]) * m[i, t]
+                sse += r * r
+                g0 += sk[t, 0] * r
+                g1 += sk[t, 1] * r
+                g2 += sk[t, 2] * r
+            gr[0] = grid_eta[k, 0] * inv_om[0] - inv_s2 * g0
+            gr[1] = grid_eta[k, 1] * inv_om[1] - inv_s2 * g1
+            gr[2] = grid_eta[k, 2] * inv_om[2] - inv_s2 * g2
+            value = prior[k] + 0.5 * inv_s2 * sse
+            if q == 0:
+                raw_best = value
+            model[q] = capped_step_model(value, gr, h[k], h_inv[k], max_step, st)
             for a in range(d):
                 starts[q, a] = min(max(grid_eta[k, a] + st[a], lower[a]), upper[a])
         # the raw best grid point, the step from it, and the best model values
         for a in range(d):
-            cand[i, 0, a] = grid_eta[near[0], a]
+            cand[i, 0, a] = grid_eta[pts[0], a]
             cand[i, 1, a] = starts[0, a]
-        vals[i, 0] = near_v[0]
+        vals[i, 0] = raw_best
         vals[i, 1] = model[0]
-        order = np.argsort(model)
-        chosen = np.full(cand.shape[1], -1, dtype=np.int64)
-        chosen[1] = pts[0]
+        order = _stable_order(model)
         c = 2
         for q in order:
             if c >= cand.shape[1]:
                 break
-            dup = False
-            for j in range(1, c):
-                dup = dup or chosen[j] == pts[q]
-            if dup:  # a grid point can be both near and a slice's best
+            if q == 0:  # already the second candidate
                 continue
-            chosen[c] = pts[q]
             for a in range(d):
                 cand[i, c, a] = starts[q, a]
             vals[i, c] = model[q]
@@ -547,20 +758,25 @@ def _candidates_kernel(y, m, grid_ft, grid_f, f_sq, prior, grid_s, grid_eta, coo
 def grid_candidates(y, mask, grid, inv_omega, inv_s2, lower, upper, n_near=16, n_cand=5):
     """Candidate starts (n, n_cand, d) and the objectives they promise, from a tabulated grid.
 
-    Only the ``n_near`` grid points nearest each subject in data space get the
-    one-step Gauss-Newton model; the candidates are the raw best point, the
-    step from it and the steps with the best model values.
+    Every grid point is scored (in float32, :func:`_scan32`); the ``n_near``
+    nearest each subject in data space and the best of every grid slice along
+    each axis get an exact score and the one-step Gauss-Newton model. The
+    candidates are the best raw grid point (its objective), the capped step
+    from it and the steps with the best model values (their model values).
     """
     y = np.ascontiguousarray(y, dtype=np.float64)
     mask = np.ascontiguousarray(mask, dtype=np.float64)
     n = y.shape[0]
     d = grid.eta.shape[1]
+    if d != 3:
+        raise ValueError(f"the compiled candidate search is written for 3 random effects, got {d}")
     n_near = min(n_near, grid.f.shape[0])
     cand = np.empty((n, n_cand, d))
     vals = np.empty((n, n_cand))
+    base32 = (grid.prior + 0.5 * float(inv_s2) * grid.f_sq_sum).astype(np.float32)
     _candidates_kernel(
-        y, mask, grid.f_t, grid.f, grid.f_sq_sum, grid.prior, grid.s, grid.eta, grid.coords,
-        int(grid.shape[0]), inv_omega, grid.h, grid.h_inv, float(inv_s2), float(grid.max_step),
-        lower, upper, int(n_near), cand, vals,
+        y, mask, grid.f_t32, base32, grid.prior.astype(np.float32), grid.f, grid.prior,
+        grid.s, grid.eta, grid.coords, int(grid.shape[0]), inv_omega, grid.h, grid.h_inv,
+        float(inv_s2), float(grid.max_step), lower, upper, int(n_near), cand, vals,
     )  # fmt: skip
     return cand, vals
