@@ -51,6 +51,51 @@ def test_gradient_matches_finite_differences(data):
         assert fd == pytest.approx(grad[k], rel=1e-4, abs=1e-3)
 
 
+def _objective_numpy(psi, s, d, bias_correction):
+    """The IS −2LL and gradient written as array expressions (the definition)."""
+    from scipy.special import logsumexp
+
+    log_theta, omega, log_sigma = psi[:d], np.exp(psi[d : 2 * d]), psi[2 * d]
+    sigma2 = np.exp(2 * log_sigma)
+    dev = s.phi - log_theta
+    quad = dev**2 / omega
+    w = (
+        -0.5 * s.sse / sigma2
+        - (s.n_obs * (log_sigma + 0.5 * np.log(2 * np.pi)))[:, None]
+        - 0.5 * quad.sum(axis=2)
+        - 0.5 * np.sum(np.log(2 * np.pi * omega))
+        - s.log_q
+    )
+    n, m = w.shape
+    lse = logsumexp(w, axis=1)
+    wt = np.exp(w - lse[:, None])
+    s2 = (wt**2).sum(axis=1)
+    ll = np.sum(lse - np.log(m))
+    mix = wt
+    if bias_correction:
+        ll += 0.5 * np.sum(s2 - 1 / m)
+        mix = wt + wt**2 - s2[:, None] * wt
+    grad = np.concatenate(
+        [
+            np.einsum("nm,nmd->d", mix, dev) / omega,
+            0.5 * (np.einsum("nm,nmd->d", mix, quad) - n),
+            [np.sum(mix * s.sse) / sigma2 - np.sum(s.n_obs)],
+        ]
+    )
+    return -2 * ll, -2 * grad, 1 / s2
+
+
+@pytest.mark.parametrize("correct", [True, False])
+def test_compiled_objective_matches_array_definition(data, correct):
+    s = _samples(data[:25], TRUE, n_samples=30, seed=3)
+    psi = _pack(TRUE) + np.array([0.1, -0.2, 0.05, -0.3, 0.2, 0.1, 0.05])
+    got = _objective(psi, s, 3, 3, bias_correction=correct)
+    want = _objective_numpy(psi, s, 3, correct)
+    assert got[0] == pytest.approx(want[0], rel=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-12)
+
+
 def test_short_fit_improves_and_is_reproducible(data):
     init = nlme.PopulationParams(theta=(0.9, 1.6, 0.3), omega=(0.8, 0.8, 0.8), sigma=0.012)
     a = fit_importance(data, init, n_samples=40, n_outer=2, compute_se=True)
