@@ -126,13 +126,17 @@ def _solve3(a_in, b_in, x, work):
 
 @nb.njit(cache=True, error_model="numpy")
 def _lm(y, m, eta, f, s, theta, inv_om, inv_s2, dose, times, rtol, atol, lower, upper,
-        tol, max_iter, lam0, stall_tol, phi_cap, abandon):  # fmt: skip
+        tol, max_iter, lam0, stall_tol, phi_cap, abandon, eta_ref, dup_tol):  # fmt: skip
     """Levenberg-Marquardt from ``eta`` (updated in place with f and s).
 
     A restart passes the best objective found so far as ``phi_cap``: the
     search is abandoned (not converged) as soon as it cannot beat it, when the
     objective less ``abandon`` Newton decrements (the quadratic model
-    predicts a further decrease of half of one) is still above the cap.
+    predicts a further decrease of half of one) is still above the cap. With
+    ``dup_tol`` > 0 it is also abandoned once it is back in the converged
+    answer ``eta_ref``'s basin: within a squared distance ``dup_tol`` in the
+    metric of the Gauss-Newton Hessian (posterior SDs), where it can only
+    reconverge to that answer.
     Returns (phi, converged, decrement, iterations, solves).
     """
     d = eta.shape[0]
@@ -169,6 +173,13 @@ def _lm(y, m, eta, f, s, theta, inv_om, inv_s2, dose, times, rtol, atol, lower, 
             break
         if phi - abandon * dec > phi_cap:
             break
+        if dup_tol > 0.0:
+            q = 0.0
+            for a in range(d):
+                for b in range(d):
+                    q += (eta[a] - eta_ref[a]) * h[a, b] * (eta[b] - eta_ref[b])
+            if q < dup_tol:
+                break
         iters += 1
         for a in range(d):
             for b in range(d):
@@ -268,6 +279,10 @@ _N_SEEN = 8  # distinct answers remembered per subject
 # quadratic model's whole remaining decrease is half of one) is above the cap:
 # on 20,000 subjects it saved 0.12 solves per subject and changed no answer
 ABANDON = 4.0
+# ...and when it is back within 0.1 posterior SD of the converged answer
+# (squared, in the Gauss-Newton metric), where it can only reconverge to it:
+# 5% fewer solves on 20,000 subjects, objectives within 4e-6
+DUPLICATE = 1e-2
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy")
@@ -322,7 +337,8 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
         s = s_out[i]
         phi, conv, dec, iters, solves = _lm(yi, mi, eta, f, s, theta, inv_om, inv_s2, dose,
                                             times, rtol, atol, lower, upper, tol, max_iter,
-                                            lam0, stall_tol, math.inf, abandon)  # fmt: skip
+                                            lam0, stall_tol, math.inf, abandon, eta,
+                                            0.0)  # fmt: skip
         n_obs = 0.0
         for t in range(n_t):
             n_obs += mi[t]
@@ -353,7 +369,8 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
                 eta_b[a] = cand[i, c, a]
             p2, c2, d2, i2, s2 = _lm(yi, mi, eta_b, f_b, s_b, theta, inv_om, inv_s2, dose,
                                      times, rtol, atol, lower, upper, tol, max_iter, lam0,
-                                     stall_tol, phi + max(margin, 1e-8), abandon)  # fmt: skip
+                                     stall_tol, phi + max(margin, 1e-8), abandon, eta,
+                                     DUPLICATE if conv else 0.0)  # fmt: skip
             iters += i2
             solves += s2
             if c2:
@@ -377,7 +394,8 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
                     eta_b[a] = fixed[k, a]
                 p2, c2, d2, i2, s2 = _lm(yi, mi, eta_b, f_b, s_b, theta, inv_om, inv_s2, dose,
                                          times, rtol, atol, lower, upper, tol, max_iter, lam0,
-                                         stall_tol, phi + 1e-8, abandon)  # fmt: skip
+                                         stall_tol, phi + 1e-8, abandon, eta,
+                                         DUPLICATE if conv else 0.0)  # fmt: skip
                 iters += i2
                 solves += s2
                 if c2:
