@@ -17,12 +17,12 @@ def data():
     return nlme.simulate(eta, 5)
 
 
-def _samples(y, params, n_samples=400, inflate=2.0, seed=0):
+def _samples(y, params, n_samples=400, inflate=2.0, seed=0, ridge=None):
     res = ebe(y, params)
     mask = ~np.isnan(y)
     return _draw(
         np.where(mask, y, 0.0), mask, res, params, n_samples, 4, inflate, seed,
-        np.arange(len(y)), None, None, None,
+        np.arange(len(y)), None, None, None, ridge=ridge,
     )  # fmt: skip
 
 
@@ -34,6 +34,11 @@ def test_estimate_does_not_depend_on_the_proposal(data):
     # −2LL of 60 subjects: Monte Carlo error ~1 here; a wrong proposal density
     # (e.g. a missing log-det term, ~log 1.5³ per subject) would be off by ~70
     assert abs(a - b) < 3.0
+    # the ridge mixture (draws shared with components along Imax-IC50) is another
+    # proposal of the same likelihood: a wrong mixture density would be off by
+    # ~log 5 per subject
+    c = _objective(psi, _samples(data, TRUE, 1000, seed=2, ridge=(0.0, 1.0, 1.0)), 3, 3)[0]
+    assert abs(a - c) < 3.0
     # and it sits near Laplace's approximation (FOCE), which errs by ~0.1 per subject
     laplace = 2 * foce_objective(ebe(data, TRUE), TRUE).sum()
     assert abs(a - laplace) < 0.5 * len(data)
@@ -120,3 +125,12 @@ def test_needs_a_mu_referenced_model(data):
         fit_importance(data, model=model)
     with pytest.raises(ValueError, match="n_samples"):
         fit_importance(data, TRUE, n_samples=2)
+
+
+def test_ridge_direction_is_checked():
+    assert nlme.PAPER_MODEL.ridge == (0.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="ridge"):
+        nlme.NLMEModel(
+            name="bad", state_names=("Depot", "Central"), param_names=("Ka", "Imax", "IC50"),
+            rhs=nlme.PAPER_MODEL.rhs, observed_state=1, ridge=(0.0, 1.0),
+        )  # fmt: skip

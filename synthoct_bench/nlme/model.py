@@ -110,6 +110,10 @@ class NLMEModel:
     states start at 0. The prediction is state ``observed_state`` at ``obs_times``.
     ``fast_kernel`` names a compiled solver (only ``"mm_oral"``, the paper's
     model); None solves ``rhs`` with scipy ``solve_ivp`` per subject.
+    ``ridge`` is a direction in η along which the likelihood of some subjects
+    stays flat far beyond the Laplace covariance (the paper's model: Imax and
+    IC50 together, where only their ratio is identified); importance
+    sampling adds proposal components along it.
     """
 
     name: str
@@ -128,6 +132,7 @@ class NLMEModel:
     rtol: float = 1e-9
     atol: float = 1e-11
     method: str = "Radau"
+    ridge: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         n_state = len(self.state_names)
@@ -151,6 +156,15 @@ class NLMEModel:
             )
         validate_times(self.obs_times)
         self.default_params.validate(self.n_theta, self.n_eta_)
+        if self.ridge is not None and (
+            len(self.ridge) != self.n_eta_
+            or not np.all(np.isfinite(self.ridge))
+            or not np.any(self.ridge)
+        ):
+            raise ValueError(
+                f"ridge must be a nonzero finite direction with one entry per eta "
+                f"({self.n_eta_}), got {self.ridge}"
+            )
 
     @property
     def mu_referenced(self) -> bool:
@@ -220,4 +234,5 @@ PAPER_MODEL = NLMEModel(
     rhs=paper_rhs,
     observed_state=1,
     fast_kernel="mm_oral",
+    ridge=(0.0, 1.0, 1.0),
 )
