@@ -12,7 +12,8 @@ as NONMEM's ``METHOD=IMP`` and Monolix's IS log-likelihood do.
 For a mu-referenced model the individual log-parameters φ = log θ + η carry the
 data likelihood alone, so with fixed samples φ_im (m = 1..M per subject, drawn
 once from a multivariate t proposal centred on the subject's EBE with its
-inflated Laplace covariance) and their residual sums of squares SSE_im,
+inflated Laplace covariance, mixed with t components stepped along the model's
+``ridge`` where it names one) and their residual sums of squares SSE_im,
 
     log p(y_i) ≈ log (1/M) Σ_m exp[ −SSE_im/(2σ²) − n_i log(σ√2π)
                                      + log N(φ_im; log θ, Ω) − log q_i(φ_im) ]
