@@ -396,7 +396,13 @@ def fit_importance(
         seconds=time.perf_counter() - t0,
         method=(
             f"importance sampling ({n_samples} t({df}) draws per subject around the EBE, "
-            f"covariance ×{inflate}), fixed samples per round, L-BFGS on the IS log-likelihood"
+            f"covariance ×{inflate}"
+            + (
+                f", shared with {len(RIDGE_STEPS)} components along the ridge {mdl.ridge}"
+                if mdl.ridge is not None
+                else ""
+            )
+            + "), fixed samples per round, L-BFGS on the IS log-likelihood"
         ),
         info={
             "ess_min": float(np.min(ess)),
