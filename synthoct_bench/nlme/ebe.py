@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
-from synthoct_bench.nlme.ebe_kernel import capped_step_model
+from synthoct_bench.nlme.ebe_kernel import MISFIT_Z, SAME_BASIN_SD, capped_step_model
 
 __all__ = ["EBEResult", "ebe", "check_observations", "resolve_params"]
 
@@ -342,6 +342,9 @@ class _Grid:
         f_t32 = np.ascontiguousarray(self.f.T, dtype=np.float32)
         f_t32[np.abs(f_t32) < 1e-30] = 0.0
         self.f_t32 = f_t32
+        # the scan's per-point constants: prior, and prior + ½Σf²/σ² (all observed)
+        self.prior32 = self.prior.astype(np.float32)
+        self.base32 = (self.prior + 0.5 * prob.inv_s2 * self.f_sq_sum).astype(np.float32)
         # integer position of every grid point along each axis
         self.coords = np.stack(np.unravel_index(np.arange(self.f.shape[0]), self.shape), axis=1)
 
@@ -420,7 +423,7 @@ def _chunk_ebe(prob: _Problem, n: int, eta0, grid: _Grid, opts):
     # (another grid start promises an objective near the one found) are restarted.
     n_obs = prob.mask.sum(axis=1)
     chi2 = 2.0 * (phi - 0.5 * np.einsum("nd,d,nd->n", eta, prob.inv_omega, eta))
-    suspicious = ~conv | (chi2 > n_obs + 3.0 * np.sqrt(2.0 * n_obs))
+    suspicious = ~conv | (chi2 > n_obs + MISFIT_Z * np.sqrt(2.0 * n_obs))
     k = opts["n_restarts"]
     if k > 0:
         if cand_eta is None:  # warm start: grid candidates only for the suspicious
@@ -430,7 +433,7 @@ def _chunk_ebe(prob: _Problem, n: int, eta0, grid: _Grid, opts):
         else:
             rows = idx
         if rows.size:
-            far = np.max(np.abs(cand_eta - eta[rows][None]) / grid.sd, axis=2) > 0.3  # (C, n)
+            far = np.max(np.abs(cand_eta - eta[rows][None]) / grid.sd, axis=2) > SAME_BASIN_SD
             close_call = far & (cand_val < phi[rows][None] + opts["restart_margin"])
             want = np.where(close_call | (far & suspicious[rows][None]), cand_val, np.inf)
             order = np.argsort(want, axis=0)[:k]

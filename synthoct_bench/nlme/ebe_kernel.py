@@ -275,6 +275,12 @@ def _better(phi_new, conv_new, phi_old, conv_old):
 
 
 _N_SEEN = 8  # distinct answers remembered per subject
+#: two answers (or a start and an answer) further apart than this, in prior SDs
+#: along some axis, are taken to lie in different basins
+SAME_BASIN_SD = 0.3
+#: a converged answer whose χ² exceeds n_obs by more than this many of its SDs
+#: looks wrong and earns the fixed-point retries
+MISFIT_Z = 3.0
 # a restart stops when its objective less this many Newton decrements (the
 # quadratic model's whole remaining decrease is half of one) is above the cap:
 # on 20,000 subjects it saved 0.12 solves per subject and changed no answer
@@ -283,6 +289,15 @@ ABANDON = 4.0
 # (squared, in the Gauss-Newton metric), where it can only reconverge to it:
 # 5% fewer solves on 20,000 subjects, objectives within 4e-6
 DUPLICATE = 1e-2
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _misfit(phi, eta, inv_om, n_obs):
+    """True when the data part of the objective, χ² = 2Φ − ηᵀΩ⁻¹η, is implausibly large."""
+    pri = 0.0
+    for a in range(eta.shape[0]):
+        pri += eta[a] * eta[a] * inv_om[a]
+    return 2.0 * phi - pri > n_obs + MISFIT_Z * math.sqrt(2.0 * n_obs)
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy")
@@ -301,7 +316,7 @@ def _note_answer(eta, phi, sd, seen_eta, seen_phi, n_seen):
     A full list drops its highest answer for a lower one.
     """
     for k in range(n_seen):
-        if _distance_sd(seen_eta[k], eta, sd) <= 0.3:
+        if _distance_sd(seen_eta[k], eta, sd) <= SAME_BASIN_SD:
             if phi < seen_phi[k]:
                 seen_phi[k] = phi
                 seen_eta[k] = eta
@@ -342,11 +357,7 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
         n_obs = 0.0
         for t in range(n_t):
             n_obs += mi[t]
-        pri = 0.0
-        for a in range(d):
-            pri += eta[a] * eta[a] * inv_om[a]
-        chi2 = 2.0 * phi - pri
-        suspicious = (not conv) or chi2 > n_obs + 3.0 * math.sqrt(2.0 * n_obs)
+        suspicious = (not conv) or _misfit(phi, eta, inv_om, n_obs)
         if conv:
             n_seen = _note_answer(eta, phi, sd, seen_eta, seen_phi, n_seen)
         restarted = False
@@ -359,7 +370,9 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
             if used >= n_restarts:
                 break
             c = order[k]
-            if _distance_sd(cand[i, c], first, sd) <= 0.3 or not math.isfinite(cand_val[i, c]):
+            if not math.isfinite(cand_val[i, c]):
+                continue
+            if _distance_sd(cand[i, c], first, sd) <= SAME_BASIN_SD:
                 continue
             if not (suspicious or cand_val[i, c] < phi + margin):
                 continue
@@ -383,12 +396,8 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
         if suspicious:
             # a still doubtful answer also retries from fixed points (as nlmixr2 does)
             for k in range(fixed.shape[0]):
-                if conv:
-                    pri = 0.0
-                    for a in range(d):
-                        pri += eta[a] * eta[a] * inv_om[a]
-                    if 2.0 * phi - pri <= n_obs + 3.0 * math.sqrt(2.0 * n_obs):
-                        break
+                if conv and not _misfit(phi, eta, inv_om, n_obs):
+                    break
                 restarted = True
                 for a in range(d):
                     eta_b[a] = fixed[k, a]
@@ -429,7 +438,7 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
         # runner-up: the lowest other converged answer away from this one
         alt_phi_out[i] = math.inf
         for k in range(n_seen):
-            if _distance_sd(seen_eta[k], eta, sd) > 0.3 and seen_phi[k] < alt_phi_out[i]:
+            if _distance_sd(seen_eta[k], eta, sd) > SAME_BASIN_SD and seen_phi[k] < alt_phi_out[i]:
                 alt_phi_out[i] = seen_phi[k]
                 alt_eta_out[i] = seen_eta[k]
         if not math.isfinite(alt_phi_out[i]):
@@ -791,9 +800,8 @@ def grid_candidates(y, mask, grid, inv_omega, inv_s2, lower, upper, n_near=16, n
     n_near = min(n_near, grid.f.shape[0])
     cand = np.empty((n, n_cand, d))
     vals = np.empty((n, n_cand))
-    base32 = (grid.prior + 0.5 * float(inv_s2) * grid.f_sq_sum).astype(np.float32)
     _candidates_kernel(
-        y, mask, grid.f_t32, base32, grid.prior.astype(np.float32), grid.f, grid.prior,
+        y, mask, grid.f_t32, grid.base32, grid.prior32, grid.f, grid.prior,
         grid.s, grid.eta, grid.coords, int(grid.shape[0]), inv_omega, grid.h, grid.h_inv,
         float(inv_s2), float(grid.max_step), lower, upper, int(n_near), cand, vals,
     )  # fmt: skip
