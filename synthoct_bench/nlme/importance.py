@@ -58,21 +58,19 @@ RIDGE_WIDTH = 0.3
 
 
 def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times, bar,
-          defensive=0.0, prior_widen=1.0, ridge=None):  # fmt: skip
+          ridge=None):  # fmt: skip
     """Proposal samples for every subject and their residual sums of squares.
 
     The proposal is a t(``df``) centred on the subject's EBE with ``inflate``
-    times its Laplace covariance, mixed with weight ``defensive`` with the
-    population distribution N(log θ, Ω) (a defensive mixture: it covers the
-    other modes and the prior-held ridge that the Laplace t misses). The
-    mixture density is used for every draw (balance heuristic).
-
-    With a ``ridge`` direction in η, the draws are shared equally between the
-    t at the EBE and t components stepped along the ridge (``RIDGE_STEPS``
-    prior SDs, covariance widened along it): the likelihood of some subjects
-    stays high far out along the ridge, where the Laplace t draws nothing, and
-    an estimate that misses that mass is biased towards parameters that make
-    it small (for the paper's model, about −2.5% in tvImax and tvIC50).
+    times its Laplace covariance. With a ``ridge`` direction in η, the draws
+    are shared equally between that t and t components stepped along the
+    ridge (``RIDGE_STEPS`` prior SDs, covariance widened along it): the
+    likelihood of some subjects stays high far out along the ridge, where the
+    Laplace t draws nothing, and an estimate that misses that mass is biased
+    towards parameters that make it small (for the paper's model, about −2.5%
+    in tvImax and tvIC50). The mixture density is used for every draw (balance
+    heuristic). A defensive prior component and a prior-widened covariance
+    were tried before the ridge components and did not help (BENCHMARKS.md).
     """
     nlme = _nlme()
     n, d = res.eta.shape
@@ -80,7 +78,6 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
     omega = np.asarray(params.omega, dtype=np.float64)
     bound = 8.0 * np.sqrt(omega)
     lo, hi = log_theta - bound, log_theta + bound
-    n_prior = int(round(defensive * n_samples))
     phi = np.empty((n, n_samples, d))
     sse = np.empty((n, n_samples))
     log_q = np.empty((n, n_samples))
@@ -90,7 +87,6 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
     if times is not None:
         kwargs["times"] = times
     const = gammaln((df + d) / 2) - gammaln(df / 2) - 0.5 * d * math.log(df * math.pi)
-    prior_const = -0.5 * float(np.sum(np.log(2.0 * math.pi * omega)))
     for a in range(0, n, _CHUNK):
         b = min(a + _CHUNK, n)
         k = b - a
@@ -98,11 +94,6 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
         draws = draws.reshape(k, n_samples, d + df)
         z, chi = draws[..., :d], np.sum(draws[..., d:] ** 2, axis=2)  # chi ~ χ²(df)
         cov = res.cov[a:b]
-        if prior_widen != 1.0:
-            # widen where the prior, not the data, sets the posterior's width (the
-            # ridge): (W + Ω⁻¹/κ)⁻¹ with W = H - Ω⁻¹ the data's Gauss-Newton curvature
-            data_curv = np.linalg.inv(cov) - np.diag(1.0 / omega)
-            cov = np.linalg.inv(data_curv + np.diag(1.0 / (prior_widen * omega)))
         centres = [(log_theta + res.eta[a:b])[:, None, :]]
         covs = [cov]
         if ridge is not None:
@@ -120,11 +111,9 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
                 centres[c]
                 + np.einsum("kde,kme->kmd", chol, z[:, blk]) * np.sqrt(df / chi[:, blk])[..., None]
             )
-        if n_prior:  # the last n_prior draws come from the population distribution
-            x[:, n_samples - n_prior :] = log_theta + np.sqrt(omega) * z[:, n_samples - n_prior :]
         phi[a:b] = x
         # mixture density of every draw over the t components (their draw shares)
-        log_t = logsumexp(
+        log_q[a:b] = logsumexp(
             [
                 math.log((edges[c + 1] - edges[c]) / n_samples)
                 + _log_t(x, centres[c], chol, df, const)
@@ -132,11 +121,6 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
             ],
             axis=0,
         )
-        if n_prior:
-            log_pop = prior_const - 0.5 * np.sum((x - log_theta) ** 2 / omega, axis=2)
-            log_q[a:b] = np.logaddexp(math.log1p(-defensive) + log_t, math.log(defensive) + log_pop)
-        else:
-            log_q[a:b] = log_t
         # individual parameters e^φ: the unit-θ decoder solves them directly. Draws
         # beyond 8 prior SDs (weight ~e^-32) are solved at the bound, where the
         # stiff solver is still reliable.
