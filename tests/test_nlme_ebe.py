@@ -67,6 +67,28 @@ def test_objective_and_cov_definitions():
     np.testing.assert_allclose(np.linalg.inv(res.cov), h, rtol=1e-6)
 
 
+def test_coarse_solver_phase_changes_the_cost_not_the_answers(monkeypatch):
+    """The compiled search starts on a coarse ODE solver and finishes on the
+    accurate one: the answers of an accurate-only search at under 60% of its
+    accurate solves, and everything returned comes from the accurate solver."""
+    from synthoct_bench.nlme import ebe_kernel
+
+    _, y = _data(300, seed=21)
+    mixed = ebe(y)
+    monkeypatch.setattr(ebe_kernel, "COARSE_SWITCH", 0.0)
+    plain = ebe(y)
+    assert plain.n_coarse_evaluations == 0 < mixed.n_coarse_evaluations
+    table = 13**3  # the start grid's tabulated predictions count as evaluations too
+    assert mixed.n_evaluations - table < 0.6 * (plain.n_evaluations - table)
+    assert mixed.converged.mean() >= plain.converged.mean() - 0.01
+    np.testing.assert_allclose(mixed.objective, plain.objective, rtol=1e-7)
+    np.testing.assert_allclose(mixed.eta, plain.eta, atol=1e-3)
+    np.testing.assert_allclose(mixed.ipred, nlme.predict(mixed.eta, PARAMS), rtol=0, atol=1e-12)
+    ll = nlme.loglik(y, mixed.eta, PARAMS)
+    prior = 0.5 * np.sum(mixed.eta**2, axis=1)
+    np.testing.assert_allclose(mixed.objective, -ll + prior, rtol=1e-12)
+
+
 def test_missing_observations_are_masked():
     _, y = _data(12, seed=5)
     keep = np.ones(21, dtype=bool)
