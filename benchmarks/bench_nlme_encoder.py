@@ -264,8 +264,9 @@ def bench_multistart(n: int, seed: int) -> dict:
     res = ebe(y)
     axis = np.linspace(-4, 4, 7)
     grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    # accurate solver only: the reference does not share the coarse phase
     opts = {"tol": 1e-12, "max_iter": 100, "lam0": 1e-3, "n_restarts": 10**6,
-            "restart_margin": 1e12, "abandon": math.inf}  # fmt: skip
+            "restart_margin": 1e12, "abandon": math.inf, "coarse_switch": 0.0}  # fmt: skip
     bound = np.full(3, 8.0)
     t0 = time.perf_counter()
     ref = ebe_mm_oral(

@@ -123,6 +123,11 @@ def test_warm_start_reaches_same_modes():
     cold = ebe(y)
     warm = ebe(y, eta0=cold.eta + 0.05)
     np.testing.assert_allclose(warm.objective, cold.objective, rtol=1e-8)
+    # a local refinement from the answers (FOCE's finite differences) runs on
+    # the accurate solver alone: the coarse phase would only add a solve
+    local = ebe(y, eta0=cold.eta, n_restarts=0)
+    np.testing.assert_allclose(local.objective, cold.objective, rtol=1e-10)
+    assert local.n_coarse_evaluations == 0
 
 
 @pytest.mark.parametrize(
@@ -231,7 +236,7 @@ def test_finds_the_global_mode_next_to_the_absorption_plateau():
     grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
     cand = np.broadcast_to(grid, (2, *grid.shape)).copy()
     opts = {"tol": 1e-10, "max_iter": 100, "lam0": 1e-3, "n_restarts": 10**6,
-            "restart_margin": 1e12}  # fmt: skip
+            "restart_margin": 1e12, "coarse_switch": 0.0}  # fmt: skip
     bound = np.full(3, 8.0)
     ref = ebe_mm_oral(y, np.ones_like(y), cand, np.zeros((2, len(grid))), np.empty((0, 3)),
                       params, nlme.OBS_TIMES, 1.0, -bound, bound, opts)  # fmt: skip

@@ -524,7 +524,7 @@ def _chunk_ebe_compiled(prob: _Problem, n: int, eta0, grid: _Grid, opts):
         vals = np.concatenate([np.full((n, 1), -np.inf), vals], axis=1)
     out = ebe_mm_oral(
         prob.y, prob.mask, cand, vals, _fixed_starts(prob, grid), prob.params, times, dose,
-        prob.lower, prob.upper, opts,
+        prob.lower, prob.upper, {**opts, "warm_first": eta0 is not None},
     )  # fmt: skip
     prob.n_evaluations += int(out["solves"].sum())
     prob.n_coarse_evaluations += int(out["coarse"].sum())

@@ -417,7 +417,7 @@ def _note_answer(eta, phi, sd, seen_eta, seen_phi, n_seen):
 
 @nb.njit(cache=True, parallel=True, error_model="numpy")
 def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, times, tols,
-                lower, upper, tol, max_iter, lam0, stall_tol, n_restarts, margin,
+                first_tols, lower, upper, tol, max_iter, lam0, stall_tol, n_restarts, margin,
                 abandon, eta_out, phi_out, conv_out, dec_out, iter_out, solve_out,
                 restart_out, f_out, s_out, cov_out, alt_eta_out, alt_phi_out,
                 coarse_out):  # fmt: skip
@@ -435,9 +435,9 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
         f = f_out[i]
         s = s_out[i]
         phi, conv, dec, iters, solves, n_co = _lm(yi, mi, eta, f, s, theta, inv_om, inv_s2,
-                                                  dose, times, tols, lower, upper, tol, max_iter,
-                                                  lam0, stall_tol, math.inf, abandon, eta,
-                                                  0.0)  # fmt: skip
+                                                  dose, times, first_tols, lower, upper, tol,
+                                                  max_iter, lam0, stall_tol, math.inf, abandon,
+                                                  eta, 0.0)  # fmt: skip
         n_obs = 0.0
         for t in range(n_t):
             n_obs += mi[t]
@@ -538,14 +538,23 @@ def ebe_mm_oral(y, mask, cand, cand_val, fixed, params, times, dose, lower, uppe
     ``cand`` (n, C, d) are candidate starts with promised objectives ``cand_val``
     (n, C); ``fixed`` (F, d) extra starts for doubtful answers. ``opts`` may
     override ``coarse_rtol``, ``coarse_atol``, ``coarse_switch`` (0 turns the
-    coarse phase off) and ``stall_tol``. ``solves`` and ``coarse`` count each
-    subject's accurate and coarse ODE solves.
+    coarse phase off) and ``stall_tol``; ``warm_first`` marks the first
+    candidate as a warm start, searched on the accurate solver alone.
+    ``solves`` and ``coarse`` count each subject's accurate and coarse ODE
+    solves.
     """
     from synthoct_bench.nlme.solver import DEFAULT_ATOL, DEFAULT_RTOL
 
     n, _, d = cand.shape
     n_t = y.shape[1]
     omega = np.asarray(params.omega, dtype=np.float64)
+    tols = (
+        DEFAULT_RTOL,
+        DEFAULT_ATOL,
+        float(opts.get("coarse_rtol", COARSE_RTOL)),
+        float(opts.get("coarse_atol", COARSE_ATOL)),
+        float(opts.get("coarse_switch", COARSE_SWITCH)),
+    )
     out = {
         "eta": np.empty((n, d)),
         "phi": np.empty(n),
@@ -573,13 +582,9 @@ def ebe_mm_oral(y, mask, cand, cand_val, fixed, params, times, dose, lower, uppe
         1.0 / float(params.sigma) ** 2,
         float(dose),
         np.ascontiguousarray(times, dtype=np.float64),
-        (
-            DEFAULT_RTOL,
-            DEFAULT_ATOL,
-            float(opts.get("coarse_rtol", COARSE_RTOL)),
-            float(opts.get("coarse_atol", COARSE_ATOL)),
-            float(opts.get("coarse_switch", COARSE_SWITCH)),
-        ),
+        tols,
+        # a warm start near its answer would only pay for a coarse solve
+        (*tols[:4], 0.0) if opts.get("warm_first") else tols,
         np.asarray(lower, dtype=np.float64),
         np.asarray(upper, dtype=np.float64),
         float(opts["tol"]),
