@@ -563,7 +563,9 @@ def ebe(
         local refinement that stays in the warm start's basin.
     tol : convergence threshold on the Newton decrement gᵀH⁻¹g (≈ twice the
         remaining objective decrease); 1e-10 gives the objective to ~1e-10 and
-        η to ~1e-5 on flat ridges (the FOCE fit uses 1e-12).
+        η to ~6e-5 on flat ridges (the FOCE fit uses 1e-12). A subject whose
+        decrement cannot go below 1e-6 because no step lowers the objective
+        any more (the ODE solver's floor) also counts as converged.
     grid_points : grid points per η dimension (default 13 for d <= 3: spacing
         2/3 prior SD, fine enough that each basin of the posterior gets a start).
     n_restarts : extra starts (other grid basins) for subjects whose answer
