@@ -93,7 +93,8 @@ def tight_scipy_one(y_row: np.ndarray, starts) -> tuple[np.ndarray, float]:
 
 def bench_throughput(n: int, n_scipy: int, seed: int, repeats: int = 3) -> dict:
     """EBE/s of the default engine (median of ``repeats`` runs: this box's speed
-    drifts by up to 10%), the batched engine and per-subject scipy, same data."""
+    drifts, by up to ±25% within an hour), the batched engine and per-subject
+    scipy, same data."""
     _, y = simulate(n, seed)
     ebe(y[:50])  # compile / warm caches
     ebe(y[:50], engine="batched")

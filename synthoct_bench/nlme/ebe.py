@@ -68,6 +68,8 @@ class EBEResult:
     inf where it met none. A runner-up within a few units of ``objective``
     marks a bimodal posterior (flip-flop absorption, the η₂–η₃ ridge); the
     compiled engine tracks it, the batched engine leaves it empty.
+    ``n_evaluations`` and ``n_coarse_evaluations`` count the ODE solves on the
+    accurate and on the coarse solver (a coarse one costs about half).
     """
 
     eta: np.ndarray
