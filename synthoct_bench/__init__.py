@@ -5,24 +5,36 @@ models using synthetic image covariates and longitudinal data": latents z
 drive both an image generator and, through three chosen dims η, a nonlinear
 mixed-effects model of five longitudinal series at controlled noise levels.
 
-``load`` and ``score`` are imported on first use so that ``import
-synthoct_bench`` stays light (no torch, no datasets).
+The whole loop from the top level::
+
+    import synthoct_bench as sb
+    sb.build("oct-mini", preset="mini", workers=2)        # or use a Hub dataset
+    assert sb.verify("oct-mini").ok
+    test = sb.read_columns("oct-mini", "test", ["subject_id", "image"])
+    sb.write_submission("pred.parquet", test["subject_id"], eta_pred, noise=9, split="test")
+    print(sb.score("pred.parquet", "oct-mini", noise=9))
+
+``load`` gives a ``datasets.Dataset`` with the same column names at every
+noise level. Every name is imported on first use, so ``import synthoct_bench``
+stays light (no torch, no datasets).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from synthoct_bench.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load": "synthoct_bench.dataset.load",
-    "score": "synthoct_bench.scoring",
+    "load": "synthoct_bench.dataset.load:load",
+    "read_columns": "synthoct_bench.dataset.load:read_columns",
+    "read_metadata": "synthoct_bench.dataset.load:read_metadata",
+    "build": "synthoct_bench.dataset.build:build",
+    "verify": "synthoct_bench.dataset.manifest:verify",
+    "write_submission": "synthoct_bench.scoring.submission:write_submission",
+    "score": "synthoct_bench.scoring.core:score",
 }
 
+__all__ = ["__version__", *_LAZY]
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'synthoct_bench' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, eager=__all__)

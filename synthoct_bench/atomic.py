@@ -8,11 +8,39 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_via_temp", "write_text", "write_json", "save_figure"]
+__all__ = [
+    "write_via_temp",
+    "write_text",
+    "write_json",
+    "atomic_write_dir",
+    "save_figure",
+    "to_jsonable",
+]
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types: mappings get str keys, tuples become lists, numpy
+    scalars and arrays become numbers and lists, objects with ``to_dict`` are converted
+    through it, and anything else becomes its ``str``."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return to_jsonable(value.to_dict())
+    import numpy as np
+
+    arr = np.asarray(value)
+    if arr.dtype.kind in "biuf":
+        return arr.tolist()
+    return str(value)
 
 
 def write_via_temp(path: str | os.PathLike, suffix: str, write: Any) -> Path:
@@ -38,6 +66,28 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as JSON (indent 2, sorted keys, trailing newline) atomically."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write_dir(target: str | os.PathLike, write: Any) -> Path:
+    """Call ``write(tmp_dir)`` on a fresh folder beside ``target``, then move it into place
+    (replacing ``target``): a reader sees the old folder or the new one, never a mix."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write(tmp)
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
 
 
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> Path:

@@ -61,7 +61,7 @@ class ToyBandGenerator:
         img = level * np.exp(-((rows - depth) ** 2) / 4) + 0.1 + speckle
         return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
-    def config(self):
+    def get_config(self):
         return {"name": "toy"}
 
 

@@ -87,7 +87,7 @@ def test_generation_is_per_subject_deterministic():
         gen.generate(np.zeros((2, 64)), np.arange(2))
     with pytest.raises(ValueError, match="seeds"):
         gen.generate(z, np.arange(5))
-    json.dumps(gen.config())
+    json.dumps(gen.get_config())
 
 
 def test_save_load_round_trip_and_scheduler_swap(tmp_path):
@@ -107,7 +107,7 @@ def test_save_load_round_trip_and_scheduler_swap(tmp_path):
     dpm = LatentDiffusionGenerator.from_pretrained(
         tmp_path / "pipe", scheduler="dpm", num_inference_steps=3, image_size=16, device="cpu"
     )
-    assert dpm.config()["scheduler"] == "DPMSolverMultistepScheduler"
+    assert dpm.get_config()["scheduler"] == "DPMSolverMultistepScheduler"
     assert dpm.generate(z, seeds).shape == (3, 16, 16)
     with pytest.raises(ValueError, match="unknown scheduler"):
         make_scheduler("nope")

@@ -80,9 +80,9 @@ def test_eta_dims_drive_position_tilt_luminance():
     g = PhantomGenerator(image_size=64, eta_dims=(5, 6, 7))
     assert [g.dims[n] for n in ("vertical_position", "tilt", "luminance")] == [5, 6, 7]
     assert g.dims["speckle"] != 5 and len(set(g.dims.values())) == len(g.dims)
-    json.dumps(g.config())
-    again = PhantomGenerator.from_config(json.loads(json.dumps(g.config())))
-    assert again.dims == g.dims and again.config() == g.config()
+    json.dumps(g.get_config())
+    again = PhantomGenerator.from_config(json.loads(json.dumps(g.get_config())))
+    assert again.dims == g.dims and again.get_config() == g.get_config()
 
 
 def test_rpe_row_follows_vertical_position(gen):

@@ -23,7 +23,7 @@ class _Bars:
             (1, 8, 8), np.uint8
         )
 
-    def config(self):
+    def get_config(self):
         return {"name": "bars", "dims": {"brightness": 3}}
 
 

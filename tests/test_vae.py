@@ -94,7 +94,7 @@ def test_save_load_round_trip(tmp_path):
     assert images.dtype == np.uint8 and images.shape == (2, 32, 32)
     np.testing.assert_array_equal(images, np.round(model.decode_latents(z) * 255))
     assert traversal_grid(gen, dims=[1, 2], values=[-1, 0, 1]).ndim == 2
-    json.dumps(gen.config())
+    json.dumps(gen.get_config())
 
 
 def test_kl_is_zero_at_prior():

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     generator = get_generator(args.generator, **kwargs)
     dims = args.dims
     if dims is None:
-        config = generator.config()
+        config = generator.get_config()
         dims = list(config.get("traversal_dims") or generator.eta_dims)
     path = save_traversal_figure(
         generator, dims, args.out, values=np.linspace(low, high, int(count)), seed=args.seed

@@ -10,10 +10,10 @@ diffusion) register here as ``"module:attribute"`` strings.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from synthoct_bench.generators.base import ImageGenerator
+from synthoct_bench.lazy import lazy_exports, resolve
 
 #: Public name -> "module:attribute", imported on first access.
 _LAZY: dict[str, str] = {
@@ -30,7 +30,8 @@ _LAZY: dict[str, str] = {
     "conditioning_check": "synthoct_bench.generators.conditioning_check:conditioning_check",
 }
 
-#: Generator name (as used by ``get_generator`` and the CLI) -> "module:class".
+#: The generator registry: name (as used by ``get_generator`` and ``synthoct build
+#: --generator``) -> "module:factory", the factory taking the generator's keyword arguments.
 GENERATORS: dict[str, str] = {
     "phantom": "synthoct_bench.generators.phantom:PhantomGenerator",
     "diffusion": "synthoct_bench.generators.diffusion:load_latent_diffusion",
@@ -39,29 +40,24 @@ GENERATORS: dict[str, str] = {
 
 __all__ = ["ImageGenerator", "GENERATORS", "get_generator", "register_generator", *_LAZY]
 
-
-def _resolve(target: str) -> Any:
-    module_path, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module_path), attribute)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = _resolve(_LAZY[name])
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'synthoct_bench.generators' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, eager=__all__)
 
 
 def register_generator(name: str, target: str) -> None:
-    """Register a generator class as ``"module:Class"`` (imported only when built)."""
+    """Register a generator factory as ``"module:Class"`` (imported only when built)."""
     if ":" not in target:
         raise ValueError(f"target must look like 'package.module:Class', got {target!r}")
     GENERATORS[name] = target
 
 
 def get_generator(name: str, **kwargs: Any) -> ImageGenerator:
-    """Build the generator registered as ``name`` (e.g. ``"phantom"``) with ``kwargs``."""
+    """Build a generator: a registered name (e.g. ``"phantom"``) or, for a class of your
+    own, ``"package.module:Class"``; ``kwargs`` go to its constructor."""
+    if ":" in name:
+        return resolve(name)(**kwargs)
     if name not in GENERATORS:
-        raise ValueError(f"unknown generator {name!r}; choose from {sorted(GENERATORS)}")
-    return _resolve(GENERATORS[name])(**kwargs)
+        raise ValueError(
+            f"unknown generator {name!r}; choose from {sorted(GENERATORS)} "
+            "or give 'package.module:Class'"
+        )
+    return resolve(GENERATORS[name])(**kwargs)

@@ -27,6 +27,6 @@ class ImageGenerator(Protocol):
         """uint8 images (N, image_size, image_size) for latents z (N, 128) and seeds (N,)."""
         ...
 
-    def config(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """JSON-serialisable description (name, version, settings) for the dataset card."""
         ...

@@ -109,7 +109,7 @@ def conditioning_check(
         "recovered": (np.abs(corr) > q95).tolist(),
         "mean_corr": float(corr.mean()),
         "mean_shuffled_abs_corr_q95": float(q95.mean()),
-        "generator": generator.config() if hasattr(generator, "config") else None,
+        "generator": generator.get_config() if hasattr(generator, "get_config") else None,
     }
     return (result, mu) if return_encoded else result
 

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synthoct_bench.generators.vae import atomic_write_dir
+from synthoct_bench.atomic import atomic_write_dir
 from synthoct_bench.latent import LATENT_DIM, PAPER_ETA_DIMS
 
 __all__ = [
@@ -237,7 +237,7 @@ class LatentDiffusionGenerator:
 
     # ---- generation -----------------------------------------------------------------------
 
-    def config(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """JSON-serialisable settings for the dataset card and the shard manifest."""
         import diffusers
 

@@ -338,7 +338,7 @@ class PhantomGenerator:
         return out
 
     # ----------------------------------------------------------------- config
-    def config(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """JSON-serialisable description; ``PhantomGenerator.from_config`` rebuilds it."""
         parameters = []
         for s in PARAMETER_SPECS:

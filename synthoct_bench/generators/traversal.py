@@ -81,7 +81,7 @@ def traversal_grid(
 def dim_labels(generator: ImageGenerator, dims: Sequence[int]) -> list[str]:
     """Row labels "dim 91: vertical_position" from the generator's config()["dims"] if any."""
     try:
-        names = {int(d): n for n, d in dict(generator.config().get("dims", {})).items()}
+        names = {int(d): n for n, d in dict(generator.get_config().get("dims", {})).items()}
     except (AttributeError, TypeError, ValueError):
         names = {}
     return [f"dim {d}" + (f": {names[d]}" if d in names else "") for d in dims]

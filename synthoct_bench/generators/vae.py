@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synthoct_bench.atomic import atomic_write_dir
 from synthoct_bench.latent import LATENT_DIM, PAPER_ETA_DIMS
 
-__all__ = ["BetaVAEConfig", "BetaVAE", "kl_divergence", "atomic_write_dir", "BetaVAEGenerator"]
+__all__ = ["BetaVAEConfig", "BetaVAE", "kl_divergence", "BetaVAEGenerator"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -129,27 +128,6 @@ def _resnet18_encoder(width: int = 64) -> nn.Module:
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z|x) || N(0, I)) summed over latent dims, mean over the batch."""
     return torch.mean(-0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=1))
-
-
-def atomic_write_dir(target: str | os.PathLike, write: Any) -> Path:
-    """Call ``write(tmp_dir)`` then move the folder into place (replacing ``target``)."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        write(tmp)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
 
 
 class BetaVAE(nn.Module):
@@ -335,5 +313,5 @@ class BetaVAEGenerator:
         images = self.vae.decode_latents(z, batch_size=self.batch_size)
         return np.round(images * 255).astype(np.uint8)
 
-    def config(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"name": "beta-vae-decoder", **self.vae.config.to_dict(), "eta_dims": self.eta_dims}

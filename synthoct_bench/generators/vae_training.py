@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from synthoct_bench import rng
-from synthoct_bench.atomic import save_figure
+from synthoct_bench.atomic import atomic_write_dir, save_figure
 from synthoct_bench.checkpoint import load_optimizer_state, save_optimizer_state
 from synthoct_bench.generators.perceptual import VGGPerceptualLoss
-from synthoct_bench.generators.vae import BetaVAE, BetaVAEConfig, atomic_write_dir, kl_divergence
+from synthoct_bench.generators.vae import BetaVAE, BetaVAEConfig, kl_divergence
 
 __all__ = [
     "VAETrainingConfig",
