@@ -24,6 +24,7 @@ from synthoct_bench.dataset import (
     verify,
 )
 from synthoct_bench.dataset import pipeline as pipeline_module
+from synthoct_bench.dataset.records import Manifest
 from synthoct_bench.nlme import PopulationParams, simulate
 
 #: A cheaper build for the tests that build several times: one noise level, 5 shards.
@@ -38,7 +39,7 @@ def small_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _shard_hashes(root: Path) -> dict[str, str]:
-    return {e["path"]: e["sha256"] for e in read_metadata(root)["shards"]}
+    return {e.path: e.sha256 for e in read_metadata(root).shards}
 
 
 def test_layout_and_manifest(tiny_dataset: Path):
@@ -50,18 +51,22 @@ def test_layout_and_manifest(tiny_dataset: Path):
         "validation-00000-of-00001.parquet",
     ]
     meta = read_metadata(tiny_dataset)
-    assert meta["splits"] == {
+    assert {k: v.to_dict() for k, v in meta.splits.items()} == {
         "train": {"n": 52, "first_id": 0, "shards": 2},
         "validation": {"n": 3, "first_id": 52, "shards": 1},
         "test": {"n": 5, "first_id": 55, "shards": 1},
     }
-    assert meta["noise_levels"] == [0, 1, 9, 18, 49]
-    assert set(meta["nlme"]["fits"]) == {"0", "1", "9", "18", "49"}
-    for fit in meta["nlme"]["fits"].values():
-        PopulationParams.from_dict(fit["params"])  # round-trips
-        assert fit["n_subjects_used"] <= 52
-    assert meta["generator"]["config"]["name"] == "phantom"
-    assert {"numpy", "pyarrow", "synthoct-bench"} <= set(meta["software"])
+    assert meta.noise_levels == (0, 1, 9, 18, 49)
+    assert set(meta.nlme.fits) == {0, 1, 9, 18, 49}
+    for fit in meta.nlme.fits.values():
+        PopulationParams.from_dict(fit.params)  # round-trips
+        assert fit.n_subjects_used <= 52
+    assert meta.generator.config["name"] == "phantom"
+    assert {"numpy", "pyarrow", "synthoct-bench"} <= set(meta.software)
+    # the typed manifest round-trips through the JSON it was read from
+    on_disk = json.loads((tiny_dataset / "manifest.json").read_text())
+    assert meta.to_dict() == on_disk
+    assert Manifest.from_dict(meta.to_dict()) == meta
     assert verify(tiny_dataset).ok
 
 
@@ -74,7 +79,7 @@ def test_columns_are_the_pipeline_of_rng_latent_and_nlme(tiny_dataset: Path):
     assert ids.tolist() == [52, 53, 54]
     z = latent.sample_z(ids, seed=0)
     np.testing.assert_array_equal(cols["z"], z.astype(np.float32))
-    eta = latent.select_eta(z, meta["eta_dims"])
+    eta = latent.select_eta(z, meta.eta_dims)
     np.testing.assert_array_equal(cols["eta"], eta.astype(np.float32))
     noisy = latent.add_noise(eta, 9, ids, 0)
     np.testing.assert_array_equal(cols["eta_noisy_s9"], noisy.astype(np.float32))

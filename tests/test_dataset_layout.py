@@ -137,5 +137,5 @@ def test_build_with_explicit_splits(tmp_path):
     )
     assert summary.splits == {"train": 12, "validation": 3, "test": 9}
     meta = read_metadata(tmp_path / "d")
-    assert {k: v["n"] for k, v in meta["splits"].items()} == summary.splits
-    assert meta["splits"]["test"]["first_id"] == 15
+    assert {k: v.n for k, v in meta.splits.items()} == summary.splits
+    assert meta.splits["test"].first_id == 15

@@ -30,7 +30,7 @@ def test_resize_transform_and_other_targets(tiny_dataset: Path):
         tiny_dataset,
         noise=0,
         split="validation",
-        image_size=48,
+        input_size=48,
         transform=lambda t: torch.flip(t, dims=[-1]),
         target="eta",
     )

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from synthoct_bench.atomic import write_json
+from synthoct_bench.atomic import to_jsonable, write_json
 from synthoct_bench.dataset.layout import (
     SPLIT_NAMES,
     ShardSpec,
@@ -38,7 +38,6 @@ from synthoct_bench.dataset.layout import (
 )
 from synthoct_bench.dataset.manifest import (
     BUILD_DIR,
-    FORMAT_VERSION,
     MANIFEST_NAME,
     read_sidecar,
     shard_is_done,
@@ -52,6 +51,16 @@ from synthoct_bench.dataset.pipeline import (
     make_generator,
     observations,
     shard_table,
+)
+from synthoct_bench.dataset.records import (
+    BuildConfig,
+    FitRecord,
+    GeneratorSpec,
+    Manifest,
+    NLMERecord,
+    ShardSidecar,
+    SplitInfo,
+    WriterSettings,
 )
 from synthoct_bench.dataset.writer import (
     PARQUET_SETTINGS,
@@ -133,34 +142,18 @@ def resolve_rank_world(rank: int | None = None, world: int | None = None) -> tup
     return rank, world
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "to_dict"):
-        return _jsonable(value.to_dict())
-    arr = np.asarray(value)
-    if arr.dtype.kind in "biuf":
-        return arr.tolist()
-    return str(value)
+def _read_config(out: Path) -> BuildConfig | None:
+    path = out / BUILD_DIR / CONFIG_NAME
+    if not path.is_file():
+        return None
+    return BuildConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _build_key(config: dict[str, Any]) -> dict[str, Any]:
-    """The settings that determine the bytes of the shards (must match to resume or join)."""
-    return {k: v for k, v in config.items() if k != "software"}
-
-
-def _prepare_out(out: Path, config: dict[str, Any], resume: bool, world: int) -> None:
-    cfg_path = out / BUILD_DIR / CONFIG_NAME
-    if cfg_path.is_file():
-        old = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if _build_key(old) != _build_key(json.loads(json.dumps(config))):
-            diff = sorted(
-                k for k in set(old) | set(config) if k != "software" and old.get(k) != config.get(k)
-            )
+def _prepare_out(out: Path, config: BuildConfig, resume: bool, world: int) -> None:
+    old = _read_config(out)
+    if old is not None:
+        diff = old.differences(config)
+        if diff:
             raise ValueError(
                 f"{out} holds a build with different settings ({', '.join(diff)}); "
                 "use another --out or the same settings"
@@ -173,10 +166,10 @@ def _prepare_out(out: Path, config: dict[str, Any], resume: bool, world: int) ->
         return
     if out.exists() and any(p.name != BUILD_DIR for p in out.iterdir()):
         raise ValueError(f"{out} exists and is not empty; choose an empty or new --out")
-    write_json(cfg_path, config)
+    write_json(out / BUILD_DIR / CONFIG_NAME, config.to_dict())
 
 
-def _fit_level(level: int, config: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+def _fit_level(level: int, config: BuildConfig, threads: int | None = None) -> FitRecord:
     """FOCE fit of one noise level on the first ``fit_subjects`` training subjects."""
     from synthoct_bench.nlme import fit_foce
 
@@ -184,37 +177,36 @@ def _fit_level(level: int, config: dict[str, Any], threads: int | None = None) -
         import numba
 
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    seed = config["seed"]
-    m = min(config["fit_subjects"], config["splits"]["train"])
+    m = min(config.fit_subjects, config.splits["train"])
     ids = np.arange(m, dtype=np.int64)  # training ids start at 0
-    _, eta = latents(ids, seed, config["eta_dims"])
-    _, obs = observations(eta, level, ids, seed, config["simulation_params"])
-    res = fit_foce(obs, max_subjects=m, seed=seed, **config["fit_options"])
-    return {
-        "params": res.params.to_dict(),
-        "ofv": float(res.ofv),
-        "converged": bool(res.converged),
-        "n_subjects_used": int(res.n_subjects_used),
-        "se": _jsonable(getattr(res, "se", None)),
-        "fit_on": f"train subjects 0..{m - 1}",
-    }
+    _, eta = latents(ids, config.seed, config.eta_dims)
+    _, obs = observations(eta, level, ids, config.seed, config.simulation_params)
+    res = fit_foce(obs, max_subjects=m, seed=config.seed, **config.fit_options)
+    return FitRecord(
+        params=res.params.to_dict(),
+        ofv=float(res.ofv),
+        converged=bool(res.converged),
+        n_subjects_used=int(res.n_subjects_used),
+        se=to_jsonable(getattr(res, "se", None)),
+        fit_on=f"train subjects 0..{m - 1}",
+    )
 
 
 def _population_fits(
-    out: Path, config: dict[str, Any], workers: int, progress: bool
-) -> dict[str, dict[str, Any]]:
+    out: Path, config: BuildConfig, workers: int, progress: bool
+) -> dict[int, FitRecord]:
     """One FOCE fit per noise level (levels in parallel over ``workers`` processes), cached
     in ``_build/fits.json`` so resumed builds and other ranks reuse it."""
     path = out / BUILD_DIR / FITS_NAME
     if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
-    levels = config["noise_levels"]
-    fits: dict[str, dict[str, Any]] = {}
+        return _read_fits(out)
+    levels = config.noise_levels
+    fits: dict[int, FitRecord] = {}
     bar = tqdm(total=len(levels), desc="fit (FOCE per level)", disable=not progress)
     try:
         if workers <= 1 or len(levels) <= 1:
             for k in levels:
-                fits[str(k)] = _fit_level(k, config)
+                fits[k] = _fit_level(k, config)
                 bar.update(1)
         else:
             procs = min(workers, len(levels))
@@ -222,11 +214,17 @@ def _population_fits(
             with ProcessPoolExecutor(procs, mp_context=mp.get_context("spawn")) as pool:
                 futures = {pool.submit(_fit_level, k, config, threads): k for k in levels}
                 for fut in as_completed(futures):
-                    fits[str(futures[fut])] = fut.result()
+                    fits[futures[fut]] = fut.result()
                     bar.update(1)
     finally:
         bar.close()
-    return write_json_first_wins(fits, path)
+    written = write_json_first_wins({str(k): v.to_dict() for k, v in fits.items()}, path)
+    return {int(k): FitRecord.from_dict(v) for k, v in written.items()}
+
+
+def _read_fits(out: Path) -> dict[int, FitRecord]:
+    data = json.loads((out / BUILD_DIR / FITS_NAME).read_text(encoding="utf-8"))
+    return {int(k): FitRecord.from_dict(v) for k, v in data.items()}
 
 
 # ---- shard workers -----------------------------------------------------------------
@@ -239,7 +237,8 @@ def _init_worker(ctx: ShardContext, out: str, threads: int | None, generator: An
     _WORKER["ctx"] = ctx
     _WORKER["out"] = Path(out)
     if generator is None:
-        generator = make_generator(ctx.generator, ctx.image_size, ctx.generator_kwargs)
+        spec = ctx.config.generator
+        generator = make_generator(spec.name, ctx.config.image_size, spec.kwargs)
     _WORKER["gen"] = generator
     if threads is not None:
         import numba  # the NLME solver and the phantom run numba parallel loops
@@ -249,7 +248,7 @@ def _init_worker(ctx: ShardContext, out: str, threads: int | None, generator: An
             sys.modules["torch"].set_num_threads(threads)
 
 
-def _build_one(spec: ShardSpec) -> tuple[ShardSpec, dict[str, Any], dict[str, float]]:
+def _build_one(spec: ShardSpec) -> tuple[ShardSpec, ShardSidecar, dict[str, float]]:
     """Compute, write and record one shard (file first, then its sidecar)."""
     ctx: ShardContext = _WORKER["ctx"]
     out: Path = _WORKER["out"]
@@ -257,19 +256,19 @@ def _build_one(spec: ShardSpec) -> tuple[ShardSpec, dict[str, Any], dict[str, fl
     t = time.perf_counter()
     digest, size = write_parquet_atomic(table, out / spec.path)
     timings["parquet"] += time.perf_counter() - t
-    entry = {
-        "path": spec.path,
-        "split": spec.split,
-        "index": spec.index,
-        "rows": spec.rows,
-        "first_id": spec.first_id,
-        "last_id": spec.last_id,
-        "sha256": digest,
-        "bytes": size,
-        "column_bytes": {name: int(table.column(name).nbytes) for name in table.column_names},
-        "ebe_converged": converged,
-    }
-    write_json(sidecar_path(out, spec), entry)
+    entry = ShardSidecar(
+        path=spec.path,
+        split=spec.split,
+        index=spec.index,
+        rows=spec.rows,
+        first_id=spec.first_id,
+        last_id=spec.last_id,
+        sha256=digest,
+        bytes=size,
+        column_bytes={name: int(table.column(name).nbytes) for name in table.column_names},
+        ebe_converged=converged,
+    )
+    write_json(sidecar_path(out, spec), entry.to_dict())
     return spec, entry, timings
 
 
@@ -286,13 +285,13 @@ def _run_shards(
     rows = size = 0
     bar = tqdm(total=sum(s.rows for s in todo), desc="shards", unit="subj", disable=not progress)
 
-    def done(entry: dict[str, Any], timings: dict[str, float]) -> None:
+    def done(entry: ShardSidecar, timings: dict[str, float]) -> None:
         nonlocal rows, size
         for k, v in timings.items():
             totals[k] += v
-        rows += entry["rows"]
-        size += entry["bytes"]
-        bar.update(entry["rows"])
+        rows += entry.rows
+        size += entry.bytes
+        bar.update(entry.rows)
         bar.set_postfix({k: f"{totals[k]:.0f}s" for k in STAGES}, refresh=False)
 
     try:
@@ -375,31 +374,28 @@ def build(
     from synthoct_bench.nlme import PopulationParams
 
     gen = make_generator(generator, image_size, generator_kwargs)
-    config = _jsonable(
-        {
-            "format_version": FORMAT_VERSION,
-            "seed": int(seed),
-            "n": n_total,
-            "preset": preset if n is None and splits is None else None,
-            "splits": sizes,
-            "noise_levels": list(levels),
-            "image_size": int(image_size),
-            "shard_size": shard_size,
-            "generator": {
-                "name": generator,
-                "kwargs": generator_kwargs or {},
-                "config": gen.config(),
-            },
-            "eta_dims": [int(d) for d in gen.eta_dims],
-            "simulation_params": PopulationParams().to_dict(),
-            "fit_subjects": int(fit_subjects),
-            "fit_options": dict(fit_options or {}),
-            "writer": {
-                "parquet": {**PARQUET_SETTINGS, "row_group_size": ROW_GROUP_SIZE},
-                "png_compress_level": PNG_COMPRESS_LEVEL,
-            },
-            "software": software_versions(),
-        }
+    config = BuildConfig(
+        seed=int(seed),
+        n=n_total,
+        preset=preset if n is None and splits is None else None,
+        splits=sizes,
+        noise_levels=levels,
+        image_size=int(image_size),
+        shard_size=shard_size,
+        generator=GeneratorSpec(
+            name=generator,
+            kwargs=to_jsonable(dict(generator_kwargs or {})),
+            config=to_jsonable(gen.get_config()),
+        ),
+        eta_dims=tuple(int(d) for d in gen.eta_dims),
+        simulation_params=to_jsonable(PopulationParams().to_dict()),
+        fit_subjects=int(fit_subjects),
+        fit_options=to_jsonable(dict(fit_options or {})),
+        writer=WriterSettings(
+            parquet={**PARQUET_SETTINGS, "row_group_size": ROW_GROUP_SIZE},
+            png_compress_level=PNG_COMPRESS_LEVEL,
+        ),
+        software=software_versions(),
     )
     _prepare_out(out, config, resume, world)
 
@@ -408,15 +404,7 @@ def build(
     fits = _population_fits(out, config, workers, progress)
     stage_seconds["fit"] = time.perf_counter() - t
 
-    ctx = ShardContext(
-        seed=int(seed),
-        levels=levels,
-        image_size=int(image_size),
-        generator=generator,
-        generator_kwargs=dict(generator_kwargs or {}),
-        sim_params=config["simulation_params"],
-        fitted_params={k: v["params"] for k, v in fits.items()},
-    )
+    ctx = ShardContext(config=config, fitted_params={k: v.params for k, v in fits.items()})
     specs = plan_shards(sizes, shard_size)
     mine = [s for i, s in enumerate(specs) if i % world == rank]
     for spec in mine:  # leftovers of a killed run: never trusted, always rebuilt
@@ -456,13 +444,13 @@ def merge(out: str | Path) -> Path:
     from synthoct_bench.dataset.card import write_card
 
     out = Path(out)
-    cfg_path = out / BUILD_DIR / CONFIG_NAME
-    if not cfg_path.is_file():
+    config = _read_config(out)
+    if config is None:
         raise ValueError(f"{out} has no {BUILD_DIR}/{CONFIG_NAME}: not a synthoct build folder")
-    config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    fits = json.loads((out / BUILD_DIR / FITS_NAME).read_text(encoding="utf-8"))
-    specs = plan_shards(config["splits"], config["shard_size"])
-    entries, missing = [], []
+    fits = _read_fits(out)
+    specs = plan_shards(config.splits, config.shard_size)
+    entries: list[ShardSidecar] = []
+    missing: list[str] = []
     for spec in specs:
         entry = read_sidecar(out, spec)
         if entry is None or not (out / spec.path).is_file():
@@ -475,51 +463,47 @@ def merge(out: str | Path) -> Path:
         )
         raise ValueError(f"cannot merge: {len(missing)} shard(s) not built yet: {shown}")
 
-    levels = config["noise_levels"]
     first = 0
-    splits: dict[str, dict[str, int]] = {}
+    splits: dict[str, SplitInfo] = {}
     for split in SPLIT_NAMES:
         count = sum(1 for s in specs if s.split == split)
-        splits[split] = {"n": config["splits"][split], "first_id": first, "shards": count}
-        first += config["splits"][split]
-    converged = {str(k): sum(e["ebe_converged"][str(k)] for e in entries) for k in levels}
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "name": "synthoct-bench",
-        "seed": config["seed"],
-        "n": config["n"],
-        "preset": config["preset"],
-        "splits": splits,
-        "noise_levels": levels,
-        "image_size": config["image_size"],
-        "shard_size": config["shard_size"],
-        "generator": config["generator"],
-        "eta_dims": config["eta_dims"],
-        "nlme": {
-            "simulation_params": config["simulation_params"],
-            "fits": fits,
-            "fit_subjects": config["fit_subjects"],
-            "fit_options": config["fit_options"],
-            "ebe_converged": converged,
-        },
-        "writer": config["writer"],
-        "software": config["software"],
-        "shards": [
-            {k: e[k] for k in ("path", "split", "rows", "first_id", "last_id", "sha256", "bytes")}
-            for e in entries
-        ],
-        "column_bytes": _column_bytes(entries),
-    }
-    write_json(out / MANIFEST_NAME, manifest)
+        splits[split] = SplitInfo(n=config.splits[split], first_id=first, shards=count)
+        first += config.splits[split]
+    manifest = Manifest(
+        format_version=config.format_version,
+        seed=config.seed,
+        n=config.n,
+        preset=config.preset,
+        splits=splits,
+        noise_levels=config.noise_levels,
+        image_size=config.image_size,
+        shard_size=config.shard_size,
+        generator=config.generator,
+        eta_dims=config.eta_dims,
+        nlme=NLMERecord(
+            simulation_params=config.simulation_params,
+            fits=fits,
+            fit_subjects=config.fit_subjects,
+            fit_options=config.fit_options,
+            ebe_converged={
+                k: sum(e.ebe_converged[k] for e in entries) for k in config.noise_levels
+            },
+        ),
+        writer=config.writer,
+        software=config.software,
+        shards=tuple(e.record() for e in entries),
+        column_bytes=_column_bytes(entries),
+    )
+    write_json(out / MANIFEST_NAME, manifest.to_dict())
     write_card(out, manifest)
     return out / MANIFEST_NAME
 
 
-def _column_bytes(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+def _column_bytes(entries: list[ShardSidecar]) -> dict[str, dict[str, int]]:
     """In-memory Arrow bytes per split and column (for dataset_info num_bytes)."""
     out: dict[str, dict[str, int]] = {}
     for e in entries:
-        split = out.setdefault(e["split"], {})
-        for col, b in e["column_bytes"].items():
+        split = out.setdefault(e.split, {})
+        for col, b in e.column_bytes.items():
             split[col] = split.get(col, 0) + int(b)
     return out

@@ -18,8 +18,9 @@ import yaml
 
 from synthoct_bench.atomic import write_text
 from synthoct_bench.dataset.features import features_yaml
-from synthoct_bench.dataset.layout import SPLIT_NAMES, config_columns, config_name
+from synthoct_bench.dataset.layout import config_columns, config_name
 from synthoct_bench.dataset.manifest import manifest_fingerprint
+from synthoct_bench.dataset.records import Manifest
 
 __all__ = ["DEFAULT_CONFIG_LEVEL", "TEMPLATE_PATH", "config_names", "card_yaml", "render_card"]
 
@@ -70,10 +71,10 @@ def default_config(levels: list[int]) -> str:
     return config_name(DEFAULT_CONFIG_LEVEL) if DEFAULT_CONFIG_LEVEL in levels else "all"
 
 
-def card_yaml(manifest: dict[str, Any], license_id: str) -> dict[str, Any]:
+def card_yaml(manifest: Manifest, license_id: str) -> dict[str, Any]:
     """The YAML header as a dict (configs, dataset_info, metadata tags)."""
-    levels = manifest["noise_levels"]
-    splits = [s for s in SPLIT_NAMES if manifest["splits"].get(s, {}).get("n", 0) > 0]
+    levels = list(manifest.noise_levels)
+    splits = manifest.present_splits()
     data_files = [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]
     default = default_config(levels)
     configs, infos = [], []
@@ -88,12 +89,12 @@ def card_yaml(manifest: dict[str, Any], license_id: str) -> dict[str, Any]:
         configs.append(entry)
         split_info = []
         for s in splits:
-            col_bytes = manifest["column_bytes"].get(s, {})
+            col_bytes = manifest.column_bytes.get(s, {})
             split_info.append(
                 {
                     "name": s,
                     "num_bytes": int(sum(col_bytes.get(c, 0) for c in cols)),
-                    "num_examples": int(manifest["splits"][s]["n"]),
+                    "num_examples": manifest.splits[s].n,
                 }
             )
         infos.append(
@@ -108,7 +109,7 @@ def card_yaml(manifest: dict[str, Any], license_id: str) -> dict[str, Any]:
         "pretty_name": "synthoct-bench: synthetic OCT images with NLME longitudinal data",
         "task_categories": ["image-feature-extraction", "tabular-regression"],
         "tags": ["synthetic", "oct", "ophthalmology", "nlme", "pharmacometrics", "benchmark"],
-        "size_categories": [_size_category(manifest["n"])],
+        "size_categories": [_size_category(manifest.n)],
         "configs": configs,
         "dataset_info": infos,
     }
@@ -127,17 +128,17 @@ def _size_category(n: int) -> str:
     return "n>10M"
 
 
-def _fits_table(manifest: dict[str, Any]) -> str:
+def _fits_table(manifest: Manifest) -> str:
     rows = [
         "  | σ² | tvKa | tvImax | tvIC50 | Ω diag | σ | OFV | converged | subjects "
         "| EBE converged |",
         "  |---|---|---|---|---|---|---|---|---|---|",
     ]
-    nlme = manifest["nlme"]
-    total = manifest["n"]
-    for k in manifest["noise_levels"]:
-        fit = nlme["fits"][str(k)]
-        p = fit["params"]
+    nlme = manifest.nlme
+    total = manifest.n
+    for k in manifest.noise_levels:
+        fit = nlme.fits[k]
+        p = fit.params
         theta = ", ".join(f"{v:.4g}" for v in p.get("theta", []))
         th = theta.split(", ") + ["", "", ""]
         omega = ", ".join(f"{v:.3g}" for v in p.get("omega", []))
@@ -145,23 +146,23 @@ def _fits_table(manifest: dict[str, Any]) -> str:
         sigma_s = f"{sigma:.4g}" if isinstance(sigma, int | float) else str(sigma)
         rows.append(
             f"  | {k} | {th[0]} | {th[1]} | {th[2]} | {omega} | {sigma_s} | "
-            f"{fit['ofv']:.6g} | {fit['converged']} | {fit['n_subjects_used']} | "
-            f"{nlme['ebe_converged'][str(k)]:,}/{total:,} |"
+            f"{fit.ofv:.6g} | {fit.converged} | {fit.n_subjects_used} | "
+            f"{nlme.ebe_converged[k]:,}/{total:,} |"
         )
     return "\n".join(rows)
 
 
-def render_card(manifest: dict[str, Any], template: str | Path | None = None) -> str:
+def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
     """The README.md text for a merged manifest."""
     template_path = Path(template) if template else TEMPLATE_PATH
     if not template_path.is_file():
         raise ValueError(f"card template {template_path} not found; pass template=PATH")
     text = template_path.read_text(encoding="utf-8")
-    gen = manifest["generator"]
-    kind = "diffusion" if "diffusion" in gen["name"] else "phantom"
+    gen = manifest.generator
+    kind = "diffusion" if "diffusion" in gen.name else "phantom"
     license_id, license_text = _LICENSES[kind]
     header = card_yaml(manifest, license_id)
-    levels = manifest["noise_levels"]
+    levels = list(manifest.noise_levels)
     configs_table = "\n".join(
         ["| config | columns |", "|---|---|"]
         + [
@@ -172,38 +173,38 @@ def render_card(manifest: dict[str, Any], template: str | Path | None = None) ->
     splits_table = "\n".join(
         ["| split | subjects | first subject_id | shards |", "|---|---|---|---|"]
         + [
-            f"| {s} | {v['n']:,} | {v['first_id']:,} | {v['shards']} |"
-            for s, v in manifest["splits"].items()
-            if v["n"] > 0
+            f"| {s} | {v.n:,} | {v.first_id:,} | {v.shards} |"
+            for s, v in manifest.splits.items()
+            if v.n > 0
         ]
     )
-    gen_json = json.dumps(gen["config"], indent=2, sort_keys=True)
+    gen_json = json.dumps(gen.config, indent=2, sort_keys=True)
     values = {
         "yaml_header": yaml.dump(
             header, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True
         ).rstrip(),
-        "n_subjects": f"{manifest['n']:,}",
-        "image_size": manifest["image_size"],
+        "n_subjects": f"{manifest.n:,}",
+        "image_size": manifest.image_size,
         "n_levels": len(levels),
         "repo_hint": "ORG/synthoct-bench",
         "configs_table": configs_table,
         "default_config": default_config(levels),
-        "eta_dims": ", ".join(str(d) for d in manifest["eta_dims"]),
+        "eta_dims": ", ".join(str(d) for d in manifest.eta_dims),
         "splits_table": splits_table,
-        "seed": manifest["seed"],
-        "generator_name": gen["name"],
+        "seed": manifest.seed,
+        "generator_name": gen.name,
         "generator_config": "\n".join("  " + line for line in gen_json.splitlines()),
         "generator_note": (
             "  Each image is a function of the subject's z and its own seed only, so it "
             "does not depend on the batch or worker that rendered it."
         ),
-        "simulation_params": json.dumps(manifest["nlme"]["simulation_params"], sort_keys=True),
+        "simulation_params": json.dumps(manifest.nlme.simulation_params, sort_keys=True),
         "levels": ", ".join(str(k) for k in levels),
         "max_r2": ", ".join(f"{1 / (1 + k):.3g}" for k in levels),
-        "fit_subjects": f"{manifest['nlme']['fit_subjects']:,}",
+        "fit_subjects": f"{manifest.nlme.fit_subjects:,}",
         "fits_table": _fits_table(manifest),
-        "fit_options": json.dumps(manifest["nlme"].get("fit_options", {}), sort_keys=True),
-        "software": ", ".join(f"{k} {v}" for k, v in manifest["software"].items()),
+        "fit_options": json.dumps(manifest.nlme.fit_options, sort_keys=True),
+        "software": ", ".join(f"{k} {v}" for k, v in manifest.software.items()),
         "fingerprint": manifest_fingerprint(manifest),
         "image_limits": _IMAGE_LIMITS[kind],
         "license_text": license_text,
@@ -211,7 +212,7 @@ def render_card(manifest: dict[str, Any], template: str | Path | None = None) ->
     return Template(text).substitute(values)
 
 
-def write_card(root: str | Path, manifest: dict[str, Any]) -> Path:
+def write_card(root: str | Path, manifest: Manifest) -> Path:
     """Render and atomically write ``root/README.md``."""
     path = Path(root) / "README.md"
     write_text(path, render_card(manifest))

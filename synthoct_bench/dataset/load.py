@@ -4,8 +4,8 @@
   names at every level (``image, time, eta, eta_noisy, eta_ebe, obs, subject_id``).
 - :func:`read_columns`: raw stored columns as numpy arrays, straight from Parquet
   (no image decoding): what scorers and baselines need.
-- :func:`read_metadata`: the manifest (seed, generator, NLME parameters and fits,
-  splits, shards with checksums, versions).
+- :func:`read_metadata`: the :class:`~synthoct_bench.dataset.records.Manifest` (seed,
+  generator, NLME parameters and fits, splits, shards with checksums, versions).
 - :func:`dataset_fingerprint`: a string naming exactly this data, for score reports.
 
 A ``path_or_repo_id`` that exists on disk is a folder; otherwise it must look like
@@ -14,7 +14,6 @@ A ``path_or_repo_id`` that exists on disk is a folder; otherwise it must look li
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthoct_bench.dataset.layout import SPLIT_NAMES, all_columns, config_name, noise_columns
-from synthoct_bench.dataset.manifest import MANIFEST_NAME, manifest_fingerprint
+from synthoct_bench.dataset.layout import all_columns, config_name, noise_columns
+from synthoct_bench.dataset.manifest import MANIFEST_NAME, manifest_fingerprint, read_manifest
+from synthoct_bench.dataset.records import Manifest
 
 __all__ = ["load", "read_columns", "read_metadata", "dataset_fingerprint", "UNIFORM_COLUMNS"]
 
@@ -58,8 +58,8 @@ def _hub_file(repo_id: str, filename: str, revision: str | None) -> Path:
     return Path(hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision))
 
 
-def read_metadata(path_or_repo_id: str | Path, revision: str | None = None) -> dict[str, Any]:
-    """The dataset's manifest.json as a dict (see module docstring for its contents)."""
+def read_metadata(path_or_repo_id: str | Path, revision: str | None = None) -> Manifest:
+    """The dataset's ``manifest.json`` as a :class:`Manifest`."""
     root = _local_root(path_or_repo_id)
     if root is not None:
         path = root / MANIFEST_NAME
@@ -70,23 +70,7 @@ def read_metadata(path_or_repo_id: str | Path, revision: str | None = None) -> d
             )
     else:
         path = _hub_file(str(path_or_repo_id), MANIFEST_NAME, revision)
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _check_level(meta: dict[str, Any], noise: int | float) -> int:
-    levels = meta["noise_levels"]
-    if noise not in levels:
-        raise ValueError(
-            f"noise level {noise!r} is not in this dataset; it has "
-            + ", ".join(str(k) for k in levels)
-        )
-    return int(noise)
-
-
-def _check_split(meta: dict[str, Any], split: str) -> None:
-    present = [s for s in SPLIT_NAMES if meta["splits"].get(s, {}).get("n", 0) > 0]
-    if split not in present:
-        raise ValueError(f"split {split!r} does not exist; this dataset has {', '.join(present)}")
+    return read_manifest(path)
 
 
 def load(
@@ -105,8 +89,8 @@ def load(
     import datasets
 
     meta = read_metadata(path_or_repo_id, revision)
-    level = _check_level(meta, noise)
-    _check_split(meta, split)
+    level = meta.check_noise(noise)
+    meta.check_split(split)
     root = _local_root(path_or_repo_id)
     ds = datasets.load_dataset(
         str(root) if root is not None else str(path_or_repo_id),
@@ -121,12 +105,12 @@ def load(
 
 
 def _split_files(
-    path_or_repo_id: str | Path, meta: dict[str, Any], split: str, revision: str | None
+    path_or_repo_id: str | Path, meta: Manifest, split: str, revision: str | None
 ) -> list[Path]:
-    shards = sorted((e for e in meta["shards"] if e["split"] == split), key=lambda e: e["first_id"])
+    shards = meta.split_shards(split)
     root = _local_root(path_or_repo_id)
     if root is not None:
-        files = [root / e["path"] for e in shards]
+        files = [root / e.path for e in shards]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise ValueError(
@@ -134,7 +118,7 @@ def _split_files(
                 "run `synthoct verify` on the folder"
             )
         return files
-    return [_hub_file(str(path_or_repo_id), e["path"], revision) for e in shards]
+    return [_hub_file(str(path_or_repo_id), e.path, revision) for e in shards]
 
 
 def _to_numpy(column: pa.ChunkedArray) -> np.ndarray:
@@ -161,8 +145,8 @@ def read_columns(
     if isinstance(columns, str):
         raise ValueError(f"columns must be a list of names, e.g. [{columns!r}]")
     meta = read_metadata(path_or_repo_id, revision)
-    _check_split(meta, split)
-    known = all_columns(meta["noise_levels"])
+    meta.check_split(split)
+    known = all_columns(meta.noise_levels)
     unknown = [c for c in columns if c not in known]
     if unknown:
         raise ValueError(

@@ -12,11 +12,11 @@ import json
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 
 from synthoct_bench.dataset.layout import SPLIT_NAMES, ShardSpec
+from synthoct_bench.dataset.records import FORMAT_VERSION, Manifest, ShardSidecar
 from synthoct_bench.dataset.writer import sha256_file
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "VerifyReport",
     "sidecar_path",
     "read_sidecar",
+    "read_manifest",
     "shard_is_done",
     "software_versions",
     "verify",
@@ -35,7 +36,6 @@ __all__ = [
 MANIFEST_NAME = "manifest.json"
 #: Build state (config, population fits, per-shard sidecars); not uploaded to the Hub.
 BUILD_DIR = "_build"
-FORMAT_VERSION = 1
 _PACKAGES = (
     "synthoct-bench",
     "numpy",
@@ -53,14 +53,32 @@ def sidecar_path(root: str | Path, spec: ShardSpec) -> Path:
     return Path(root) / BUILD_DIR / "shards" / f"{spec.name}.json"
 
 
-def read_sidecar(root: str | Path, spec: ShardSpec) -> dict[str, Any] | None:
+def read_sidecar(root: str | Path, spec: ShardSpec) -> ShardSidecar | None:
+    """The shard's sidecar, or None when it is absent or unreadable (the shard is redone)."""
     path = sidecar_path(root, spec)
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        return ShardSidecar.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):  # JSONDecodeError is a ValueError
         return None
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Parse a ``manifest.json`` file; a ValueError names what is malformed."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path} is not valid JSON ({exc}); rebuild it with `synthoct build --merge`"
+        ) from None
+    try:
+        return Manifest.from_dict(data)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"{path} is malformed: {exc}; rebuild it with `synthoct build --merge`"
+        ) from None
 
 
 def shard_is_done(root: str | Path, spec: ShardSpec, check_sha: bool = True) -> bool:
@@ -69,11 +87,11 @@ def shard_is_done(root: str | Path, spec: ShardSpec, check_sha: bool = True) -> 
     path = Path(root) / spec.path
     if entry is None or not path.is_file():
         return False
-    if entry.get("rows") != spec.rows or entry.get("first_id") != spec.first_id:
+    if entry.rows != spec.rows or entry.first_id != spec.first_id:
         return False
-    if path.stat().st_size != entry.get("bytes"):
+    if path.stat().st_size != entry.bytes:
         return False
-    return not check_sha or sha256_file(path)[0] == entry.get("sha256")
+    return not check_sha or sha256_file(path)[0] == entry.sha256
 
 
 def software_versions() -> dict[str, str]:
@@ -136,16 +154,16 @@ def verify(path: str | Path, check_sha: bool = True) -> VerifyReport:
         )
         return report
     try:
-        manifest = json.loads(man_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        report.problems.append(f"{MANIFEST_NAME} is not valid JSON: {exc}")
+        manifest = read_manifest(man_path)
+    except ValueError as exc:
+        report.problems.append(str(exc))
         return report
     if not (root / "README.md").is_file():
         report.problems.append("README.md (the dataset card with the configs) is missing")
 
     listed = set()
-    for entry in manifest.get("shards", []):
-        rel = entry["path"]
+    for entry in manifest.shards:
+        rel = entry.path
         listed.add(rel)
         report.shards_checked += 1
         file = root / rel
@@ -153,10 +171,10 @@ def verify(path: str | Path, check_sha: bool = True) -> VerifyReport:
             report.problems.append(f"{rel}: missing")
             continue
         size = file.stat().st_size
-        if size != entry["bytes"]:
-            report.problems.append(f"{rel}: corrupt ({size} bytes, manifest says {entry['bytes']})")
+        if size != entry.bytes:
+            report.problems.append(f"{rel}: corrupt ({size} bytes, manifest says {entry.bytes})")
             continue
-        if check_sha and sha256_file(file)[0] != entry["sha256"]:
+        if check_sha and sha256_file(file)[0] != entry.sha256:
             report.problems.append(f"{rel}: corrupt (sha256 differs from the manifest)")
             continue
         try:
@@ -164,8 +182,8 @@ def verify(path: str | Path, check_sha: bool = True) -> VerifyReport:
         except Exception as exc:  # noqa: BLE001 - any parse failure means a corrupt shard
             report.problems.append(f"{rel}: corrupt (not readable as Parquet: {exc})")
             continue
-        if rows != entry["rows"]:
-            report.problems.append(f"{rel}: {rows} rows, manifest says {entry['rows']}")
+        if rows != entry.rows:
+            report.problems.append(f"{rel}: {rows} rows, manifest says {entry.rows}")
             continue
         report.rows += rows
         report.bytes += size
@@ -180,41 +198,36 @@ def verify(path: str | Path, check_sha: bool = True) -> VerifyReport:
     return report
 
 
-def _check_coverage(manifest: dict[str, Any], report: VerifyReport) -> None:
+def _check_coverage(manifest: Manifest, report: VerifyReport) -> None:
     """Shard id ranges must tile each split exactly, splits contiguous in order."""
-    splits = manifest.get("splits", {})
     expected_first = 0
     for split in SPLIT_NAMES:
-        if split not in splits:
+        if split not in manifest.splits:
             continue
-        info = splits[split]
-        if info["first_id"] != expected_first:
+        info = manifest.splits[split]
+        if info.first_id != expected_first:
             report.problems.append(
-                f"split {split} starts at id {info['first_id']}, expected {expected_first}"
+                f"split {split} starts at id {info.first_id}, expected {expected_first}"
             )
-        entries = sorted(
-            (e for e in manifest.get("shards", []) if e["split"] == split),
-            key=lambda e: e["first_id"],
-        )
-        cursor = info["first_id"]
-        for e in entries:
-            if e["first_id"] != cursor:
-                kind = "gap" if e["first_id"] > cursor else "overlap"
-                report.problems.append(f"{e['path']}: {kind} in subject ids before {e['first_id']}")
-            cursor = e["last_id"] + 1
-        if cursor != info["first_id"] + info["n"]:
+        cursor = info.first_id
+        for e in manifest.split_shards(split):
+            if e.first_id != cursor:
+                kind = "gap" if e.first_id > cursor else "overlap"
+                report.problems.append(f"{e.path}: {kind} in subject ids before {e.first_id}")
+            cursor = e.last_id + 1
+        if cursor != info.first_id + info.n:
             report.problems.append(
-                f"split {split}: shards cover {cursor - info['first_id']} subjects, "
-                f"expected {info['n']}"
+                f"split {split}: shards cover {cursor - info.first_id} subjects, "
+                f"expected {info.n}"
             )
-        expected_first = info["first_id"] + info["n"]
+        expected_first = info.first_id + info.n
 
 
-def manifest_fingerprint(manifest: dict[str, Any]) -> str:
+def manifest_fingerprint(manifest: Manifest) -> str:
     """sha256 over the shards' (path, sha256) pairs in manifest order: names the data."""
     import hashlib
 
     h = hashlib.sha256()
-    for e in manifest["shards"]:
-        h.update(f"{e['path']}\0{e['sha256']}\n".encode())
+    for e in manifest.shards:
+        h.update(f"{e.path}\0{e.sha256}\n".encode())
     return h.hexdigest()

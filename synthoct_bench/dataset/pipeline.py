@@ -7,7 +7,6 @@ observations of the training split without rendering a single image.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,8 @@ import pyarrow as pa
 
 from synthoct_bench import latent, rng
 from synthoct_bench.dataset.features import arrow_schema
-from synthoct_bench.dataset.layout import ShardSpec, all_columns
+from synthoct_bench.dataset.layout import ShardSpec, all_columns, noise_columns
+from synthoct_bench.dataset.records import BuildConfig
 from synthoct_bench.dataset.writer import encode_png
 
 __all__ = [
@@ -40,33 +40,19 @@ STAGES: tuple[str, ...] = ("latents", "images", "png", "simulation", "ebe", "par
 
 @dataclass(frozen=True)
 class ShardContext:
-    """Everything a worker needs to build any shard (picklable, JSON-able values only)."""
+    """Everything a worker needs to build any shard: the build's settings and its fits."""
 
-    seed: int
-    levels: tuple[int, ...]
-    image_size: int
-    generator: str
-    generator_kwargs: dict[str, Any] = field(default_factory=dict)
-    sim_params: dict[str, Any] = field(default_factory=dict)
-    #: noise level (as str, JSON keys) -> fitted PopulationParams.to_dict() used for the EBE
-    fitted_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config: BuildConfig
+    #: noise level -> fitted PopulationParams.to_dict() used for that level's EBEs
+    fitted_params: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def make_generator(name: str, image_size: int, kwargs: dict[str, Any] | None = None) -> Any:
-    """A registered generator (``"phantom"``, ``"diffusion"``) or ``"package.module:Class"``.
+    """:func:`~synthoct_bench.generators.get_generator` with ``image_size=``, checked to
+    render images of that size."""
+    from synthoct_bench.generators import get_generator
 
-    The import-path form lets researchers plug in their own generator class (constructed
-    with ``image_size=`` and ``kwargs``) without registering it.
-    """
-    kwargs = dict(kwargs or {})
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        factory = getattr(importlib.import_module(module_name), attr)
-        gen = factory(image_size=image_size, **kwargs)
-    else:
-        from synthoct_bench.generators import get_generator
-
-        gen = get_generator(name, image_size=image_size, **kwargs)
+    gen = get_generator(name, image_size=image_size, **dict(kwargs or {}))
     if int(gen.image_size) != int(image_size):
         raise ValueError(
             f"generator {name!r} renders {gen.image_size}px images but image_size={image_size}"
@@ -86,14 +72,14 @@ def image_seeds(ids: np.ndarray, seed: int) -> np.ndarray:
 
 
 def observations(
-    eta: np.ndarray, level: int, ids: np.ndarray, seed: int, sim_params: dict[str, Any]
+    eta: np.ndarray, noise: int, ids: np.ndarray, seed: int, sim_params: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(η̂ (N,3), observations (N,21)) at noise level σ² = ``level``."""
+    """(η̂ (N,3), observations (N,21)) at noise level ``noise`` (σ²)."""
     from synthoct_bench.nlme import PopulationParams, simulate
 
     params = PopulationParams.from_dict(sim_params) if sim_params else None
-    eta_noisy = latent.add_noise(eta, level, ids, seed)
-    obs = simulate(eta_noisy, seed, params, subject_ids=ids, stream=f"residual/s{level}")
+    eta_noisy = latent.add_noise(eta, noise, ids, seed)
+    obs = simulate(eta_noisy, seed, params, subject_ids=ids, stream=latent.residual_stream(noise))
     return eta_noisy, np.asarray(obs)
 
 
@@ -111,13 +97,14 @@ def shard_table(
     """
     from synthoct_bench.nlme import OBS_TIMES, PopulationParams, ebe
 
+    config = ctx.config
     timings = dict.fromkeys(STAGES, 0.0)
     ids = np.arange(spec.first_id, spec.first_id + spec.rows, dtype=np.int64)
     n = ids.size
 
     t = time.perf_counter()
-    z, eta = latents(ids, ctx.seed, generator.eta_dims)
-    seeds = image_seeds(ids, ctx.seed)
+    z, eta = latents(ids, config.seed, generator.eta_dims)
+    seeds = image_seeds(ids, config.seed)
     timings["latents"] += time.perf_counter() - t
 
     png: list[bytes] = []
@@ -125,12 +112,13 @@ def shard_table(
         stop = min(start + IMAGE_CHUNK, n)
         t = time.perf_counter()
         images = np.asarray(generator.generate(z[start:stop], seeds[start:stop]))
-        if images.shape != (stop - start, ctx.image_size, ctx.image_size) or (
+        size = config.image_size
+        if images.shape != (stop - start, size, size) or (
             images.dtype != np.uint8
         ):
             raise ValueError(
                 f"generator returned {images.dtype} {images.shape}; expected uint8 "
-                f"({stop - start}, {ctx.image_size}, {ctx.image_size})"
+                f"({stop - start}, {size}, {size})"
             )
         timings["images"] += time.perf_counter() - t
         t = time.perf_counter()
@@ -148,22 +136,24 @@ def shard_table(
         "eta": _fixed_list(eta, eta.shape[1]),
         "z": _fixed_list(z, z.shape[1]),
     }
-    converged: dict[str, int] = {}
-    for k in ctx.levels:
+    converged: dict[int, int] = {}
+    for k in config.noise_levels:
         t = time.perf_counter()
-        eta_noisy, obs = observations(eta, k, ids, ctx.seed, ctx.sim_params)
+        eta_noisy, obs = observations(eta, k, ids, config.seed, config.simulation_params)
         timings["simulation"] += time.perf_counter() - t
 
         t = time.perf_counter()
-        fitted = PopulationParams.from_dict(ctx.fitted_params[str(k)])
+        fitted = PopulationParams.from_dict(ctx.fitted_params[k])
         est = ebe(obs, fitted)
         timings["ebe"] += time.perf_counter() - t
-        converged[str(k)] = int(np.count_nonzero(np.asarray(est.converged)))
+        converged[k] = int(np.count_nonzero(np.asarray(est.converged)))
 
-        columns[f"eta_noisy_s{k}"] = _fixed_list(eta_noisy, 3)
-        columns[f"eta_ebe_s{k}"] = _fixed_list(np.asarray(est.eta), 3)
-        columns[f"obs_s{k}"] = _fixed_list(obs, obs.shape[1])
+        noisy_col, ebe_col, obs_col = noise_columns(k)
+        columns[noisy_col] = _fixed_list(eta_noisy, 3)
+        columns[ebe_col] = _fixed_list(np.asarray(est.eta), 3)
+        columns[obs_col] = _fixed_list(obs, obs.shape[1])
 
-    schema = arrow_schema(ctx.levels)
-    table = pa.Table.from_arrays([columns[c] for c in all_columns(ctx.levels)], schema=schema)
+    levels = config.noise_levels
+    schema = arrow_schema(levels)
+    table = pa.Table.from_arrays([columns[c] for c in all_columns(levels)], schema=schema)
     return table, timings, converged

@@ -53,22 +53,18 @@ class TorchImageDataset(torch.utils.data.Dataset):
         path_or_repo: str | Path,
         noise: int = 9,
         split: str = "train",
-        image_size: int | None = None,
+        input_size: int | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         target: str | None = "eta_ebe",
         revision: str | None = None,
         cache_limit_bytes: int = 4 << 30,
     ) -> None:
         meta = read_metadata(path_or_repo, revision)
-        if noise not in meta["noise_levels"]:
-            raise ValueError(
-                f"noise level {noise!r} is not in this dataset; it has "
-                + ", ".join(str(k) for k in meta["noise_levels"])
-            )
+        noise = meta.check_noise(noise)
         if target is not None and target not in TARGETS:
             raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-        if image_size is not None and image_size < 1:
-            raise ValueError(f"image_size must be a positive number of pixels, got {image_size}")
+        if input_size is not None and input_size < 1:
+            raise ValueError(f"input_size must be a positive number of pixels, got {input_size}")
         columns = ["subject_id", "image"]
         target_col = None
         if target is not None:
@@ -80,23 +76,23 @@ class TorchImageDataset(torch.utils.data.Dataset):
         self.targets: np.ndarray | None = (
             data[target_col].astype(np.float32) if target_col else None
         )
-        self.image_size = int(image_size or meta["image_size"])
+        self.input_size = int(input_size or meta.image_size)
         self.transform = transform
-        self._native = int(meta["image_size"])
+        self._native = meta.image_size
         n = len(self.subject_ids)
         self._blobs: np.ndarray | None = data["image"]
         self._images: np.ndarray | None = None
-        if n * self.image_size**2 <= cache_limit_bytes:
+        if n * self.input_size**2 <= cache_limit_bytes:
             self._images = self._decode(np.arange(n))
             self._blobs = None
 
     def _decode(self, index: np.ndarray, chunk: int = 512) -> np.ndarray:
         """uint8 (len(index), S, S) at the output size, decoding (and resizing) in chunks."""
-        out = np.empty((len(index), self.image_size, self.image_size), dtype=np.uint8)
+        out = np.empty((len(index), self.input_size, self.input_size), dtype=np.uint8)
         for start in range(0, len(index), chunk):
             part = decode_png(self._blobs[index[start : start + chunk]])
-            if self.image_size != self._native:
-                t = _resize(torch.from_numpy(part).unsqueeze(1).float(), self.image_size)
+            if self.input_size != self._native:
+                t = _resize(torch.from_numpy(part).unsqueeze(1).float(), self.input_size)
                 part = t.round().clamp(0, 255).to(torch.uint8).squeeze(1).numpy()
             out[start : start + len(part)] = part
         return out
@@ -124,7 +120,7 @@ def make_dataloader(
     *,
     batch_size: int = 64,
     shuffle: bool | None = None,
-    image_size: int | None = None,
+    input_size: int | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     target: str | None = "eta_ebe",
     num_workers: int = 0,
@@ -138,7 +134,7 @@ def make_dataloader(
         path_or_repo,
         noise,
         split,
-        image_size=image_size,
+        input_size=input_size,
         transform=transform,
         target=target,
         revision=revision,
