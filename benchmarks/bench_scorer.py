@@ -37,13 +37,13 @@ def _synthetic(n: int, sigma2: float, seed: int = 0):
     rng = np.random.default_rng(seed)
     ids = np.arange(n, dtype=np.int64)
     eta = rng.standard_normal((n, 3))
-    eta_hat = add_noise(eta, sigma2, ids, seed)
-    ebe = 0.8 * eta_hat + 0.35 * rng.standard_normal((n, 3))
+    eta_noisy = add_noise(eta, sigma2, ids, seed)
+    ebe = 0.8 * eta_noisy + 0.35 * rng.standard_normal((n, 3))
     pred = 0.25 * eta + 0.1 * rng.standard_normal((n, 3))
     params = PopulationParams()
-    f_hat = L._predict(eta_hat, params)
+    f_hat = L._predict(eta_noisy, params)
     obs = f_hat + params.sigma * rng.standard_normal(f_hat.shape)
-    return ids, eta, eta_hat, ebe, pred, obs, params
+    return ids, eta, eta_noisy, ebe, pred, obs, params
 
 
 def _naive(per_subject: dict[str, np.ndarray], arrays: dict[str, np.ndarray], b: int, seed: int):
@@ -53,11 +53,11 @@ def _naive(per_subject: dict[str, np.ndarray], arrays: dict[str, np.ndarray], b:
         return 1.0 - np.sum((ref - cmp) ** 2) / np.sum((ref - ref.mean()) ** 2)
 
     gen = np.random.default_rng(seed)
-    n = arrays["eta_hat"].shape[0]
+    n = arrays["eta_noisy"].shape[0]
     rows = []
     for _ in range(b):
         idx = gen.integers(0, n, n)
-        hat, approx, pred = arrays["eta_hat"][idx], arrays["eta_approx"][idx], arrays["pred"][idx]
+        hat, approx, pred = arrays["eta_noisy"][idx], arrays["eta_ebe"][idx], arrays["pred"][idx]
         row = [
             np.mean((hat - pred) ** 2),
             r2(hat, pred),
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
 
-    ids, eta, eta_hat, ebe, pred, obs, params = _synthetic(args.n, args.sigma2)
+    ids, eta, eta_noisy, ebe, pred, obs, params = _synthetic(args.n, args.sigma2)
     sd = np.full_like(pred, 0.9)
     # Warm up numba compilation of the NLME solver outside the timings.
     L._predict(eta[:10], params)
@@ -90,7 +90,7 @@ def main() -> None:
     t0 = time.perf_counter()
     rep = score_arrays(
         eta,
-        eta_hat,
+        eta_noisy,
         ebe,
         pred,
         args.sigma2,
@@ -106,7 +106,7 @@ def main() -> None:
     # f(η_approx) and f(Random) from the first (in-process cache).
     t0 = time.perf_counter()
     score_arrays(
-        eta, eta_hat, ebe, 0.5 * pred, args.sigma2, obs=obs, params=params, subject_ids=ids,
+        eta, eta_noisy, ebe, 0.5 * pred, args.sigma2, obs=obs, params=params, subject_ids=ids,
         n_bootstrap=args.n_bootstrap, seed=0,
     )  # fmt: skip
     t_second = time.perf_counter() - t0
@@ -115,7 +115,7 @@ def main() -> None:
     t0 = time.perf_counter()
     rep_prob = score_arrays(
         eta,
-        eta_hat,
+        eta_noisy,
         ebe,
         pred,
         args.sigma2,
@@ -130,14 +130,14 @@ def main() -> None:
 
     # Bootstrap only: the same metrics without the NLME solver, scorer vs naive loop.
     t0 = time.perf_counter()
-    score_arrays(eta, eta_hat, ebe, pred, args.sigma2, nll=False, n_bootstrap=args.n_bootstrap)
+    score_arrays(eta, eta_noisy, ebe, pred, args.sigma2, nll=False, n_bootstrap=args.n_bootstrap)
     t_fast_t1 = time.perf_counter() - t0
 
-    nl = L.nlme_predictions(eta, eta_hat, ebe, pred, ids, params, seed=0)
+    nl = L.nlme_predictions(eta, eta_noisy, ebe, pred, ids, params, seed=0)
     per_subject = L.table2_nll(nl, ids, seed=0)
-    for col, src in (("pred", "eta_pred"), ("true", "eta_hat"), ("approx", "eta_approx")):
+    for col, src in (("pred", "eta_pred"), ("true", "eta_noisy"), ("approx", "eta_ebe")):
         per_subject[f"heldout/{col}"] = L.gaussian_nll(obs, nl.f[src], nl.sigma)
-    arrays = {"eta_hat": eta_hat, "eta_approx": ebe, "pred": pred}
+    arrays = {"eta_noisy": eta_noisy, "eta_ebe": ebe, "pred": pred}
     t0 = time.perf_counter()
     _naive(per_subject, arrays, args.naive_resamples, seed=0)
     t_naive = (time.perf_counter() - t0) * args.n_bootstrap / args.naive_resamples
@@ -147,12 +147,12 @@ def main() -> None:
 
     stats = M.StatMatrix(args.n)
     fns = {}
-    for key, (a, b) in {"hp": (eta_hat, pred), "ha": (eta_hat, ebe), "ap": (ebe, pred)}.items():
+    for key, (a, b) in {"hp": (eta_noisy, pred), "ha": (eta_noisy, ebe), "ap": (ebe, pred)}.items():
         M.add_r2_stats(stats, key, a, b)
         fns[f"{key}.mse"] = M.mse_metric(key, 3)
         fns[f"{key}.r2"] = M.r2_metric(key, 3)
     for d in range(3):
-        M.add_r2_stats(stats, f"d{d}", eta_hat[:, d : d + 1], pred[:, d : d + 1])
+        M.add_r2_stats(stats, f"d{d}", eta_noisy[:, d : d + 1], pred[:, d : d + 1])
         fns[f"d{d}"] = M.r2_metric(f"d{d}", 1)
     for name, v in per_subject.items():
         stats.add(name, v)

@@ -21,6 +21,7 @@ __all__ = [
     "sample_z",
     "select_eta",
     "add_noise",
+    "residual_stream",
     "theoretical_max_r2",
 ]
 
@@ -52,7 +53,7 @@ def select_eta(z: np.ndarray, dims: Sequence[int] = PAPER_ETA_DIMS) -> np.ndarra
     return z[:, dims]
 
 
-def add_noise(eta: np.ndarray, sigma2: float, subject_ids: np.ndarray, seed: int) -> np.ndarray:
+def add_noise(eta: np.ndarray, noise: float, subject_ids: np.ndarray, seed: int) -> np.ndarray:
     """η̂ = (η + r)/√(1+σ²) with r ~ N(0, σ² I); each level draws its own r.
 
     Keeps η̂ ~ N(0, I) when η ~ N(0, I), so the NLME population is the same at
@@ -61,17 +62,23 @@ def add_noise(eta: np.ndarray, sigma2: float, subject_ids: np.ndarray, seed: int
     eta = np.asarray(eta, dtype=np.float64)
     if eta.ndim != 2:
         raise ValueError(f"eta must have shape (N, k), got {eta.shape}")
-    if not np.isfinite(sigma2) or sigma2 < 0:
-        raise ValueError(f"noise variance sigma2 must be finite and >= 0, got {sigma2}")
+    if not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise (the variance sigma2) must be finite and >= 0, got {noise}")
     ids = np.asarray(subject_ids)
     if ids.shape != (eta.shape[0],):
         raise ValueError(f"subject_ids must have shape ({eta.shape[0]},), got {ids.shape}")
-    if sigma2 == 0:
+    if noise == 0:
         return eta.copy()
-    r = rng.standard_normal(seed, rng.stream_id("noise", float(sigma2)), ids, eta.shape[1])
-    return (eta + np.sqrt(sigma2) * r) / np.sqrt(1.0 + sigma2)
+    r = rng.standard_normal(seed, rng.stream_id("noise", float(noise)), ids, eta.shape[1])
+    return (eta + np.sqrt(noise) * r) / np.sqrt(1.0 + noise)
 
 
-def theoretical_max_r2(sigma2: float) -> float:
+def theoretical_max_r2(noise: float) -> float:
     """Largest R² any image model can reach for η̂ at noise level σ²: 1/(1+σ²)."""
-    return 1.0 / (1.0 + float(sigma2))
+    return 1.0 / (1.0 + float(noise))
+
+
+def residual_stream(noise: int | str) -> str:
+    """The random stream of the residual error of the observations at noise level
+    ``noise``: the dataset's ``obs`` columns and any re-simulation of them use it."""
+    return f"residual/s{noise}"

@@ -104,7 +104,7 @@ def test_fitted_params_are_the_dataset_foce_fit(tmp_path, tiny_dataset):
     path = _oracle_file(tmp_path, tiny_dataset, 18)
     sim = score(path, tiny_dataset, noise=18, n_bootstrap=20)
     fit = score(path, tiny_dataset, noise=18, n_bootstrap=20, nll_params="fitted")
-    assert "FOCE fit at sigma2=18" in fit.nll_params and "simulation" in sim.nll_params
+    assert "FOCE fit at noise=18" in fit.nll_params and "simulation" in sim.nll_params
     assert fit["table2/average"].value != sim["table2/average"].value
     with pytest.raises(ValueError, match="'simulation' or 'fitted'"):
         score(path, tiny_dataset, noise=18, n_bootstrap=20, nll_params="paper")

@@ -53,23 +53,23 @@ def _data(n: int, sigma2: float):
     g = np.random.default_rng(3)
     ids = np.arange(1000, 1000 + n)
     eta = g.standard_normal((n, 3))
-    eta_hat = add_noise(eta, sigma2, ids, seed=4)
-    ebe = 0.9 * eta_hat
+    eta_noisy = add_noise(eta, sigma2, ids, seed=4)
+    ebe = 0.9 * eta_noisy
     pred = 0.5 * eta
-    return ids, eta, eta_hat, ebe, pred
+    return ids, eta, eta_noisy, ebe, pred
 
 
 def test_table2_matches_independent_scipy_computation():
     """Rebuild the Table 2 columns for a few subjects with scipy's solver and norm.logpdf."""
     n, sigma2, seed = 3, 9.0, 5
-    ids, eta, eta_hat, ebe, pred = _data(n, sigma2)
-    nl = L.nlme_predictions(eta, eta_hat, ebe, pred, ids, L.resolve_params(None), seed)
+    ids, eta, eta_noisy, ebe, pred = _data(n, sigma2)
+    nl = L.nlme_predictions(eta, eta_noisy, ebe, pred, ids, L.resolve_params(None), seed)
     got = L.table2_nll(nl, ids, seed)
     eps = rng.standard_normal(seed, L.RESIDUAL_STREAM, ids, 21)
     random_eta = rng.standard_normal(seed, L.RANDOM_ETA_STREAM, ids, 3)
     f_true = reference_predict(eta, PAPER_THETA, OBS_TIMES, rtol=1e-8, atol=1e-10)
     sources = {
-        "true": eta_hat,
+        "true": eta_noisy,
         "predicted": pred,
         "approximate": ebe,
         "average": np.zeros_like(eta),
@@ -100,13 +100,13 @@ def test_true_column_at_zero_noise_is_minus_67():
 
 def test_heldout_and_marginal_nll_and_row_order():
     n, sigma2 = 300, 1.0
-    ids, eta, eta_hat, ebe, pred = _data(n, sigma2)
+    ids, eta, eta_noisy, ebe, pred = _data(n, sigma2)
     params = L.resolve_params(None)
-    f_hat = L._predict(eta_hat, params)
+    f_hat = L._predict(eta_noisy, params)
     obs = f_hat + SIGMA * np.random.default_rng(6).standard_normal(f_hat.shape)
     sd = np.full((n, 3), 0.7)
     kw = dict(obs=obs, subject_ids=ids, eta_sd=sd, n_bootstrap=100, seed=2)
-    rep = score_arrays(eta, eta_hat, ebe, pred, sigma2, **kw)
+    rep = score_arrays(eta, eta_noisy, ebe, pred, sigma2, **kw)
     e = rep.estimates
     want = -stats.norm.logpdf(obs, loc=L._predict(pred, params), scale=SIGMA).sum(axis=1).mean()
     assert e["heldout_nll/predicted"].value == pytest.approx(want, rel=1e-10)
@@ -114,14 +114,14 @@ def test_heldout_and_marginal_nll_and_row_order():
 
     assert -loglik(obs, pred, params).mean() == pytest.approx(want, rel=1e-10)
     assert e["heldout_nll/true"].value == pytest.approx(-66.9, abs=2.0)
-    assert np.isfinite(e["marginal_nll"].value) and np.isfinite(e["eta_hat_nll"].value)
+    assert np.isfinite(e["marginal_nll"].value) and np.isfinite(e["eta_noisy_nll"].value)
     # A wider predictive distribution covers the residual misfit better than a point mass.
     assert e["marginal_nll"].value < e["heldout_nll/predicted"].value
     assert rep.probabilistic and "linearisation" in rep.marginal_method
 
     perm = np.random.default_rng(7).permutation(n)
     kw_p = dict(obs=obs[perm], subject_ids=ids[perm], eta_sd=sd[perm], n_bootstrap=100, seed=2)
-    rep_p = score_arrays(eta[perm], eta_hat[perm], ebe[perm], pred[perm], sigma2, **kw_p)
+    rep_p = score_arrays(eta[perm], eta_noisy[perm], ebe[perm], pred[perm], sigma2, **kw_p)
     for name in ("table2/predicted", "table2/random", "heldout_nll/predicted", "marginal_nll"):
         assert rep_p.estimates[name].value == pytest.approx(e[name].value, rel=1e-12)
 
@@ -140,17 +140,17 @@ def test_jacobian_matches_finite_differences():
 
 def test_paired_comparison_of_probabilistic_submissions():
     n, sigma2 = 200, 9.0
-    ids, eta, eta_hat, ebe, pred = _data(n, sigma2)
+    ids, eta, eta_noisy, ebe, pred = _data(n, sigma2)
     params = L.resolve_params(None)
-    obs = L._predict(eta_hat, params) + SIGMA * np.random.default_rng(9).standard_normal((n, 21))
+    obs = L._predict(eta_noisy, params) + SIGMA * np.random.default_rng(9).standard_normal((n, 21))
     from synthoct_bench.scoring import read_submission
 
     other = read_submission({"subject_id": ids, "eta_pred": 0 * pred, "eta_sd": np.ones((n, 3))})
     rep = score_arrays(
-        eta, eta_hat, ebe, pred, sigma2, obs=obs, subject_ids=ids,
+        eta, eta_noisy, ebe, pred, sigma2, obs=obs, subject_ids=ids,
         eta_sd=np.full((n, 3), 0.9), compare=other, n_bootstrap=100,
     )  # fmt: skip
-    for name in ("table2/predicted", "heldout_nll/predicted", "marginal_nll", "eta_hat_nll"):
+    for name in ("table2/predicted", "heldout_nll/predicted", "marginal_nll", "eta_noisy_nll"):
         d = rep.difference[name]
         assert d.value == pytest.approx(rep.estimates[name].value - rep.other[name].value)
         assert d.low <= d.value <= d.high
@@ -161,16 +161,16 @@ def test_paired_comparison_of_probabilistic_submissions():
 
 def test_submission_independent_solves_are_reused_and_read_only():
     n, sigma2 = 100, 18.0
-    ids, eta, eta_hat, ebe, pred = _data(n, sigma2)
+    ids, eta, eta_noisy, ebe, pred = _data(n, sigma2)
     L._CACHE.clear()
-    a = score_arrays(eta, eta_hat, ebe, pred, sigma2, subject_ids=ids, n_bootstrap=20)
-    assert len(L._CACHE) == 4  # eta, eta_hat, eta_approx, random
+    a = score_arrays(eta, eta_noisy, ebe, pred, sigma2, subject_ids=ids, n_bootstrap=20)
+    assert len(L._CACHE) == 4  # eta, eta_noisy, eta_ebe, random
     cached = next(iter(L._CACHE.values()))
     with pytest.raises(ValueError):
         cached[0, 0] = 1.0
-    b = score_arrays(eta, eta_hat, ebe, 0 * pred, sigma2, subject_ids=ids, n_bootstrap=20)
+    b = score_arrays(eta, eta_noisy, ebe, 0 * pred, sigma2, subject_ids=ids, n_bootstrap=20)
     assert len(L._CACHE) == 4
     assert b["table2/true"] == a["table2/true"] and b["table2/random"] == a["table2/random"]
     L._CACHE.clear()
-    c = score_arrays(eta, eta_hat, ebe, 0 * pred, sigma2, subject_ids=ids, n_bootstrap=20)
+    c = score_arrays(eta, eta_noisy, ebe, 0 * pred, sigma2, subject_ids=ids, n_bootstrap=20)
     assert c["table2/predicted"] == b["table2/predicted"]

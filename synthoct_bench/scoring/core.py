@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from synthoct_bench.scoring.submission import (
     max_submission_bytes,
     read_submission,
 )
+
+if TYPE_CHECKING:
+    from synthoct_bench.dataset.records import Manifest
 
 __all__ = ["score_arrays", "score", "MARGINAL_METHOD"]
 
@@ -72,8 +75,8 @@ def _pred_stats(
     stats: M.StatMatrix,
     prefix: str,
     pred: _Pred,
-    eta_hat: np.ndarray,
-    eta_approx: np.ndarray,
+    eta_noisy: np.ndarray,
+    eta_ebe: np.ndarray,
     obs: np.ndarray | None,
     nl: L.Table2Inputs | None,
     f_pred: np.ndarray | None,
@@ -81,37 +84,37 @@ def _pred_stats(
     t2: dict[str, np.ndarray] | None,
 ) -> None:
     """Per-subject statistics of the metrics that depend on one submission."""
-    M.add_r2_stats(stats, f"{prefix}hat_pred", eta_hat, pred.eta_pred)
-    M.add_r2_stats(stats, f"{prefix}approx_pred", eta_approx, pred.eta_pred)
+    M.add_r2_stats(stats, f"{prefix}noisy_pred", eta_noisy, pred.eta_pred)
+    M.add_r2_stats(stats, f"{prefix}ebe_pred", eta_ebe, pred.eta_pred)
     for d in range(3):
         M.add_r2_stats(
-            stats, f"{prefix}dim{d + 1}", eta_hat[:, d : d + 1], pred.eta_pred[:, d : d + 1]
+            stats, f"{prefix}dim{d + 1}", eta_noisy[:, d : d + 1], pred.eta_pred[:, d : d + 1]
         )
     if t2 is not None:
         stats.add(f"{prefix}table2/predicted", t2["predicted"])
     if obs is not None and nl is not None and f_pred is not None:
         stats.add(f"{prefix}heldout_nll/predicted", L.gaussian_nll(obs, f_pred, nl.sigma))
     if pred.cov is not None:
-        stats.add(f"{prefix}eta_hat_nll", L.eta_gaussian_nll(eta_hat, pred.eta_pred, pred.cov))
+        stats.add(f"{prefix}eta_noisy_nll", L.eta_gaussian_nll(eta_noisy, pred.eta_pred, pred.cov))
         if obs is not None and nl is not None and f_pred is not None and jac_pred is not None:
             marginal = L.marginal_nll(obs, f_pred, jac_pred, pred.cov, nl.sigma)
             stats.add(f"{prefix}marginal_nll", marginal)
 
 
-def _pred_metrics(prefix: str, sigma2: float, names: set[str]) -> dict[str, M.MetricFn]:
-    r2 = M.r2_metric(f"{prefix}hat_pred", 3)
+def _pred_metrics(prefix: str, noise: float, names: set[str]) -> dict[str, M.MetricFn]:
+    r2 = M.r2_metric(f"{prefix}noisy_pred", 3)
     out: dict[str, M.MetricFn] = {
         "r2": r2,
-        "mse": M.mse_metric(f"{prefix}hat_pred", 3),
-        "fraction_of_max": M.scaled(r2, 1.0 + sigma2),
-        "table1/eta_hat/eta_pred/mse": M.mse_metric(f"{prefix}hat_pred", 3),
-        "table1/eta_hat/eta_pred/r2": r2,
-        "table1/eta_approx/eta_pred/mse": M.mse_metric(f"{prefix}approx_pred", 3),
-        "table1/eta_approx/eta_pred/r2": M.r2_metric(f"{prefix}approx_pred", 3),
+        "mse": M.mse_metric(f"{prefix}noisy_pred", 3),
+        "fraction_of_max": M.scaled(r2, 1.0 + noise),
+        "table1/eta_noisy/eta_pred/mse": M.mse_metric(f"{prefix}noisy_pred", 3),
+        "table1/eta_noisy/eta_pred/r2": r2,
+        "table1/eta_ebe/eta_pred/mse": M.mse_metric(f"{prefix}ebe_pred", 3),
+        "table1/eta_ebe/eta_pred/r2": M.r2_metric(f"{prefix}ebe_pred", 3),
     }
     for d in range(3):
         out[f"r2_dim{d + 1}"] = M.r2_metric(f"{prefix}dim{d + 1}", 1)
-    for name in ("table2/predicted", "heldout_nll/predicted", "eta_hat_nll", "marginal_nll"):
+    for name in ("table2/predicted", "heldout_nll/predicted", "eta_noisy_nll", "marginal_nll"):
         if f"{prefix}{name}" in names:
             out[name] = M.mean_metric(f"{prefix}{name}")
     return out
@@ -120,10 +123,10 @@ def _pred_metrics(prefix: str, sigma2: float, names: set[str]) -> dict[str, M.Me
 def _score_core(
     *,
     eta: np.ndarray,
-    eta_hat: np.ndarray,
-    eta_approx: np.ndarray,
+    eta_noisy: np.ndarray,
+    eta_ebe: np.ndarray,
     preds: list[_Pred],
-    sigma2: float,
+    noise: float,
     subject_ids: np.ndarray,
     obs: np.ndarray | None,
     params: Any,
@@ -135,10 +138,10 @@ def _score_core(
     n = eta.shape[0]
     if n < 2:
         raise ValueError(f"scoring needs at least 2 subjects, got {n}")
-    if not np.isfinite(sigma2) or sigma2 < 0:
-        raise ValueError(f"sigma2 must be a finite noise variance >= 0, got {sigma2}")
+    if not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise must be a finite variance >= 0 (the paper's sigma2), got {noise}")
     stats = M.StatMatrix(n)
-    M.add_r2_stats(stats, "hat_approx", eta_hat, eta_approx)
+    M.add_r2_stats(stats, "noisy_ebe", eta_noisy, eta_ebe)
 
     nl = t2 = None
     f_preds: list[np.ndarray | None] = [None] * len(preds)
@@ -149,8 +152,8 @@ def _score_core(
         want_jac = obs is not None and preds[0].cov is not None
         nl = L.nlme_predictions(
             eta,
-            eta_hat,
-            eta_approx,
+            eta_noisy,
+            eta_ebe,
             preds[0].eta_pred,
             subject_ids,
             params,
@@ -163,8 +166,8 @@ def _score_core(
             stats.add(f"table2/{col}", t2[col])
         if obs is not None:
             for col, src in (
-                ("true", "eta_hat"),
-                ("approximate", "eta_approx"),
+                ("true", "eta_noisy"),
+                ("approximate", "eta_ebe"),
                 ("average", "zero"),
             ):
                 stats.add(f"heldout_nll/{col}", L.gaussian_nll(obs, nl.f[src], nl.sigma))
@@ -181,8 +184,8 @@ def _score_core(
             stats,
             prefix,
             preds[k],
-            eta_hat,
-            eta_approx,
+            eta_noisy,
+            eta_ebe,
             obs,
             nl,
             f_preds[k],
@@ -192,8 +195,8 @@ def _score_core(
 
     names = set(stats.names)
     shared: dict[str, M.MetricFn] = {
-        "table1/eta_hat/eta_approx/mse": M.mse_metric("hat_approx", 3),
-        "table1/eta_hat/eta_approx/r2": M.r2_metric("hat_approx", 3),
+        "table1/eta_noisy/eta_ebe/mse": M.mse_metric("noisy_ebe", 3),
+        "table1/eta_noisy/eta_ebe/r2": M.r2_metric("noisy_ebe", 3),
     }
     for name in sorted(names):
         if (
@@ -202,17 +205,17 @@ def _score_core(
             and not name.endswith("predicted")
         ):
             shared[name] = M.mean_metric(name)
-    main = {**_pred_metrics("", sigma2, names), **shared}
+    main = {**_pred_metrics("", noise, names), **shared}
     order = [
         "r2",
         "mse",
         "fraction_of_max",
-        "table1/eta_hat/eta_pred/mse",
-        "table1/eta_hat/eta_pred/r2",
-        "table1/eta_hat/eta_approx/mse",
-        "table1/eta_hat/eta_approx/r2",
-        "table1/eta_approx/eta_pred/mse",
-        "table1/eta_approx/eta_pred/r2",
+        "table1/eta_noisy/eta_pred/mse",
+        "table1/eta_noisy/eta_pred/r2",
+        "table1/eta_noisy/eta_ebe/mse",
+        "table1/eta_noisy/eta_ebe/r2",
+        "table1/eta_ebe/eta_pred/mse",
+        "table1/eta_ebe/eta_pred/r2",
         "table2/true",
         "table2/predicted",
         "table2/approximate",
@@ -226,13 +229,13 @@ def _score_core(
         "heldout_nll/approximate",
         "heldout_nll/average",
         "marginal_nll",
-        "eta_hat_nll",
+        "eta_noisy_nll",
     ]
     main = {k: main[k] for k in order if k in main}
     all_metrics: dict[str, M.MetricFn] = dict(main)
     other_fns: dict[str, M.MetricFn] = {}
     if len(preds) > 1:
-        theirs = {**_pred_metrics(prefixes[1], sigma2, names), **shared}
+        theirs = {**_pred_metrics(prefixes[1], noise, names), **shared}
         for k, fn in theirs.items():
             if k in main:
                 other_fns[k] = fn
@@ -246,10 +249,10 @@ def _score_core(
         other = {k: est[f"other:{k}"] for k in main if f"other:{k}" in est}
         difference = {k: est[f"diff:{k}"] for k in main if f"diff:{k}" in est}
     return ScoreReport(
-        noise=float(sigma2),
+        noise=float(noise),
         split=None,
         n_subjects=n,
-        theoretical_max=theoretical_max_r2(sigma2),
+        theoretical_max=theoretical_max_r2(noise),
         estimates={k: est[k] for k in main},
         n_bootstrap=int(n_bootstrap),
         seed=int(seed),
@@ -268,7 +271,7 @@ def score_arrays(
     eta_noisy: np.ndarray,
     eta_ebe: np.ndarray,
     eta_pred: np.ndarray,
-    sigma2: float,
+    noise: float,
     *,
     obs: np.ndarray | None = None,
     params: Any = None,
@@ -283,7 +286,7 @@ def score_arrays(
 ) -> ScoreReport:
     """Score predictions given as arrays (no I/O), all rows in the same subject order.
 
-    eta (N, 3) noise-free random effects; eta_noisy (N, 3) η̂ at noise level ``sigma2``
+    eta (N, 3) noise-free random effects; eta_noisy (N, 3) η̂ at noise level ``noise``
     (the comparison target of Table 1); eta_ebe (N, 3) the empirical Bayes estimates
     η_approx; eta_pred (N, 3) the predictions; obs (N, 21) the observations (enables the
     held-out and marginal NLLs); params the NLME PopulationParams (or dict) used for the
@@ -293,8 +296,8 @@ def score_arrays(
     """
     eta = _check_eta("eta", eta, None)
     n = eta.shape[0]
-    eta_hat = _check_eta("eta_noisy", eta_noisy, n)
-    eta_approx = _check_eta("eta_ebe", eta_ebe, n)
+    eta_noisy = _check_eta("eta_noisy", eta_noisy, n)
+    eta_ebe = _check_eta("eta_ebe", eta_ebe, n)
     ids = np.arange(n, dtype=np.int64) if subject_ids is None else np.asarray(subject_ids)
     if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"subject_ids must be ({n},) integers, got {ids.shape} {ids.dtype}")
@@ -311,10 +314,10 @@ def score_arrays(
     desc = "parameters given" if params is not None else "the paper's parameters"
     return _score_core(
         eta=eta,
-        eta_hat=eta_hat,
-        eta_approx=eta_approx,
+        eta_noisy=eta_noisy,
+        eta_ebe=eta_ebe,
         preds=preds,
-        sigma2=float(sigma2),
+        noise=float(noise),
         subject_ids=ids,
         obs=obs,
         params=params,
@@ -325,29 +328,22 @@ def score_arrays(
     )
 
 
-def _noise_key(noise: float) -> str:
-    value = float(noise)
-    if not value.is_integer():
-        raise ValueError(f"noise level must be one of the dataset's integer sigma2, got {noise}")
-    return f"s{int(value)}"
-
-
-def _nll_params(meta: dict[str, Any], which: str, noise: float) -> tuple[Any, str]:
+def _nll_params(meta: Manifest, which: str, noise: int) -> tuple[Any, str]:
     """The dataset's NLME parameters for the NLLs, and a line saying which they are."""
-    meta = {**meta, **(meta.get("nlme") or {})}  # the manifest nests them under "nlme"
     if which == "simulation":
-        params = meta.get("simulation_params")
-        if params is None:
-            return None, "the paper's parameters (the dataset records no simulation_params)"
-        return params, "the dataset's simulation parameters (manifest 'simulation_params')"
+        return (
+            meta.nlme.simulation_params,
+            "the dataset's simulation parameters (manifest 'simulation_params')",
+        )
     if which == "fitted":
-        fit = (meta.get("fits") or {}).get(str(int(float(noise))))
-        if not fit or "params" not in fit:
+        fit = meta.nlme.fits.get(noise)
+        if fit is None:
             raise ValueError(
-                f"the dataset records no fitted parameters for noise level {noise:g}; "
+                f"the dataset records no fitted parameters for noise level {noise}; "
                 "use nll_params='simulation'"
             )
-        return fit["params"], f"the dataset's FOCE fit at sigma2={noise:g} (manifest 'fits')"
+        method = {"foce": "FOCE", "importance": "importance-sampling"}.get(fit.method, fit.method)
+        return fit.params, f"the dataset's {method} fit at noise={noise} (manifest 'fits')"
     raise ValueError(f"nll_params must be 'simulation' or 'fitted', got {which!r}")
 
 
@@ -360,7 +356,7 @@ def _load_submission(predictions: Any, n_expected: int) -> Submission:
 def score(
     predictions: str | os.PathLike | Any,
     data: str | os.PathLike,
-    noise: float,
+    noise: int,
     split: str = "test",
     *,
     compare: str | os.PathLike | Any | None = None,
@@ -379,20 +375,14 @@ def score(
     submission scored on the same subjects and resamples.
     """
     import synthoct_bench
-    from synthoct_bench.dataset import dataset_fingerprint, read_columns, read_metadata
+    from synthoct_bench.dataset.layout import noise_columns
+    from synthoct_bench.dataset.load import dataset_fingerprint, read_columns, read_metadata
 
-    meta = read_metadata(data) if revision is None else read_metadata(data, revision=revision)
-    levels = [float(x) for x in meta.get("noise_levels", [])]
-    if levels and not any(np.isclose(float(noise), lv) for lv in levels):
-        raise ValueError(
-            f"noise level {noise:g} is not in this dataset "
-            f"(levels {', '.join(f'{x:g}' for x in levels)})"
-        )
-    splits = meta.get("splits")
-    if splits and split not in splits:
-        raise ValueError(f"split {split!r} is not in this dataset (splits {sorted(splits)})")
-    k = _noise_key(noise)
-    cols = ["subject_id", "eta", f"eta_noisy_{k}", f"eta_ebe_{k}"] + ([f"obs_{k}"] if nll else [])
+    meta = read_metadata(data, revision=revision)
+    noise = meta.check_noise(noise)
+    meta.check_split(split)
+    noisy_col, ebe_col, obs_col = noise_columns(noise)
+    cols = ["subject_id", "eta", noisy_col, ebe_col] + ([obs_col] if nll else [])
     data_cols = read_columns(data, split, cols, revision=revision)
     ids = np.asarray(data_cols["subject_id"]).astype(np.int64)
 
@@ -407,12 +397,12 @@ def score(
     params, params_desc = _nll_params(meta, nll_params, noise)
     report = _score_core(
         eta=np.asarray(data_cols["eta"], dtype=np.float64),
-        eta_hat=np.asarray(data_cols[f"eta_noisy_{k}"], dtype=np.float64),
-        eta_approx=np.asarray(data_cols[f"eta_ebe_{k}"], dtype=np.float64),
+        eta_noisy=np.asarray(data_cols[noisy_col], dtype=np.float64),
+        eta_ebe=np.asarray(data_cols[ebe_col], dtype=np.float64),
         preds=preds,
-        sigma2=float(noise),
+        noise=noise,
         subject_ids=ids,
-        obs=np.asarray(data_cols[f"obs_{k}"], dtype=np.float64) if nll else None,
+        obs=np.asarray(data_cols[obs_col], dtype=np.float64) if nll else None,
         params=params,
         nll=nll,
         n_bootstrap=n_bootstrap,
@@ -430,7 +420,7 @@ def score(
         "submission_source": sub.source,
         "submission_declared_noise": sub.noise,
         "submission_declared_split": sub.split,
-        "dataset_seed": meta.get("seed"),
+        "dataset_seed": meta.seed,
     }
     if other_sub is not None:
         report.other_info = {

@@ -37,9 +37,9 @@ __all__ = [
 
 #: (reference, compared) pairs of the paper's Table 1, in its row order.
 TABLE1_PAIRS: tuple[tuple[str, str], ...] = (
-    ("eta_hat", "eta_pred"),
-    ("eta_hat", "eta_approx"),
-    ("eta_approx", "eta_pred"),
+    ("eta_noisy", "eta_pred"),
+    ("eta_noisy", "eta_ebe"),
+    ("eta_ebe", "eta_pred"),
 )
 
 

@@ -53,9 +53,9 @@ __all__ = [
 
 #: Table 2 columns in the paper's order, and the η each simulates from.
 TABLE2_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("true", "eta_hat"),
+    ("true", "eta_noisy"),
     ("predicted", "eta_pred"),
-    ("approximate", "eta_approx"),
+    ("approximate", "eta_ebe"),
     ("average", "zero"),
     ("random", "random"),
 )
@@ -142,8 +142,8 @@ def predict_with_jacobian(
 
 def nlme_predictions(
     eta: np.ndarray,
-    eta_hat: np.ndarray,
-    eta_approx: np.ndarray,
+    eta_noisy: np.ndarray,
+    eta_ebe: np.ndarray,
     eta_pred: np.ndarray,
     subject_ids: np.ndarray,
     params: Any,
@@ -157,7 +157,7 @@ def nlme_predictions(
 
     n, k = eta.shape
     random_eta = rng.standard_normal(seed, RANDOM_ETA_STREAM, subject_ids, k)
-    sources = {"eta": eta, "eta_hat": eta_hat, "eta_approx": eta_approx, "random": random_eta}
+    sources = {"eta": eta, "eta_noisy": eta_noisy, "eta_ebe": eta_ebe, "random": random_eta}
     f: dict[str, np.ndarray] = {}
     done: list[tuple[np.ndarray, np.ndarray]] = []
     bar = tqdm(total=len(sources) + 1, desc="NLME predictions", unit="source", disable=None)

@@ -59,7 +59,7 @@ def plot_reports(
         s2 = sorted(PAPER_TABLE1)
         ax_r2.plot(
             xpos(s2),
-            [PAPER_TABLE1[k][("eta_hat", "eta_pred")][1][0] for k in s2],
+            [PAPER_TABLE1[k][("eta_noisy", "eta_pred")][1][0] for k in s2],
             ls="--",
             color="grey",
             marker="x",
