@@ -3,6 +3,10 @@
 Each command module defines ``HELP`` (one line), ``configure(parser)`` and
 ``run(args) -> int``. Modules are imported only when their command runs, so
 ``synthoct --help`` stays fast and torch is not loaded for NLME-only work.
+
+A command signals bad input by raising ``ValueError`` (or ``OSError`` for files);
+:func:`main` turns it into one line on stderr naming the problem, and exit
+status 2. ``synthoct --debug COMMAND ...`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -24,10 +28,17 @@ COMMANDS: dict[str, str] = {
 }
 
 
+#: Exceptions that mean the input is wrong, not the program: one line and exit 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="synthoct",
         description="Synthetic OCT + NLME longitudinal benchmark: build, load, score.",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_path in COMMANDS.items():
@@ -44,7 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"synthoct {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"synthoct {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

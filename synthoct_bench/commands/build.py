@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 HELP = "build the dataset: latents, images, NLME data and EBE targets as Hub-ready Parquet"
 
@@ -97,35 +96,31 @@ def run(args: argparse.Namespace) -> int:
     from synthoct_bench.dataset.build import build, merge
     from synthoct_bench.dataset.layout import parse_noise_levels, parse_splits
 
-    try:
-        if args.merge:
-            path = merge(args.out)
-            print(f"merged: {path} and {path.parent / 'README.md'}")
-            return 0
-        kwargs = dict(args.generator_arg)
-        if args.weights:
-            kwargs["path_or_repo_id"] = args.weights
-        summary = build(
-            args.out,
-            preset=args.preset,
-            n=args.n,
-            splits=parse_splits(args.splits) if args.splits else None,
-            generator=args.generator,
-            generator_kwargs=kwargs or None,
-            image_size=args.image_size,
-            noise_levels=parse_noise_levels(args.noise_levels),
-            seed=args.seed,
-            workers=args.workers,
-            resume=args.resume,
-            shard_size=args.shard_size,
-            rank=args.rank,
-            world=args.world,
-            progress=not args.no_progress,
-            fit_subjects=args.fit_subjects,
-            fit_options=dict(args.fit_arg) or None,
-        )
-    except ValueError as exc:
-        print(f"synthoct build: error: {exc}", file=sys.stderr)
-        return 2
+    if args.merge:
+        path = merge(args.out)
+        print(f"merged: {path} and {path.parent / 'README.md'}")
+        return 0
+    kwargs = dict(args.generator_arg)
+    if args.weights:
+        kwargs["path_or_repo_id"] = args.weights
+    summary = build(
+        args.out,
+        preset=args.preset,
+        n=args.n,
+        splits=parse_splits(args.splits) if args.splits else None,
+        generator=args.generator,
+        generator_kwargs=kwargs or None,
+        image_size=args.image_size,
+        noise_levels=parse_noise_levels(args.noise_levels),
+        seed=args.seed,
+        workers=args.workers,
+        resume=args.resume,
+        shard_size=args.shard_size,
+        rank=args.rank,
+        world=args.world,
+        progress=not args.no_progress,
+        fit_subjects=args.fit_subjects,
+        fit_options=dict(args.fit_arg) or None,
+    )
     print(summary)
     return 0

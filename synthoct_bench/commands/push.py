@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "upload a built dataset to the Hub (token from HF_TOKEN or the cached login)"
 
@@ -22,17 +21,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from synthoct_bench.dataset.push import push
 
-    try:
-        plan = push(
-            args.path,
-            args.repo_id,
-            revision=args.revision,
-            tag=args.tag,
-            private=args.private,
-            dry_run=args.dry_run,
-        )
-    except ValueError as exc:
-        print(f"synthoct push: error: {exc}", file=sys.stderr)
-        return 2
+    plan = push(
+        args.path,
+        args.repo_id,
+        revision=args.revision,
+        tag=args.tag,
+        private=args.private,
+        dry_run=args.dry_run,
+    )
     print(("dry run: would upload " if args.dry_run else "") + str(plan))
     return 0

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-import tempfile
 from pathlib import Path
 
 HELP = "score submissions of predicted random effects (Tables 1 and 2, bootstrap intervals)"
@@ -78,49 +75,37 @@ def _expand(entries: list[str]) -> list[Path]:
     return files
 
 
-def _write_text(path: str, text: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, target)
-
-
 def run(args: argparse.Namespace) -> int:
-    from synthoct_bench.scoring import SubmissionError, read_submission, score
+    from synthoct_bench.atomic import write_text
+    from synthoct_bench.scoring import read_submission, score
     from synthoct_bench.scoring.submission import max_submission_bytes
 
-    try:
-        files = _expand(args.predictions)
-        if args.compare and len(files) != 1:
-            raise ValueError("--compare needs exactly one --predictions file")
-        reports = []
-        for path in files:
-            noise = args.noise
-            if noise is None:
-                # Peek at the declared level; size is re-checked against the split in score().
-                declared = read_submission(path, max_bytes=max_submission_bytes(10**7)).noise
-                if declared is None:
-                    raise ValueError(f"{path}: the file records no noise level; pass --noise")
-                noise = declared
-            reports.append(
-                score(
-                    path,
-                    args.data,
-                    noise,
-                    args.split,
-                    compare=args.compare,
-                    n_bootstrap=args.n_bootstrap,
-                    seed=args.seed,
-                    revision=args.revision,
-                    nll=not args.no_nll,
-                    nll_params=args.nll_params,
-                )
+    files = _expand(args.predictions)
+    if args.compare and len(files) != 1:
+        raise ValueError("--compare needs exactly one --predictions file")
+    reports = []
+    for path in files:
+        noise = args.noise
+        if noise is None:
+            # Peek at the declared level; size is re-checked against the split in score().
+            declared = read_submission(path, max_bytes=max_submission_bytes(10**7)).noise
+            if declared is None:
+                raise ValueError(f"{path}: the file records no noise level; pass --noise")
+            noise = declared
+        reports.append(
+            score(
+                path,
+                args.data,
+                noise,
+                args.split,
+                compare=args.compare,
+                n_bootstrap=args.n_bootstrap,
+                seed=args.seed,
+                revision=args.revision,
+                nll=not args.no_nll,
+                nll_params=args.nll_params,
             )
-    except (SubmissionError, ValueError, OSError) as err:  # OSError: missing files, Hub errors
-        print(f"synthoct score: error: {err}", file=sys.stderr)
-        return 2
+        )
 
     payload = (
         reports[0].to_dict() if len(reports) == 1 else {"reports": [r.to_dict() for r in reports]}
@@ -130,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(str(r) for r in reports))
         if args.json:
-            _write_text(args.json, json.dumps(payload, indent=2) + "\n")
+            write_text(args.json, json.dumps(payload, indent=2) + "\n")
             print(f"\nJSON written to {args.json}")
     if args.plot:
         from synthoct_bench.scoring.plot import plot_reports

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import numpy as np
 
@@ -46,14 +45,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         kwargs = json.loads(args.generator_kwargs)
     except json.JSONDecodeError as err:
-        print(f"--generator-kwargs is not valid JSON: {err}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--generator-kwargs is not valid JSON: {err}") from None
     if args.image_size is not None:
         kwargs["image_size"] = args.image_size
     low, high, count = args.values
     if count < 1 or count != int(count):
-        print("--values COUNT must be a positive integer", file=sys.stderr)
-        return 2
+        raise ValueError("--values COUNT must be a positive integer")
     generator = get_generator(args.generator, **kwargs)
     dims = args.dims
     if dims is None:
