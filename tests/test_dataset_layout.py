@@ -63,9 +63,9 @@ def test_noise_levels_are_validated():
 def test_features_match_datasets_own_serialisation():
     levels = (0, 9)
     cols = all_columns(levels)
-    expected = datasets.Features.from_dict(hf_features_dict(cols, levels))
+    expected = datasets.Features.from_dict(hf_features_dict(cols))
     assert expected.arrow_schema.remove_metadata() == arrow_schema(levels).remove_metadata()
-    assert expected._to_yaml_list() == features_yaml(cols, levels)
+    assert expected._to_yaml_list() == features_yaml(cols)
     assert expected["image"] == datasets.Image(mode="L")
     assert expected["obs_s9"] == datasets.List(datasets.Value("float32"), length=21)
 
@@ -139,3 +139,18 @@ def test_build_with_explicit_splits(tmp_path):
     meta = read_metadata(tmp_path / "d")
     assert {k: v.n for k, v in meta.splits.items()} == summary.splits
     assert meta.splits["test"].first_id == 15
+
+
+def test_one_column_table_types_every_stored_column():
+    from synthoct_bench.dataset.features import N_OBS, column_type
+    from synthoct_bench.dataset.layout import level_column, parse_level_column
+    from synthoct_bench.nlme import OBS_TIMES
+
+    assert N_OBS == len(OBS_TIMES)
+    for name in all_columns((0, 1, 9, 18, 49)):
+        column_type(name)  # raises for a column the table does not type
+    assert level_column("eta_ebe", 9) == "eta_ebe_s9"
+    assert parse_level_column("eta_ebe_s9") == ("eta_ebe", 9)
+    assert parse_level_column("eta") is None and parse_level_column("obs_sx") is None
+    with pytest.raises(ValueError, match="unknown column"):
+        column_type("eta_pred")

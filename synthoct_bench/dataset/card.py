@@ -100,7 +100,7 @@ def card_yaml(manifest: Manifest, license_id: str) -> dict[str, Any]:
         infos.append(
             {
                 "config_name": name,
-                "features": features_yaml(cols, levels),
+                "features": features_yaml(cols),
                 "splits": split_info,
             }
         )

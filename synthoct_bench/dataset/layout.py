@@ -23,6 +23,8 @@ __all__ = [
     "default_shard_size",
     "plan_shards",
     "shard_path",
+    "level_column",
+    "parse_level_column",
     "noise_columns",
     "shared_columns",
     "all_columns",
@@ -45,8 +47,9 @@ SHARED_COLUMNS: tuple[str, ...] = ("subject_id", "image", "time", "eta")
 #: Columns of the "latents" config (z is stored in the same shards; Parquet reads only
 #: the selected columns, so other configs never pay for it).
 LATENT_COLUMNS: tuple[str, ...] = ("subject_id", "z", "eta")
-#: Per-level column stems: the stored name is f"{stem}_s{k}".
+#: Per-level column stems: the stored name is ``level_column(stem, k)``, e.g. eta_ebe_s9.
 LEVEL_STEMS: tuple[str, ...] = ("eta_noisy", "eta_ebe", "obs")
+_LEVEL_SUFFIX = "_s"
 
 
 @dataclass(frozen=True)
@@ -152,9 +155,25 @@ def shard_path(split: str, index: int, count: int) -> str:
     return f"data/{split}-{index:05d}-of-{count:05d}.parquet"
 
 
-def noise_columns(level: int) -> tuple[str, ...]:
+def level_column(stem: str, noise: int) -> str:
+    """The stored name of a per-level column: ``level_column("eta_ebe", 9)`` is eta_ebe_s9.
+    Every per-level name in the package comes from here."""
+    if stem not in LEVEL_STEMS:
+        raise ValueError(f"unknown per-level column {stem!r}; they are {', '.join(LEVEL_STEMS)}")
+    return f"{stem}{_LEVEL_SUFFIX}{int(noise)}"
+
+
+def parse_level_column(name: str) -> tuple[str, int] | None:
+    """``(stem, noise)`` of a per-level column name (eta_ebe_s9 -> ("eta_ebe", 9)), else None."""
+    stem, sep, level = name.rpartition(_LEVEL_SUFFIX)
+    if sep and stem in LEVEL_STEMS and level.isdigit():
+        return stem, int(level)
+    return None
+
+
+def noise_columns(noise: int) -> tuple[str, ...]:
     """The stored columns of one noise level, e.g. ("eta_noisy_s9", "eta_ebe_s9", "obs_s9")."""
-    return tuple(f"{stem}_s{level}" for stem in LEVEL_STEMS)
+    return tuple(level_column(stem, noise) for stem in LEVEL_STEMS)
 
 
 def shared_columns() -> tuple[str, ...]:
