@@ -271,3 +271,15 @@ def test_large_images_keep_the_anatomy():
     bm = g.layer_boundaries(z, np.zeros(1, dtype=np.int64))[0, -1, 256]
     rpe = _rpe_row(image, slice(240, 272))[0]
     assert abs(rpe - bm) < 512 * 30 / 1920  # the brightest band lies within 30 µm of Bruch's
+
+
+def test_save_pretrained_round_trips(tmp_path):
+    g = PhantomGenerator(image_size=32, eta_visibility=0.5, nuisance=0.1)
+    g.save_pretrained(tmp_path / "phantom")
+    again = PhantomGenerator.from_pretrained(tmp_path / "phantom")
+    assert again.get_config() == g.get_config()
+    z = latent.sample_z(np.arange(3), seed=1)
+    seeds = np.arange(3, dtype=np.int64)
+    np.testing.assert_array_equal(again.generate(z, seeds), g.generate(z, seeds))
+    with pytest.raises(ValueError, match="not a saved generator"):
+        PhantomGenerator.from_pretrained(tmp_path)

@@ -12,7 +12,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["ImageGenerator"]
+__all__ = ["ImageGenerator", "GENERATOR_CONFIG_NAME"]
+
+#: File in a saved generator folder holding the settings synthoct adds to the weights
+#: (the whole configuration for weight-free generators such as the phantom).
+GENERATOR_CONFIG_NAME = "synthoct_generator.json"
 
 
 @runtime_checkable

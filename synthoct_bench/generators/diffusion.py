@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from synthoct_bench.atomic import atomic_write_dir
+from synthoct_bench.generators.base import GENERATOR_CONFIG_NAME
 from synthoct_bench.latent import LATENT_DIM, PAPER_ETA_DIMS
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
 
 #: (sequence length, width) of SD 1.5's text-encoder output, which z replaces.
 PROMPT_EMBED_SHAPE = (77, 768)
-GENERATOR_CONFIG_NAME = "synthoct_generator.json"
 
 #: Scheduler short names -> diffusers class names.
 SCHEDULERS: dict[str, str] = {

@@ -66,14 +66,19 @@ only, so an image is a pure function of (its z, its seed).
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from synthoct_bench import latent, rng
+from synthoct_bench.atomic import atomic_write_dir
 from synthoct_bench.generators import phantom_render as _r
+from synthoct_bench.generators.base import GENERATOR_CONFIG_NAME
 
 __all__ = ["PhantomGenerator", "ParameterSpec", "PHANTOM_VERSION", "PARAMETER_SPECS"]
 
@@ -366,7 +371,7 @@ class PhantomGenerator:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PhantomGenerator:
-        """Rebuild a generator from ``config()`` output."""
+        """Rebuild a generator from ``get_config()`` output."""
         if config.get("name") != cls.name:
             raise ValueError(f"config is for generator {config.get('name')!r}, not 'phantom'")
         settings = config.get("settings", {})
@@ -377,6 +382,24 @@ class PhantomGenerator:
             nuisance=float(settings.get("nuisance", 0.3)),
             dims=settings.get("dims_overrides") or None,
         )
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write the configuration to ``folder`` (atomically), as the learned generators
+        save theirs; :meth:`from_pretrained` reads it back."""
+
+        def write(tmp: Path) -> None:
+            text = json.dumps(self.get_config(), indent=2, sort_keys=True) + "\n"
+            (tmp / GENERATOR_CONFIG_NAME).write_text(text, encoding="utf-8")
+
+        return atomic_write_dir(folder, write)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> PhantomGenerator:
+        """The generator saved in ``folder`` by :meth:`save_pretrained`."""
+        path = Path(folder) / GENERATOR_CONFIG_NAME
+        if not path.is_file():
+            raise ValueError(f"{folder} has no {GENERATOR_CONFIG_NAME}: not a saved generator")
+        return cls.from_config(json.loads(path.read_text(encoding="utf-8")))
 
     def __repr__(self) -> str:
         return (
