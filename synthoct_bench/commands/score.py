@@ -28,9 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--noise",
-        type=float,
+        type=int,
         default=None,
-        help="noise level sigma2 (default: the level each file records)",
+        help="noise level sigma2, one of the dataset's (default: the level each file records)",
     )
     parser.add_argument("--split", default="test", help="split to score (default: test)")
     parser.add_argument(
