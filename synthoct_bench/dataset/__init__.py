@@ -11,8 +11,8 @@ whose YAML names the configs (``sigma2_{k}``, ``all``, ``latents``) and a
     ds = load("oct-mini", noise=9, split="train")
 """
 
-from synthoct_bench.dataset.build import BuildSummary, build, merge, resolve_rank_world
-from synthoct_bench.dataset.layout import PRESETS, split_sizes
+from synthoct_bench.dataset.build import BuildSummary, build, merge
+from synthoct_bench.dataset.layout import PRESETS
 from synthoct_bench.dataset.load import (
     dataset_fingerprint,
     load,
@@ -20,6 +20,7 @@ from synthoct_bench.dataset.load import (
     read_metadata,
 )
 from synthoct_bench.dataset.manifest import VerifyReport, verify
+from synthoct_bench.dataset.records import BuildConfig, Manifest
 
 __all__ = [
     "PRESETS",
@@ -32,6 +33,6 @@ __all__ = [
     "read_columns",
     "read_metadata",
     "dataset_fingerprint",
-    "resolve_rank_world",
-    "split_sizes",
+    "Manifest",
+    "BuildConfig",
 ]
