@@ -65,7 +65,7 @@ class DemoConfig:
     data: str | None = None  # an existing dataset (folder or Hub id): skip the build
     noise_levels: tuple[int, ...] = NOISE_LEVELS
     epochs: int = 3
-    image_size: int = 48  # ResNet18 input side for this run (the dataset stores 224)
+    input_size: int = 48  # ResNet18 input side for this run (the dataset stores 224)
     data_image_size: int = 224
     batch_size: int = 32
     lr: float = 1e-3
@@ -110,7 +110,7 @@ class DemoResult:
         lines: list[str] = []
         head = (
             f"synthoct demo: {self.dataset.get('n_test', '?')} test subjects, phantom images, "
-            f"ResNet18 trained {c.epochs} epoch(s) at {c.image_size}x{c.image_size} px on "
+            f"ResNet18 trained {c.epochs} epoch(s) at {c.input_size}x{c.input_size} px on "
             f"{self.dataset.get('n_train', '?')} images per level"
         )
         lines += [head, "=" * len(head)]
@@ -260,9 +260,9 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
 
     # 2. images once (shared by every level), at the training resolution
     t0 = time.perf_counter()
-    train_ids, x_train = load_images(data, "train", c.image_size)
-    val_ids, x_val = load_images(data, "validation", c.image_size)
-    test_ids, x_test = load_images(data, "test", c.image_size)
+    train_ids, x_train = load_images(data, "train", c.input_size)
+    val_ids, x_val = load_images(data, "validation", c.input_size)
+    test_ids, x_test = load_images(data, "test", c.input_size)
     timings["load"] = time.perf_counter() - t0
     dataset = {
         "path": str(data),
@@ -270,7 +270,7 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
         "n_validation": int(x_val.shape[0]),
         "n_test": int(x_test.shape[0]),
         "stored_image_size": c.data_image_size,
-        "train_image_size": c.image_size,
+        "input_size": c.input_size,
         "generator": "phantom",
         "generator_kwargs": dict(c.generator_kwargs),
         "build": _summary_dict(summary),
@@ -289,7 +289,7 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
             epochs=c.epochs,
             batch_size=c.batch_size,
             lr=c.lr,
-            image_size=c.image_size,
+            input_size=c.input_size,
             seed=c.seed,
             device=c.device,
             progress=c.progress,
@@ -469,7 +469,7 @@ def plot_results(
     ax2.set_ylim(-1.15, max(1.15, max(fractions, default=1.0) + 0.1))
     ax1.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 0.3))
     fig.suptitle(
-        f"synthoct demo: phantom, {config.image_size} px, {config.epochs} epoch(s) per level",
+        f"synthoct demo: phantom, {config.input_size} px, {config.epochs} epoch(s) per level",
         fontsize=10,
     )
     fig.tight_layout()

@@ -69,7 +69,7 @@ def toy_images(n: int, seed: int = 0, size: int = 32):
 
 
 def small_config(**kw) -> TrainConfig:
-    base = dict(epochs=2, batch_size=16, image_size=32, progress=False, device="cpu", seed=0)
+    base = dict(epochs=2, batch_size=16, input_size=32, progress=False, device="cpu", seed=0)
     base.update(kw)
     return TrainConfig(**base)
 

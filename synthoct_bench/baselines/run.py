@@ -62,16 +62,16 @@ def read_targets(
 def load_images(
     data: str | os.PathLike,
     split: str,
-    image_size: int | None = None,
+    input_size: int | None = None,
     revision: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(subject_id (N,), uint8 images (N, S, S)) of one split, resized to ``image_size``."""
+    """(subject_id (N,), uint8 images (N, S, S)) of one split, resized to ``input_size``."""
     from synthoct_bench.baselines.training import resize_images
     from synthoct_bench.dataset.torch_data import decode_png
 
     cols = read_split(data, split, ["subject_id", "image"], revision)
     images = decode_png(cols["image"])
-    return np.asarray(cols["subject_id"]).astype(np.int64), resize_images(images, image_size)
+    return np.asarray(cols["subject_id"]).astype(np.int64), resize_images(images, input_size)
 
 
 def predict_trivial(
@@ -135,15 +135,15 @@ def run_baseline(
         else:
             config = train_config or TrainConfig(seed=seed)
             ckpt = Path(workdir) / "checkpoints" if workdir is not None else None
-            ids_train, x_train = load_images(data, "train", config.image_size, revision)
+            ids_train, x_train = load_images(data, "train", config.input_size, revision)
             y_train = read_targets(data, "train", noise, ids_train, revision)
-            ids_val, x_val = load_images(data, "validation", config.image_size, revision)
+            ids_val, x_val = load_images(data, "validation", config.input_size, revision)
             y_val = read_targets(data, "validation", noise, ids_val, revision)
             model = ResNet18Baseline(config, ckpt)
             model.fit(x_train, y_train, x_val, y_val, resume=resume)
             if workdir is not None:
                 model.save(Path(workdir) / "model")
-        ids, images = load_images(data, split, model.model_.config.image_size, revision)
+        ids, images = load_images(data, split, model.model_.config.input_size, revision)
         pred = model.predict(images)
     if out is not None:
         from synthoct_bench.scoring import write_submission

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from synthoct_bench.atomic import write_json
-from synthoct_bench.baselines.resnet import ResNet18Regressor, ResNetConfig
+from synthoct_bench.baselines.resnet import ResNet18Regressor, ResNetConfig, _renamed_keys
 from synthoct_bench.checkpoint import (
     load_tensors,
     optimizer_from_tensors,
@@ -61,7 +61,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 16
     lr: float = 1e-3
-    image_size: int | None = None  # resize inputs to this side; None keeps the data's size
+    input_size: int | None = None  # network input side; None keeps the data's image size
     seed: int = 0
     device: str = "auto"  # "auto" = cuda if available, else cpu
     amp: bool | None = None  # None = on for cuda
@@ -78,14 +78,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.image_size is not None and self.image_size < 16:
-            raise ValueError(f"image_size must be >= 16 px (or None), got {self.image_size}")
+        if self.input_size is not None and self.input_size < 16:
+            raise ValueError(f"input_size must be >= 16 px (or None), got {self.input_size}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = _renamed_keys(data)
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -171,7 +172,7 @@ class ResNet18Baseline:
     def _dataset(self, images: Any, targets: Any) -> torch.utils.data.Dataset:
         if isinstance(images, torch.utils.data.Dataset):
             return images
-        return ArrayImageDataset(resize_images(images, self.config.image_size), targets)
+        return ArrayImageDataset(resize_images(images, self.config.input_size), targets)
 
     def _batches(
         self,
@@ -200,7 +201,7 @@ class ResNet18Baseline:
             persistent_workers=False,
         )
         for x, y in loader:
-            size = size or self.config.image_size
+            size = size or self.config.input_size
             if size is not None and tuple(x.shape[-2:]) != (size, size):
                 x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True)
             yield x.to(device, non_blocking=non_blocking), y.to(device).float()
@@ -247,7 +248,7 @@ class ResNet18Baseline:
         model_config = ResNetConfig(
             in_channels=int(first_x.shape[0]),
             out_dim=out_dim,
-            image_size=int(cfg.image_size or first_x.shape[-1]),
+            input_size=int(cfg.input_size or first_x.shape[-1]),
             target_mean=[float(v) for v in mean],
             target_std=[float(v) for v in std],
         )
@@ -337,7 +338,7 @@ class ResNet18Baseline:
             raise ValueError("this ResNet18Baseline is not fitted; call fit() or load() first")
         model = self.model_.eval()
         device = next(model.parameters()).device
-        size = model.config.image_size
+        size = model.config.input_size
         if not isinstance(images, torch.utils.data.Dataset):
             images = ArrayImageDataset(resize_images(images, size))
         order = torch.arange(len(images))
@@ -439,7 +440,7 @@ class ResNet18Baseline:
             return None  # nothing saved yet: start fresh
         state = json.loads(path.read_text())
         saved = TrainConfig.from_dict(state["train_config"])
-        for key in ("batch_size", "seed", "image_size", "lr", "standardise_targets"):
+        for key in ("batch_size", "seed", "input_size", "lr", "standardise_targets"):
             if getattr(saved, key) != getattr(self.config, key):
                 raise ValueError(
                     f"cannot resume: checkpoint has {key}={getattr(saved, key)!r} but this run "

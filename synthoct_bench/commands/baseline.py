@@ -25,10 +25,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=16, help="paper: 16")
     group.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (paper: 1e-3)")
     group.add_argument(
-        "--image-size",
+        "--input-size",
         type=int,
         default=None,
-        help="resize images to this side (default: stored size)",
+        help="network input side: images are resized to it (default: stored size)",
     )
     group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     group.add_argument("--workers", type=int, default=None, help="data-loader workers")
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
-            image_size=args.image_size,
+            input_size=args.input_size,
             seed=args.seed,
             device=args.device,
             num_workers=args.workers,
