@@ -24,11 +24,20 @@ from synthoct_bench.baselines.trivial import AverageBaseline, OracleBaseline, Ra
 __all__ = ["read_split", "read_targets", "load_images", "predict_trivial", "run_baseline"]
 
 
-def _noise_suffix(noise: float) -> str:
+def _level(noise: float) -> int:
+    """The integer noise level that names the dataset's per-level columns."""
     value = float(noise)
     if not value.is_integer() or value < 0:
         raise ValueError(f"noise must be one of the dataset's integer levels (e.g. 9), got {noise}")
-    return f"s{int(value)}"
+    return int(value)
+
+
+def _ebe_column(noise: float) -> str:
+    """The EBE target column of a noise level, e.g. ``eta_ebe_s9``."""
+    from synthoct_bench.dataset.layout import noise_columns
+
+    _, ebe, _ = noise_columns(_level(noise))
+    return ebe
 
 
 def read_split(
@@ -52,7 +61,7 @@ def read_targets(
 
     ``subject_id`` (e.g. from :func:`load_images`) is checked against the rows read.
     """
-    col = f"eta_ebe_{_noise_suffix(noise)}"
+    col = _ebe_column(noise)
     cols = read_split(data, split, ["subject_id", col], revision)
     if subject_id is not None and not np.array_equal(cols["subject_id"], subject_id):
         raise ValueError(f"{split}: target rows do not line up with the images' subject ids")
@@ -84,7 +93,7 @@ def predict_trivial(
     revision: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(subject_id, eta_pred) of the average, random or oracle baseline on one split."""
-    _noise_suffix(noise)
+    _level(noise)
     if name == "average":
         estimator: Any = AverageBaseline()
     elif name == "random":
@@ -122,7 +131,7 @@ def run_baseline(
     """
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
-    _noise_suffix(noise)
+    _level(noise)
     if name != "resnet18":
         ids, pred = predict_trivial(name, data, noise, split, seed=seed, revision=revision)
     else:
