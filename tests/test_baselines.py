@@ -33,29 +33,70 @@ def latents():
 def test_oracle_reaches_theoretical_max(latents, noise):
     ids, eta = latents
     eta_hat = add_noise(eta, noise, ids, seed=0)
-    pred = OracleBaseline(noise).fit().predict(eta)
+    X = {"subject_id": ids, "eta": eta}
+    pred = OracleBaseline(noise).fit(X).predict(X)
     assert r2(eta_hat, pred) == pytest.approx(1 / (1 + noise), abs=0.02)
 
 
 def test_average_and_random(latents):
     ids, eta = latents
     eta_hat = add_noise(eta, 9, ids, seed=0)
-    assert r2(eta_hat, AverageBaseline().predict(ids)) == pytest.approx(0.0, abs=0.01)
-    random = RandomBaseline(seed=0).predict(ids)
+    X = {"subject_id": ids}
+    average = AverageBaseline().fit(X, eta_hat).predict(X)
+    assert r2(eta_hat, average) == pytest.approx(0.0, abs=0.01)
+    random = RandomBaseline(seed=0).predict(X)
     assert random.shape == (ids.size, 3)
     assert r2(eta_hat, random) == pytest.approx(-1.0, abs=0.05)
     # keyed by subject: a subset of ids gets the same rows, another seed other draws
-    np.testing.assert_array_equal(RandomBaseline(0).predict(ids[5:9]), random[5:9])
-    assert not np.allclose(RandomBaseline(1).predict(ids[:4]), random[:4])
+    np.testing.assert_array_equal(RandomBaseline(0).predict({"subject_id": ids[5:9]}), random[5:9])
+    assert not np.allclose(RandomBaseline(1).predict({"subject_id": ids[:4]}), random[:4])
+
+
+def test_average_learns_the_mean_of_y():
+    gen = np.random.default_rng(0)
+    y = gen.normal(loc=[1.5, -2.0, 0.25], size=(50, 3))
+    model = AverageBaseline().fit({"subject_id": np.arange(50)}, y)
+    np.testing.assert_allclose(model.mean_, y.mean(axis=0))
+    assert np.abs(model.mean_).min() > 0.1
+    pred = model.predict({"subject_id": np.arange(7)})
+    assert pred.shape == (7, 3) and pred.dtype == np.float64
+    np.testing.assert_allclose(pred, np.tile(y.mean(axis=0), (7, 1)))
+    with pytest.raises(ValueError, match="not fitted"):
+        AverageBaseline().predict({"subject_id": np.arange(3)})
+    with pytest.raises(ValueError, match="shape"):
+        AverageBaseline().fit({"subject_id": np.arange(4)}, y)
 
 
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="noise-free eta"):
-        OracleBaseline(9).predict(np.zeros((4, 2)))
+        OracleBaseline(9).predict({"eta": np.zeros((4, 2))})
     with pytest.raises(ValueError, match="noise"):
-        OracleBaseline(-1)
+        OracleBaseline(-1).fit({"eta": np.zeros((4, 3))})
     with pytest.raises(ValueError, match="integers"):
-        RandomBaseline().predict(np.zeros(3))
+        RandomBaseline().predict({"subject_id": np.zeros(3)})
+    with pytest.raises(ValueError, match="reads column 'eta'"):
+        OracleBaseline(9).fit({"subject_id": np.arange(4)})
+    with pytest.raises(TypeError, match="mapping"):
+        RandomBaseline().predict(np.arange(3))
+
+
+@pytest.mark.parametrize(
+    ("make", "changes"),
+    [
+        (AverageBaseline, {}),
+        (lambda: RandomBaseline(seed=3), {"seed": 7}),
+        (lambda: OracleBaseline(9), {"noise": 49}),
+    ],
+)
+def test_get_params_set_params_round_trip(make, changes):
+    model = make()
+    params = model.get_params()
+    assert type(model)(**params).get_params() == params  # sklearn's clone
+    assert model.set_params(**changes) is model
+    assert model.get_params() == {**params, **changes}
+    assert model.set_params(**params).get_params() == params
+    with pytest.raises(ValueError, match="invalid parameter"):
+        model.set_params(no_such_parameter=1)
 
 
 def toy_images(n: int, seed: int = 0, size: int = 32):
@@ -118,3 +159,19 @@ def test_resume_refuses_changed_settings(tmp_path):
     ResNet18Baseline(small_config(epochs=1), tmp_path).fit(x, y, x, y)
     with pytest.raises(ValueError, match="batch_size"):
         ResNet18Baseline(small_config(batch_size=8), tmp_path).fit(x, y, x, y, resume=True)
+
+
+def test_trivial_baselines_on_a_dataset(tiny_dataset):
+    from synthoct_bench.baselines.run import predict_trivial
+    from synthoct_bench.dataset import read_columns
+
+    train = read_columns(tiny_dataset, "train", ["eta_ebe_s9"])["eta_ebe_s9"]
+    test = read_columns(tiny_dataset, "test", ["subject_id", "eta"])
+    ids, average = predict_trivial("average", tiny_dataset, 9, "test")
+    np.testing.assert_array_equal(ids, test["subject_id"])
+    mean = train.astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(average, np.tile(mean, (ids.size, 1)))
+    _, oracle = predict_trivial("oracle", tiny_dataset, 9, "test")
+    np.testing.assert_allclose(oracle, test["eta"] / np.sqrt(10.0), rtol=1e-6)
+    _, random = predict_trivial("random", tiny_dataset, 9, "test", seed=2)
+    np.testing.assert_array_equal(random, RandomBaseline(2).predict(test))

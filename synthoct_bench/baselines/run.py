@@ -4,10 +4,12 @@
     run_baseline("resnet18", "data/mini", noise=9, split="test", out="pred_s9.parquet")
 
 The data is a local dataset directory or a Hub repo id (anything
-:func:`synthoct_bench.dataset.read_columns` reads). The trivial baselines read
-only ids (or, for the oracle, the hidden noise-free η); the ResNet18 trains on
-the train split's images and ``eta_ebe_s{k}`` targets, selects and calibrates
-on the validation split, and predicts ``split``.
+:func:`synthoct_bench.dataset.read_columns` reads); every baseline's X is such
+a column mapping (:mod:`synthoct_bench.baselines.base`). The average learns the
+mean of the train split's ``eta_ebe_s{k}`` targets; random reads only ids and
+the oracle the hidden noise-free η; the ResNet18 trains on the train split's
+images and ``eta_ebe_s{k}`` targets, selects and calibrates on the validation
+split, and predicts ``split``.
 """
 
 from __future__ import annotations
@@ -92,8 +94,11 @@ def predict_trivial(
     seed: int = 0,
     revision: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(subject_id, eta_pred) of the average, random or oracle baseline on one split."""
-    _level(noise)
+    """(subject_id, eta_pred) of the average, random or oracle baseline on one split.
+
+    The average learns its mean from the train split's EBE targets at ``noise``;
+    random and oracle learn nothing, so only ``split`` is read for them.
+    """
     if name == "average":
         estimator: Any = AverageBaseline()
     elif name == "random":
@@ -102,10 +107,16 @@ def predict_trivial(
         estimator = OracleBaseline(noise)
     else:
         raise ValueError(f"unknown trivial baseline {name!r}; choose average, random or oracle")
-    columns = ["subject_id"] + (["eta"] if estimator.input_column == "eta" else [])
-    cols = read_split(data, split, columns, revision)
-    ids = np.asarray(cols["subject_id"]).astype(np.int64)
-    return ids, estimator.fit().predict(cols[estimator.input_column] if name == "oracle" else ids)
+    ebe = _ebe_column(noise)
+    columns = ["subject_id", *(c for c in estimator.input_columns if c != "subject_id")]
+    X = read_split(data, split, columns, revision)
+    if name == "average":
+        train = read_split(data, "train", columns + [ebe], revision)
+        y_train = train.pop(ebe)
+        estimator.fit(train, y_train)
+    else:
+        estimator.fit(X)
+    return np.asarray(X["subject_id"]).astype(np.int64), estimator.predict(X)
 
 
 def run_baseline(
