@@ -13,7 +13,6 @@ from synthoct_bench.baselines import (
     OracleBaseline,
     RandomBaseline,
     ResNet18Baseline,
-    TrainConfig,
 )
 from synthoct_bench.latent import add_noise, sample_z, select_eta
 
@@ -86,6 +85,7 @@ def test_bad_input_is_named():
         (AverageBaseline, {}),
         (lambda: RandomBaseline(seed=3), {"seed": 7}),
         (lambda: OracleBaseline(9), {"noise": 49}),
+        (lambda: ResNet18Baseline(epochs=3), {"input_size": 64, "lr": 1e-4, "device": "cpu"}),
     ],
 )
 def test_get_params_set_params_round_trip(make, changes):
@@ -109,17 +109,23 @@ def toy_images(n: int, seed: int = 0, size: int = 32):
     return np.clip(base + noise, 0, 255).astype(np.uint8), y.astype(np.float32)
 
 
-def small_config(**kw) -> TrainConfig:
+def toy_data(n: int, seed: int = 0, size: int = 32):
+    """(X, y): the toy images as the column mapping every baseline's fit/predict takes."""
+    images, y = toy_images(n, seed, size)
+    return {"subject_id": np.arange(n), "image": images}, y
+
+
+def small_params(**kw) -> dict:
     base = dict(epochs=2, batch_size=16, input_size=32, progress=False, device="cpu", seed=0)
     base.update(kw)
-    return TrainConfig(**base)
+    return base
 
 
 def test_resnet_loss_falls_and_predicts():
     torch.set_num_threads(2)
-    x, y = toy_images(96)
-    xv, yv = toy_images(48, seed=1)
-    model = ResNet18Baseline(small_config(epochs=3)).fit(x, y, xv, yv)
+    x, y = toy_data(96)
+    xv, yv = toy_data(48, seed=1)
+    model = ResNet18Baseline(**small_params(epochs=3)).fit(x, y, eval_set=(xv, yv))
     hist = model.history_
     assert len(hist) == 3
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
@@ -131,17 +137,21 @@ def test_resnet_loss_falls_and_predicts():
 
 def test_checkpoint_resume_round_trip(tmp_path):
     torch.set_num_threads(2)
-    x, y = toy_images(64)
-    xv, yv = toy_images(32, seed=1)
-    full = ResNet18Baseline(small_config(calibrate=False), tmp_path / "full").fit(x, y, xv, yv)
+    x, y = toy_data(64)
+    xv, yv = toy_data(32, seed=1)
+    full = ResNet18Baseline(**small_params(calibrate=False), checkpoint_dir=tmp_path / "full")
+    full.fit(x, y, eval_set=(xv, yv))
 
     # first run stops after one epoch, second resumes from its checkpoint
-    ResNet18Baseline(small_config(epochs=1, calibrate=False), tmp_path / "cut").fit(x, y, xv, yv)
+    cut = ResNet18Baseline(
+        **small_params(epochs=1, calibrate=False), checkpoint_dir=tmp_path / "cut"
+    )
+    cut.fit(x, y, eval_set=(xv, yv))
     state = json.loads((tmp_path / "cut" / "state.json").read_text())
     assert state["epoch"] == 1 and state["batch"] == 0
     assert (tmp_path / "cut" / f"{state['checkpoint']}.optimizer.safetensors").is_file()
-    resumed = ResNet18Baseline(small_config(calibrate=False), tmp_path / "cut")
-    resumed.fit(x, y, xv, yv, resume=True)
+    resumed = ResNet18Baseline(**small_params(calibrate=False), checkpoint_dir=tmp_path / "cut")
+    resumed.fit(x, y, eval_set=(xv, yv), resume=True)
     assert [h["epoch"] for h in resumed.history_] == [1, 2]
     for a, b in zip(full.history_, resumed.history_, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
@@ -155,10 +165,12 @@ def test_checkpoint_resume_round_trip(tmp_path):
 
 
 def test_resume_refuses_changed_settings(tmp_path):
-    x, y = toy_images(32)
-    ResNet18Baseline(small_config(epochs=1), tmp_path).fit(x, y, x, y)
+    x, y = toy_data(32)
+    ResNet18Baseline(**small_params(epochs=1), checkpoint_dir=tmp_path).fit(x, y, eval_set=(x, y))
     with pytest.raises(ValueError, match="batch_size"):
-        ResNet18Baseline(small_config(batch_size=8), tmp_path).fit(x, y, x, y, resume=True)
+        ResNet18Baseline(**small_params(batch_size=8), checkpoint_dir=tmp_path).fit(
+            x, y, eval_set=(x, y), resume=True
+        )
 
 
 def test_trivial_baselines_on_a_dataset(tiny_dataset):
@@ -175,3 +187,35 @@ def test_trivial_baselines_on_a_dataset(tiny_dataset):
     np.testing.assert_allclose(oracle, test["eta"] / np.sqrt(10.0), rtol=1e-6)
     _, random = predict_trivial("random", tiny_dataset, 9, "test", seed=2)
     np.testing.assert_array_equal(random, RandomBaseline(2).predict(test))
+
+
+def test_every_baseline_fits_the_same_columns(tiny_dataset):
+    """One X, as read_columns returns it (PNG bytes and all), fits and predicts every baseline."""
+    from synthoct_bench.dataset import read_columns
+
+    columns = ["subject_id", "image", "eta"]
+    X = read_columns(tiny_dataset, "train", columns)
+    y = read_columns(tiny_dataset, "train", ["eta_ebe_s9"])["eta_ebe_s9"]
+    X_test = read_columns(tiny_dataset, "test", columns)
+    resnet = ResNet18Baseline(**small_params(epochs=1))
+    for model in (AverageBaseline(), RandomBaseline(1), OracleBaseline(9), resnet):
+        assert model.fit(X, y) is model
+        pred = model.predict(X_test)
+        assert pred.shape == (X_test["subject_id"].size, 3) and np.isfinite(pred).all()
+        for name in model.input_columns:  # each names what it reads
+            assert name in X
+
+
+def test_run_baseline_trains_saves_and_reuses_the_resnet(tiny_dataset, tmp_path):
+    from synthoct_bench.baselines.run import run_baseline
+
+    params = {"epochs": 1, "input_size": 16, "device": "cpu", "progress": False}
+    ids, pred = run_baseline(
+        "resnet18", tiny_dataset, 9, "test", resnet_params=params, workdir=tmp_path
+    )
+    assert pred.shape == (ids.size, 3) and (tmp_path / "checkpoints" / "state.json").is_file()
+    again_ids, again = run_baseline(
+        "resnet18", tiny_dataset, 9, "test", model_dir=tmp_path / "model", resnet_params=params
+    )
+    np.testing.assert_array_equal(again_ids, ids)
+    np.testing.assert_allclose(again, pred, rtol=1e-6, atol=1e-6)

@@ -8,7 +8,8 @@ aligned, exactly what :func:`synthoct_bench.dataset.read_columns` returns::
     X = read_columns("data/mini", "train", ["subject_id", "image", "eta"])
     # {"subject_id": (N,) int64, "image": (N,) PNG bytes, "eta": (N, 3) float32}
 
-``"image"`` may also hold decoded images, uint8 (N, H, W). A baseline reads
+``"image"`` may also hold decoded images, uint8 (N, H, W), as
+:func:`synthoct_bench.baselines.run.read_images` returns them. A baseline reads
 only the columns it names in ``input_columns`` and ignores the rest:
 
 ==================  ==================  ==========================================
