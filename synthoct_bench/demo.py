@@ -297,7 +297,7 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
             checkpoint_dir=work / "checkpoints",
         )
         model.fit(X_train, y_train, eval_set=(X_val, y_val), resume=True)
-        model.save(work / "model")
+        model.save_pretrained(work / "model")
         histories[k] = {"history": model.history_, "calibration": model.calibration_}
         path = subs / f"resnet18_s{k}.parquet"
         pred = model.predict(X_test)

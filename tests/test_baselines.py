@@ -158,10 +158,34 @@ def test_checkpoint_resume_round_trip(tmp_path):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
     np.testing.assert_allclose(full.predict(xv), resumed.predict(xv), rtol=1e-4, atol=1e-5)
 
-    # save / load round trip, no pickle involved
-    full.save(tmp_path / "saved")
-    again = ResNet18Baseline.load(tmp_path / "saved", device="cpu")
+    # save_pretrained / from_pretrained round trip, no pickle involved
+    full.save_pretrained(tmp_path / "saved")
+    again = ResNet18Baseline.from_pretrained(tmp_path / "saved", device="cpu")
     np.testing.assert_allclose(again.predict(xv), full.predict(xv), rtol=1e-6, atol=1e-6)
+
+
+def test_save_pretrained_round_trip(tmp_path):
+    torch.set_num_threads(2)
+    x, y = toy_data(48)
+    xv, yv = toy_data(32, seed=1)
+    model = ResNet18Baseline(**small_params(epochs=1, lr=5e-4, seed=4), checkpoint_dir=tmp_path)
+    model.fit(x, y, eval_set=(xv, yv))
+    assert model.save_pretrained(tmp_path / "saved") == tmp_path / "saved"
+    again = ResNet18Baseline.from_pretrained(tmp_path / "saved", device="cpu")
+    np.testing.assert_array_equal(again.predict(xv), model.predict(xv))
+    assert again.get_params() == {**model.get_params(), "checkpoint_dir": None}
+    assert again.history_ == model.history_ and again.calibration_ == model.calibration_
+    assert again.model_.config == model.model_.config
+    # folders written before the network input side was called input_size still load
+    for name in ("config.json", "training.json"):
+        path = tmp_path / "saved" / name
+        path.write_text(path.read_text().replace('"input_size"', '"image_size"'))
+        assert '"image_size"' in path.read_text()
+    old = ResNet18Baseline.from_pretrained(tmp_path / "saved", device="cpu")
+    assert old.input_size == 32 and old.model_.config.input_size == 32
+    np.testing.assert_array_equal(old.predict(xv), model.predict(xv))
+    with pytest.raises(ValueError, match="not fitted"):
+        ResNet18Baseline().predict(xv)
 
 
 def test_resume_refuses_changed_settings(tmp_path):

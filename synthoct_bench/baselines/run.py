@@ -158,7 +158,7 @@ def run_baseline(
 
         params = {"seed": seed, **(resnet_params or {})}
         if model_dir is not None:
-            model = ResNet18Baseline.load(model_dir, device=params.get("device", "auto"))
+            model = ResNet18Baseline.from_pretrained(model_dir, device=params.get("device", "auto"))
         else:
             if workdir is not None:
                 params.setdefault("checkpoint_dir", Path(workdir) / "checkpoints")
@@ -169,7 +169,7 @@ def run_baseline(
             y_val = read_targets(data, "validation", noise, X_val["subject_id"], revision)
             model.fit(X_train, y_train, eval_set=(X_val, y_val), resume=resume)
             if workdir is not None:
-                model.save(Path(workdir) / "model")
+                model.save_pretrained(Path(workdir) / "model")
         X = read_images(data, split, model.model_.config.input_size, revision)
         ids, pred = X["subject_id"], model.predict(X)
     if out is not None:

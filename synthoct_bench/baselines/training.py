@@ -547,8 +547,13 @@ class ResNet18Baseline(ParamsMixin):
         )
 
     # ------------------------------------------------------------ save / load
-    def save(self, folder: str | os.PathLike) -> None:
-        """Write the fitted model as ``model.safetensors`` + ``config.json`` (+ training info)."""
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write the fitted model into ``folder``; no pickle anywhere.
+
+        ``model.safetensors`` (weights), ``config.json`` (the network and its target
+        scaling, calibration folded in) and ``training.json`` (the parameters but
+        ``checkpoint_dir``, ``history_`` and ``calibration_``).
+        """
         if getattr(self, "model_", None) is None:
             raise ValueError("nothing to save: fit() the model first")
         folder = Path(folder)
@@ -558,17 +563,24 @@ class ResNet18Baseline(ParamsMixin):
         if getattr(self, "calibration_", None):
             info["calibration"] = self.calibration_
         write_json(folder / "training.json", info)
+        return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, device: str = "auto") -> ResNet18Baseline:
-        """Rebuild a fitted baseline from :meth:`save`'s folder (or a checkpoint's ``best/``)."""
+    def from_pretrained(cls, folder: str | os.PathLike, device: str = "auto") -> ResNet18Baseline:
+        """Rebuild a fitted baseline from :meth:`save_pretrained`'s folder on ``device``.
+
+        A checkpoint's ``best/`` folder works too (it has no ``training.json``, so
+        the parameters are the defaults). ``checkpoint_dir`` is not restored.
+        """
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder} holds no config.json: not a saved ResNet18Baseline")
         info_path = folder / "training.json"
-        saved = {}
+        info: dict[str, Any] = {}
         if info_path.is_file():
-            saved = json.loads(info_path.read_text())["train_config"]
-        out = cls(**{**cls._saved_params(saved), "device": device})
+            info = json.loads(info_path.read_text())
+        out = cls(**{**cls._saved_params(info.get("train_config", {})), "device": device})
         out.model_ = cls._read_model(folder, _resolve_device(device)).eval()
+        out.history_ = list(info.get("history", []))
+        out.calibration_ = info.get("calibration")
         return out
