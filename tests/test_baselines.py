@@ -243,3 +243,18 @@ def test_run_baseline_trains_saves_and_reuses_the_resnet(tiny_dataset, tmp_path)
     )
     np.testing.assert_array_equal(again_ids, ids)
     np.testing.assert_allclose(again, pred, rtol=1e-6, atol=1e-6)
+
+
+def test_resnet_also_takes_a_torch_dataset(tiny_dataset):
+    """Data too large for memory: X (and X_val) as a torch Dataset of (image, target), y None."""
+    from synthoct_bench.dataset.torch_data import TorchImageDataset
+
+    train, val, test = (
+        TorchImageDataset(tiny_dataset, noise=9, split=s) for s in ("train", "validation", "test")
+    )
+    model = ResNet18Baseline(**small_params(epochs=1, input_size=16)).fit(
+        train, eval_set=(val, None)
+    )
+    assert model.predict(test).shape == (len(test), 3)
+    with pytest.raises(ValueError, match="y is required"):
+        ResNet18Baseline().fit({"image": np.zeros((4, 16, 16), np.uint8)})
