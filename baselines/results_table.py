@@ -2,7 +2,7 @@
 
     synthoct build --preset small --out data/small
     python baselines/results_table.py --data data/small --out runs/small \\
-        --epochs 10 --image-size 224 --batch-size 16 --device cuda
+        --epochs 10 --input-size 224 --batch-size 16 --device cuda
 
 Trains the paper's ResNet18 per level, writes the average, random and oracle
 submissions, scores all of them with 1,000 bootstrap resamples and prints the

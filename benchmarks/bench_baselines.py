@@ -59,7 +59,7 @@ class PngDataset(torch.utils.data.Dataset):
 
 def train_steps(batches, device, size: int, steps: int) -> float:
     torch.manual_seed(0)
-    model = ResNet18Regressor(ResNetConfig(image_size=size)).to(device)
+    model = ResNet18Regressor(ResNetConfig(input_size=size)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     done, t0 = 0, None
     for i, (x, y) in enumerate(batches):
@@ -111,7 +111,7 @@ def main() -> None:
         print(
             json.dumps(
                 {
-                    "image_size": size,
+                    "input_size": size,
                     "batch_size": args.batch_size,
                     "device": str(device),
                     "threads": torch.get_num_threads(),

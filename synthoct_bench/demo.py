@@ -65,7 +65,7 @@ class DemoConfig:
     data: str | None = None  # an existing dataset (folder or Hub id): skip the build
     noise_levels: tuple[int, ...] = NOISE_LEVELS
     epochs: int = 3
-    image_size: int = 48  # ResNet18 input side for this run (the dataset stores 224)
+    input_size: int = 48  # ResNet18 input side for this run (the dataset stores 224)
     data_image_size: int = 224
     batch_size: int = 32
     lr: float = 1e-3
@@ -110,7 +110,7 @@ class DemoResult:
         lines: list[str] = []
         head = (
             f"synthoct demo: {self.dataset.get('n_test', '?')} test subjects, phantom images, "
-            f"ResNet18 trained {c.epochs} epoch(s) at {c.image_size}x{c.image_size} px on "
+            f"ResNet18 trained {c.epochs} epoch(s) at {c.input_size}x{c.input_size} px on "
             f"{self.dataset.get('n_train', '?')} images per level"
         )
         lines += [head, "=" * len(head)]
@@ -212,8 +212,8 @@ def _log(stream: TextIO | None, msg: str) -> None:
 
 def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) -> DemoResult:
     """Build, train, predict, score and plot; see the module docstring."""
-    from synthoct_bench.baselines.run import load_images, predict_trivial, read_targets
-    from synthoct_bench.baselines.training import ResNet18Baseline, TrainConfig
+    from synthoct_bench.baselines.run import predict_trivial, read_images, read_targets
+    from synthoct_bench.baselines.training import ResNet18Baseline
     from synthoct_bench.dataset import build
     from synthoct_bench.scoring import score, write_submission
 
@@ -260,17 +260,17 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
 
     # 2. images once (shared by every level), at the training resolution
     t0 = time.perf_counter()
-    train_ids, x_train = load_images(data, "train", c.image_size)
-    val_ids, x_val = load_images(data, "validation", c.image_size)
-    test_ids, x_test = load_images(data, "test", c.image_size)
+    X_train = read_images(data, "train", c.input_size)
+    X_val = read_images(data, "validation", c.input_size)
+    X_test = read_images(data, "test", c.input_size)
     timings["load"] = time.perf_counter() - t0
     dataset = {
         "path": str(data),
-        "n_train": int(x_train.shape[0]),
-        "n_validation": int(x_val.shape[0]),
-        "n_test": int(x_test.shape[0]),
+        "n_train": int(X_train["image"].shape[0]),
+        "n_validation": int(X_val["image"].shape[0]),
+        "n_test": int(X_test["image"].shape[0]),
         "stored_image_size": c.data_image_size,
-        "train_image_size": c.image_size,
+        "input_size": c.input_size,
         "generator": "phantom",
         "generator_kwargs": dict(c.generator_kwargs),
         "build": _summary_dict(summary),
@@ -283,26 +283,25 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
     histories: dict[int, Any] = {}
     for i, k in enumerate(levels):
         _log(log, f"[2/4] sigma2={k} ({i + 1}/{len(levels)}): training ResNet18 ...")
-        y_train = read_targets(data, "train", k, train_ids)
-        y_val = read_targets(data, "validation", k, val_ids)
-        train_config = TrainConfig(
+        y_train = read_targets(data, "train", k, X_train["subject_id"])
+        y_val = read_targets(data, "validation", k, X_val["subject_id"])
+        work = out / "resnet18" / f"s{k}"
+        model = ResNet18Baseline(
             epochs=c.epochs,
             batch_size=c.batch_size,
             lr=c.lr,
-            image_size=c.image_size,
+            input_size=c.input_size,
             seed=c.seed,
             device=c.device,
             progress=c.progress,
+            checkpoint_dir=work / "checkpoints",
         )
-        work = out / "resnet18" / f"s{k}"
-        model = ResNet18Baseline(train_config, work / "checkpoints")
-        model.fit(x_train, y_train, x_val, y_val, resume=True)
-        model.save(work / "model")
+        model.fit(X_train, y_train, eval_set=(X_val, y_val), resume=True)
+        model.save_pretrained(work / "model")
         histories[k] = {"history": model.history_, "calibration": model.calibration_}
         path = subs / f"resnet18_s{k}.parquet"
-        write_submission(
-            path, test_ids, model.predict(x_test), noise=k, split="test", model="resnet18"
-        )
+        pred = model.predict(X_test)
+        write_submission(path, X_test["subject_id"], pred, noise=k, split="test", model="resnet18")
         submissions[(k, "resnet18")] = path
         for name in ("oracle", "average", "random"):
             ids, pred = predict_trivial(name, data, k, "test", seed=c.seed)
@@ -469,7 +468,7 @@ def plot_results(
     ax2.set_ylim(-1.15, max(1.15, max(fractions, default=1.0) + 0.1))
     ax1.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 0.3))
     fig.suptitle(
-        f"synthoct demo: phantom, {config.image_size} px, {config.epochs} epoch(s) per level",
+        f"synthoct demo: phantom, {config.input_size} px, {config.epochs} epoch(s) per level",
         fontsize=10,
     )
     fig.tight_layout()

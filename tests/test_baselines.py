@@ -13,7 +13,6 @@ from synthoct_bench.baselines import (
     OracleBaseline,
     RandomBaseline,
     ResNet18Baseline,
-    TrainConfig,
 )
 from synthoct_bench.latent import add_noise, sample_z, select_eta
 
@@ -33,29 +32,71 @@ def latents():
 def test_oracle_reaches_theoretical_max(latents, noise):
     ids, eta = latents
     eta_hat = add_noise(eta, noise, ids, seed=0)
-    pred = OracleBaseline(noise).fit().predict(eta)
+    X = {"subject_id": ids, "eta": eta}
+    pred = OracleBaseline(noise).fit(X).predict(X)
     assert r2(eta_hat, pred) == pytest.approx(1 / (1 + noise), abs=0.02)
 
 
 def test_average_and_random(latents):
     ids, eta = latents
     eta_hat = add_noise(eta, 9, ids, seed=0)
-    assert r2(eta_hat, AverageBaseline().predict(ids)) == pytest.approx(0.0, abs=0.01)
-    random = RandomBaseline(seed=0).predict(ids)
+    X = {"subject_id": ids}
+    average = AverageBaseline().fit(X, eta_hat).predict(X)
+    assert r2(eta_hat, average) == pytest.approx(0.0, abs=0.01)
+    random = RandomBaseline(seed=0).predict(X)
     assert random.shape == (ids.size, 3)
     assert r2(eta_hat, random) == pytest.approx(-1.0, abs=0.05)
     # keyed by subject: a subset of ids gets the same rows, another seed other draws
-    np.testing.assert_array_equal(RandomBaseline(0).predict(ids[5:9]), random[5:9])
-    assert not np.allclose(RandomBaseline(1).predict(ids[:4]), random[:4])
+    np.testing.assert_array_equal(RandomBaseline(0).predict({"subject_id": ids[5:9]}), random[5:9])
+    assert not np.allclose(RandomBaseline(1).predict({"subject_id": ids[:4]}), random[:4])
+
+
+def test_average_learns_the_mean_of_y():
+    gen = np.random.default_rng(0)
+    y = gen.normal(loc=[1.5, -2.0, 0.25], size=(50, 3))
+    model = AverageBaseline().fit({"subject_id": np.arange(50)}, y)
+    np.testing.assert_allclose(model.mean_, y.mean(axis=0))
+    assert np.abs(model.mean_).min() > 0.1
+    pred = model.predict({"subject_id": np.arange(7)})
+    assert pred.shape == (7, 3) and pred.dtype == np.float64
+    np.testing.assert_allclose(pred, np.tile(y.mean(axis=0), (7, 1)))
+    with pytest.raises(ValueError, match="not fitted"):
+        AverageBaseline().predict({"subject_id": np.arange(3)})
+    with pytest.raises(ValueError, match="shape"):
+        AverageBaseline().fit({"subject_id": np.arange(4)}, y)
 
 
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="noise-free eta"):
-        OracleBaseline(9).predict(np.zeros((4, 2)))
+        OracleBaseline(9).predict({"eta": np.zeros((4, 2))})
     with pytest.raises(ValueError, match="noise"):
-        OracleBaseline(-1)
+        OracleBaseline(-1).fit({"eta": np.zeros((4, 3))})
     with pytest.raises(ValueError, match="integers"):
-        RandomBaseline().predict(np.zeros(3))
+        RandomBaseline().predict({"subject_id": np.zeros(3)})
+    with pytest.raises(ValueError, match="reads column 'eta'"):
+        OracleBaseline(9).fit({"subject_id": np.arange(4)})
+    with pytest.raises(TypeError, match="mapping"):
+        RandomBaseline().predict(np.arange(3))
+
+
+@pytest.mark.parametrize(
+    ("make", "changes"),
+    [
+        (AverageBaseline, {}),
+        (lambda: RandomBaseline(seed=3), {"seed": 7}),
+        (lambda: OracleBaseline(9), {"noise": 49}),
+        (lambda: ResNet18Baseline(epochs=3), {"input_size": 64, "lr": 1e-4, "device": "cpu"}),
+    ],
+)
+def test_get_params_set_params_round_trip(make, changes):
+    model = make()
+    params = model.get_params()
+    assert type(model)(**params).get_params() == params  # sklearn's clone
+    assert model.set_params(**changes) is model
+    assert model.get_params() == {**params, **changes}
+    assert model.set_params(**params).get_params() == params
+    with pytest.raises(ValueError, match="invalid parameter"):
+        model.set_params(no_such_parameter=1)
 
 
 def toy_images(n: int, seed: int = 0, size: int = 32):
@@ -68,17 +109,23 @@ def toy_images(n: int, seed: int = 0, size: int = 32):
     return np.clip(base + noise, 0, 255).astype(np.uint8), y.astype(np.float32)
 
 
-def small_config(**kw) -> TrainConfig:
-    base = dict(epochs=2, batch_size=16, image_size=32, progress=False, device="cpu", seed=0)
+def toy_data(n: int, seed: int = 0, size: int = 32):
+    """(X, y): the toy images as the column mapping every baseline's fit/predict takes."""
+    images, y = toy_images(n, seed, size)
+    return {"subject_id": np.arange(n), "image": images}, y
+
+
+def small_params(**kw) -> dict:
+    base = dict(epochs=2, batch_size=16, input_size=32, progress=False, device="cpu", seed=0)
     base.update(kw)
-    return TrainConfig(**base)
+    return base
 
 
 def test_resnet_loss_falls_and_predicts():
     torch.set_num_threads(2)
-    x, y = toy_images(96)
-    xv, yv = toy_images(48, seed=1)
-    model = ResNet18Baseline(small_config(epochs=3)).fit(x, y, xv, yv)
+    x, y = toy_data(96)
+    xv, yv = toy_data(48, seed=1)
+    model = ResNet18Baseline(**small_params(epochs=3)).fit(x, y, eval_set=(xv, yv))
     hist = model.history_
     assert len(hist) == 3
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
@@ -90,31 +137,124 @@ def test_resnet_loss_falls_and_predicts():
 
 def test_checkpoint_resume_round_trip(tmp_path):
     torch.set_num_threads(2)
-    x, y = toy_images(64)
-    xv, yv = toy_images(32, seed=1)
-    full = ResNet18Baseline(small_config(calibrate=False), tmp_path / "full").fit(x, y, xv, yv)
+    x, y = toy_data(64)
+    xv, yv = toy_data(32, seed=1)
+    full = ResNet18Baseline(**small_params(calibrate=False), checkpoint_dir=tmp_path / "full")
+    full.fit(x, y, eval_set=(xv, yv))
 
     # first run stops after one epoch, second resumes from its checkpoint
-    ResNet18Baseline(small_config(epochs=1, calibrate=False), tmp_path / "cut").fit(x, y, xv, yv)
+    cut = ResNet18Baseline(
+        **small_params(epochs=1, calibrate=False), checkpoint_dir=tmp_path / "cut"
+    )
+    cut.fit(x, y, eval_set=(xv, yv))
     state = json.loads((tmp_path / "cut" / "state.json").read_text())
     assert state["epoch"] == 1 and state["batch"] == 0
     assert (tmp_path / "cut" / f"{state['checkpoint']}.optimizer.safetensors").is_file()
-    resumed = ResNet18Baseline(small_config(calibrate=False), tmp_path / "cut")
-    resumed.fit(x, y, xv, yv, resume=True)
+    resumed = ResNet18Baseline(**small_params(calibrate=False), checkpoint_dir=tmp_path / "cut")
+    resumed.fit(x, y, eval_set=(xv, yv), resume=True)
     assert [h["epoch"] for h in resumed.history_] == [1, 2]
     for a, b in zip(full.history_, resumed.history_, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
     np.testing.assert_allclose(full.predict(xv), resumed.predict(xv), rtol=1e-4, atol=1e-5)
 
-    # save / load round trip, no pickle involved
-    full.save(tmp_path / "saved")
-    again = ResNet18Baseline.load(tmp_path / "saved", device="cpu")
+    # save_pretrained / from_pretrained round trip, no pickle involved
+    full.save_pretrained(tmp_path / "saved")
+    again = ResNet18Baseline.from_pretrained(tmp_path / "saved", device="cpu")
     np.testing.assert_allclose(again.predict(xv), full.predict(xv), rtol=1e-6, atol=1e-6)
 
 
+def test_save_pretrained_round_trip(tmp_path):
+    torch.set_num_threads(2)
+    x, y = toy_data(48)
+    xv, yv = toy_data(32, seed=1)
+    model = ResNet18Baseline(**small_params(epochs=1, lr=5e-4, seed=4), checkpoint_dir=tmp_path)
+    model.fit(x, y, eval_set=(xv, yv))
+    assert model.save_pretrained(tmp_path / "saved") == tmp_path / "saved"
+    again = ResNet18Baseline.from_pretrained(tmp_path / "saved", device="cpu")
+    np.testing.assert_array_equal(again.predict(xv), model.predict(xv))
+    assert again.get_params() == {**model.get_params(), "checkpoint_dir": None}
+    assert again.history_ == model.history_ and again.calibration_ == model.calibration_
+    assert again.model_.config == model.model_.config
+    # folders written before the network input side was called input_size still load
+    for name in ("config.json", "training.json"):
+        path = tmp_path / "saved" / name
+        path.write_text(path.read_text().replace('"input_size"', '"image_size"'))
+        assert '"image_size"' in path.read_text()
+    old = ResNet18Baseline.from_pretrained(tmp_path / "saved", device="cpu")
+    assert old.input_size == 32 and old.model_.config.input_size == 32
+    np.testing.assert_array_equal(old.predict(xv), model.predict(xv))
+    with pytest.raises(ValueError, match="not fitted"):
+        ResNet18Baseline().predict(xv)
+
+
 def test_resume_refuses_changed_settings(tmp_path):
-    x, y = toy_images(32)
-    ResNet18Baseline(small_config(epochs=1), tmp_path).fit(x, y, x, y)
+    x, y = toy_data(32)
+    ResNet18Baseline(**small_params(epochs=1), checkpoint_dir=tmp_path).fit(x, y, eval_set=(x, y))
     with pytest.raises(ValueError, match="batch_size"):
-        ResNet18Baseline(small_config(batch_size=8), tmp_path).fit(x, y, x, y, resume=True)
+        ResNet18Baseline(**small_params(batch_size=8), checkpoint_dir=tmp_path).fit(
+            x, y, eval_set=(x, y), resume=True
+        )
+
+
+def test_trivial_baselines_on_a_dataset(tiny_dataset):
+    from synthoct_bench.baselines.run import predict_trivial
+    from synthoct_bench.dataset import read_columns
+
+    train = read_columns(tiny_dataset, "train", ["eta_ebe_s9"])["eta_ebe_s9"]
+    test = read_columns(tiny_dataset, "test", ["subject_id", "eta"])
+    ids, average = predict_trivial("average", tiny_dataset, 9, "test")
+    np.testing.assert_array_equal(ids, test["subject_id"])
+    mean = train.astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(average, np.tile(mean, (ids.size, 1)))
+    _, oracle = predict_trivial("oracle", tiny_dataset, 9, "test")
+    np.testing.assert_allclose(oracle, test["eta"] / np.sqrt(10.0), rtol=1e-6)
+    _, random = predict_trivial("random", tiny_dataset, 9, "test", seed=2)
+    np.testing.assert_array_equal(random, RandomBaseline(2).predict(test))
+
+
+def test_every_baseline_fits_the_same_columns(tiny_dataset):
+    """One X, as read_columns returns it (PNG bytes and all), fits and predicts every baseline."""
+    from synthoct_bench.dataset import read_columns
+
+    columns = ["subject_id", "image", "eta"]
+    X = read_columns(tiny_dataset, "train", columns)
+    y = read_columns(tiny_dataset, "train", ["eta_ebe_s9"])["eta_ebe_s9"]
+    X_test = read_columns(tiny_dataset, "test", columns)
+    resnet = ResNet18Baseline(**small_params(epochs=1))
+    for model in (AverageBaseline(), RandomBaseline(1), OracleBaseline(9), resnet):
+        assert model.fit(X, y) is model
+        pred = model.predict(X_test)
+        assert pred.shape == (X_test["subject_id"].size, 3) and np.isfinite(pred).all()
+        for name in model.input_columns:  # each names what it reads
+            assert name in X
+
+
+def test_run_baseline_trains_saves_and_reuses_the_resnet(tiny_dataset, tmp_path):
+    from synthoct_bench.baselines.run import run_baseline
+
+    params = {"epochs": 1, "input_size": 16, "device": "cpu", "progress": False}
+    ids, pred = run_baseline(
+        "resnet18", tiny_dataset, 9, "test", resnet_params=params, workdir=tmp_path
+    )
+    assert pred.shape == (ids.size, 3) and (tmp_path / "checkpoints" / "state.json").is_file()
+    again_ids, again = run_baseline(
+        "resnet18", tiny_dataset, 9, "test", model_dir=tmp_path / "model", resnet_params=params
+    )
+    np.testing.assert_array_equal(again_ids, ids)
+    np.testing.assert_allclose(again, pred, rtol=1e-6, atol=1e-6)
+
+
+def test_resnet_also_takes_a_torch_dataset(tiny_dataset):
+    """Data too large for memory: X (and X_val) as a torch Dataset of (image, target), y None."""
+    from synthoct_bench.dataset.torch_data import TorchImageDataset
+
+    train, val, test = (
+        TorchImageDataset(tiny_dataset, noise=9, split=s) for s in ("train", "validation", "test")
+    )
+    model = ResNet18Baseline(**small_params(epochs=1, input_size=16)).fit(
+        train, eval_set=(val, None)
+    )
+    assert model.predict(test).shape == (len(test), 3)
+    with pytest.raises(ValueError, match="y is required"):
+        ResNet18Baseline().fit({"image": np.zeros((4, 16, 16), np.uint8)})

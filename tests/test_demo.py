@@ -22,7 +22,7 @@ def demo(tmp_path_factory):
         n=120,
         noise_levels=(0, 49),
         epochs=1,
-        image_size=32,
+        input_size=32,
         data_image_size=64,
         batch_size=16,
         n_bootstrap=50,
@@ -45,7 +45,7 @@ def test_demo_json_structure(demo):
     assert r2[(0, "oracle")] == pytest.approx(1.0)  # eta itself at sigma2 = 0
     assert r2[(0, "random")] < r2[(0, "average")] < r2[(0, "oracle")]
     assert set(d["checks"]) >= {"ordering", "r2_falls_with_noise"}
-    assert d["dataset"]["n_test"] > 0 and d["config"]["image_size"] == 32
+    assert d["dataset"]["n_test"] > 0 and d["config"]["input_size"] == 32
 
 
 def test_demo_writes_tables_plot_and_submissions(demo, tmp_path):

@@ -1,5 +1,11 @@
 """Reference baselines: trivial bounds (average, random, oracle) and the paper's ResNet18.
 
+All are scikit-learn style estimators: parameters in the constructor,
+``get_params``/``set_params``, ``fit(X, y)`` returning self, ``predict(X)``
+returning (N, 3). X is one split's column mapping, as
+:func:`synthoct_bench.dataset.read_columns` returns it, for every baseline;
+:mod:`synthoct_bench.baselines.base` says which columns each reads.
+
 Torch is imported only when the ResNet18 names are first used.
 """
 
@@ -15,7 +21,6 @@ __all__ = [
     "RandomBaseline",
     "OracleBaseline",
     "ResNet18Baseline",
-    "TrainConfig",
     "BASELINES",
 ]
 
@@ -24,7 +29,6 @@ BASELINES: tuple[str, ...] = ("average", "random", "oracle", "resnet18")
 
 _LAZY = {
     "ResNet18Baseline": "synthoct_bench.baselines.training",
-    "TrainConfig": "synthoct_bench.baselines.training",
 }
 
 

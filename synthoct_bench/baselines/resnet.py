@@ -28,7 +28,7 @@ class ResNetConfig:
 
     in_channels: int = 1
     out_dim: int = 3
-    image_size: int = 224
+    input_size: int = 224  # side of the square images the network takes
     target_mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     target_std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
 
@@ -37,11 +37,19 @@ class ResNetConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResNetConfig:
+        data = _renamed_keys(data)
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown ResNetConfig keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(**data)
+
+
+def _renamed_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Configs saved before the network input side was named ``input_size`` say ``image_size``."""
+    if "image_size" in data and "input_size" not in data:
+        data = {("input_size" if k == "image_size" else k): v for k, v in data.items()}
+    return data
 
 
 class ResNet18Regressor(nn.Module):

@@ -1,14 +1,17 @@
-"""Train, checkpoint, resume and run the ResNet18 baseline (scikit-learn style).
+"""Train, checkpoint, resume and run the ResNet18 baseline (a scikit-learn style estimator).
 
-``ResNet18Baseline(TrainConfig(...)).fit(images, targets, val_images, val_targets)``
-trains with MSE on the EBE targets of one noise level (Adam, lr 1e-3, batch 16
-as in the paper), validates every epoch, keeps the best epoch's weights, and
-``predict(images)`` returns η (N, 3). Choices beyond the paper, each one a
-config switch:
+``ResNet18Baseline(epochs=10, ...).fit(X, y, eval_set=(X_val, y_val))`` trains
+with MSE on the EBE targets of one noise level (Adam, lr 1e-3, batch 16 as in
+the paper), validates every epoch, keeps the best epoch's weights, and
+``predict(X)`` returns η (N, 3). X is one split's column mapping as for every
+baseline (:mod:`synthoct_bench.baselines.base`); this one reads ``"image"``
+(PNG bytes or decoded uint8 (N, H, W)). Validation data goes to ``fit`` as
+``eval_set``, as in LightGBM and XGBoost. Choices beyond the paper, each one a
+constructor parameter:
 
 - targets are standardised per dimension with the training set's mean and SD
   (EBEs are shrunk towards 0, variance < 1); the model maps outputs back, so
-  predictions are in η units;
+  predictions are in η units (``standardise_targets``);
 - ``calibrate``: after training, a per-dimension least-squares line from
   predictions to targets on the validation set (slope clipped at 0). With a
   weak signal and little data a network's predictions are mostly noise, and
@@ -20,9 +23,10 @@ config switch:
 
 Checkpoints (``checkpoint_dir``): ``state.json`` names the current
 ``step-*.model.safetensors`` / ``step-*.optimizer.safetensors`` pair and holds
-progress, history and configs; ``best/model.safetensors`` + ``best/config.json``
-hold the best epoch (before calibration; ``save`` writes the final model). On
-GPU, AMP (bf16, or fp16 with loss scaling) and data-loader workers are switched on.
+progress, history and parameters; ``best/model.safetensors`` + ``best/config.json``
+hold the best epoch (before calibration; ``save_pretrained`` writes the final
+model). On GPU, AMP (bf16, or fp16 with loss scaling) and data-loader workers
+are switched on.
 """
 
 from __future__ import annotations
@@ -32,8 +36,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from synthoct_bench.atomic import write_json
-from synthoct_bench.baselines.resnet import ResNet18Regressor, ResNetConfig
+from synthoct_bench.baselines.base import Columns, ParamsMixin, column
+from synthoct_bench.baselines.resnet import ResNet18Regressor, ResNetConfig, _renamed_keys
 from synthoct_bench.checkpoint import (
     load_tensors,
     optimizer_from_tensors,
@@ -51,43 +55,10 @@ from synthoct_bench.checkpoint import (
     save_tensors,
 )
 
-__all__ = ["TrainConfig", "ResNet18Baseline", "ArrayImageDataset", "resize_images"]
+__all__ = ["ResNet18Baseline", "ArrayImageDataset", "resize_images", "decode_images"]
 
-
-@dataclass
-class TrainConfig:
-    """How to train. Defaults follow the paper where it says (Adam, lr 1e-3, batch 16)."""
-
-    epochs: int = 10
-    batch_size: int = 16
-    lr: float = 1e-3
-    image_size: int | None = None  # resize inputs to this side; None keeps the data's size
-    seed: int = 0
-    device: str = "auto"  # "auto" = cuda if available, else cpu
-    amp: bool | None = None  # None = on for cuda
-    num_workers: int | None = None  # None = min(8, cpus) on cuda, 0 on cpu
-    standardise_targets: bool = True
-    calibrate: bool = True
-    checkpoint_every: int = 0  # also save every this many steps (0 = at epoch ends only)
-    eval_batch_size: int = 256
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.image_size is not None and self.image_size < 16:
-            raise ValueError(f"image_size must be >= 16 px (or None), got {self.image_size}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+#: Parameters a resumed run must share with the run that wrote its checkpoints.
+_RESUME_KEYS = ("batch_size", "seed", "input_size", "lr", "standardise_targets")
 
 
 def resize_images(images: np.ndarray, size: int | None, chunk: int = 512) -> np.ndarray:
@@ -103,6 +74,19 @@ def resize_images(images: np.ndarray, size: int | None, chunk: int = 512) -> np.
         y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
         out[start : start + chunk] = y.squeeze(1).round().clamp(0, 255).to(torch.uint8).numpy()
     return out
+
+
+def decode_images(images: Any) -> np.ndarray:
+    """The ``"image"`` column as uint8 (N, H, W): PNG bytes (N,) are decoded, arrays kept."""
+    if isinstance(images, np.ndarray) and images.ndim == 3:
+        return images
+    if isinstance(images, np.ndarray) and images.ndim != 1:
+        raise ValueError(
+            f"images must be PNG bytes (N,) or uint8 (N, H, W), got shape {images.shape}"
+        )
+    from synthoct_bench.dataset.torch_data import decode_png
+
+    return decode_png(images)
 
 
 class ArrayImageDataset(torch.utils.data.Dataset):
@@ -136,6 +120,21 @@ class ArrayImageDataset(torch.utils.data.Dataset):
         return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
 
+def _eval_pair(eval_set: Any) -> tuple[Any, Any] | None:
+    """``(X_val, y_val)`` from ``eval_set``: that pair, or a list holding just that pair."""
+    if eval_set is None:
+        return None
+    if isinstance(eval_set, list):
+        if len(eval_set) != 1:
+            raise ValueError(
+                f"eval_set takes one validation set (X_val, y_val), got a list of {len(eval_set)}"
+            )
+        eval_set = eval_set[0]
+    if not isinstance(eval_set, tuple) or len(eval_set) != 2:
+        raise ValueError("eval_set must be a pair (X_val, y_val)")
+    return eval_set
+
+
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -150,28 +149,102 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
-class ResNet18Baseline:
+class ResNet18Baseline(ParamsMixin):
     """The paper's ResNet18 baseline as an estimator: ``fit`` then ``predict``.
 
+    Reads X["image"]. Defaults follow the paper where it says (Adam, lr 1e-3, batch 16).
+
     Parameters:
-        config: training settings (see :class:`TrainConfig`).
-        checkpoint_dir: where checkpoints go; ``fit(..., resume=True)`` continues from it.
+        epochs: passes over the training data.
+        batch_size: training batch size.
+        lr: Adam learning rate.
+        input_size: network input side in px; images are resized to it (None: the
+            data's own image size).
+        seed: weight initialisation and per-epoch data order.
+        device: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ...
+        amp: mixed precision (None: on for cuda).
+        num_workers: data-loader workers for a torch Dataset X (None: min(8, cpus) on
+            cuda, 0 on cpu).
+        standardise_targets: train on per-dimension standardised targets.
+        calibrate: fit a validation-set shrinkage line after training (needs eval_set).
+        checkpoint_every: also checkpoint every this many steps (0: at epoch ends only).
+        eval_batch_size: batch size of validation and ``predict``.
+        progress: show progress bars.
+        checkpoint_dir: where checkpoints go (None: none are written);
+            ``fit(..., resume=True)`` continues from it.
+
+    Learned: ``model_`` (the network), ``history_`` (one record per epoch),
+    ``calibration_`` (the shrinkage line, or None).
     """
 
+    input_columns: tuple[str, ...] = ("image",)
+
     def __init__(
-        self, config: TrainConfig | None = None, checkpoint_dir: str | os.PathLike | None = None
+        self,
+        *,
+        epochs: int = 10,
+        batch_size: int = 16,
+        lr: float = 1e-3,
+        input_size: int | None = None,
+        seed: int = 0,
+        device: str = "auto",
+        amp: bool | None = None,
+        num_workers: int | None = None,
+        standardise_targets: bool = True,
+        calibrate: bool = True,
+        checkpoint_every: int = 0,
+        eval_batch_size: int = 256,
+        progress: bool = True,
+        checkpoint_dir: str | os.PathLike | None = None,
     ) -> None:
-        self.config = config or TrainConfig()
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.model_: ResNet18Regressor | None = None
-        self.history_: list[dict[str, float]] = []
-        self.calibration_: dict[str, list[float]] | None = None
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.input_size = input_size
+        self.seed = seed
+        self.device = device
+        self.amp = amp
+        self.num_workers = num_workers
+        self.standardise_targets = standardise_targets
+        self.calibrate = calibrate
+        self.checkpoint_every = checkpoint_every
+        self.eval_batch_size = eval_batch_size
+        self.progress = progress
+        self.checkpoint_dir = checkpoint_dir
+
+    def _check_params(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.input_size is not None and self.input_size < 16:
+            raise ValueError(f"input_size must be >= 16 px (or None), got {self.input_size}")
+
+    def _train_config(self) -> dict[str, Any]:
+        """The parameters that define training, as saved beside checkpoints and models."""
+        params = self.get_params(deep=False)
+        del params["checkpoint_dir"]
+        return params
+
+    def _checkpoints(self) -> Path | None:
+        return Path(self.checkpoint_dir) if self.checkpoint_dir is not None else None
+
+    @classmethod
+    def _saved_params(cls, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """Parameters from a saved ``train_config``, defaults where it has none."""
+        defaults = cls().get_params(deep=False)
+        del defaults["checkpoint_dir"]
+        saved = _renamed_keys(dict(saved))
+        return {name: saved.get(name, default) for name, default in defaults.items()}
 
     # ------------------------------------------------------------------ data
-    def _dataset(self, images: Any, targets: Any) -> torch.utils.data.Dataset:
-        if isinstance(images, torch.utils.data.Dataset):
-            return images
-        return ArrayImageDataset(resize_images(images, self.config.image_size), targets)
+    def _dataset(self, X: Any, y: Any, size: int | None) -> torch.utils.data.Dataset:
+        """X's images (resized to ``size``) and y as a dataset; a torch Dataset X as it is."""
+        if isinstance(X, torch.utils.data.Dataset):
+            return X
+        images = decode_images(column(X, "image", type(self).__name__))
+        return ArrayImageDataset(resize_images(images, size), y)
 
     def _batches(
         self,
@@ -188,7 +261,7 @@ class ResNet18Baseline:
                 x, y = data.batch(order[start : start + batch_size])
                 yield x.to(device, non_blocking=non_blocking), y.to(device)
             return
-        workers = self.config.num_workers
+        workers = self.num_workers
         if workers is None:
             workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
         loader = torch.utils.data.DataLoader(
@@ -200,7 +273,7 @@ class ResNet18Baseline:
             persistent_workers=False,
         )
         for x, y in loader:
-            size = size or self.config.image_size
+            size = size or self.input_size
             if size is not None and tuple(x.shape[-2:]) != (size, size):
                 x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True)
             yield x.to(device, non_blocking=non_blocking), y.to(device).float()
@@ -218,27 +291,33 @@ class ResNet18Baseline:
     # ----------------------------------------------------------------- train
     def fit(
         self,
-        images: Any,
-        targets: np.ndarray | None = None,
-        val_images: Any = None,
-        val_targets: np.ndarray | None = None,
+        X: Columns | torch.utils.data.Dataset,
+        y: Any = None,
         *,
+        eval_set: Any = None,
         resume: bool = False,
     ) -> ResNet18Baseline:
-        """Train on images (uint8 (N, H, W) or a torch Dataset of (image, target)) and targets.
+        """Train on X["image"] and the (N, 3) targets y; returns self.
 
-        Validation data is needed for model selection and calibration; without it
-        the last epoch is kept and no calibration is done.
+        ``eval_set=(X_val, y_val)`` (or ``[(X_val, y_val)]``, as LightGBM and XGBoost
+        take it) is the validation data, needed for model selection and calibration;
+        without it the last epoch is kept and no calibration is done. X (and X_val)
+        may also be a torch Dataset of (image, target) pairs, for data that does not
+        fit in memory; y (and y_val) is then None. ``resume``: continue from the
+        checkpoints in ``checkpoint_dir``.
         """
-        cfg = self.config
-        device = _resolve_device(cfg.device)
-        train = self._dataset(images, targets)
-        val = self._dataset(val_images, val_targets) if val_images is not None else None
+        self._check_params()
+        device = _resolve_device(self.device)
+        if y is None and not isinstance(X, torch.utils.data.Dataset):
+            raise ValueError("y is required: the (N, 3) training targets (the EBEs eta_ebe_s{k})")
+        train = self._dataset(X, y, self.input_size)
+        val_pair = _eval_pair(eval_set)
+        val = self._dataset(*val_pair, self.input_size) if val_pair is not None else None
         if len(train) < 2:
             raise ValueError(f"need at least 2 training images, got {len(train)}")
         y_train = self._targets_of(train)
         out_dim = y_train.shape[1]
-        if cfg.standardise_targets:
+        if self.standardise_targets:
             mean, std = y_train.mean(axis=0), y_train.std(axis=0)
             std = np.where(std > 1e-8, std, 1.0)
         else:
@@ -247,14 +326,14 @@ class ResNet18Baseline:
         model_config = ResNetConfig(
             in_channels=int(first_x.shape[0]),
             out_dim=out_dim,
-            image_size=int(cfg.image_size or first_x.shape[-1]),
+            input_size=int(self.input_size or first_x.shape[-1]),
             target_mean=[float(v) for v in mean],
             target_std=[float(v) for v in std],
         )
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(self.seed)
         model = ResNet18Regressor(model_config).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
+        amp = self.amp if self.amp is not None else device.type == "cuda"
         amp_dtype = (
             torch.bfloat16
             if device.type != "cuda" or torch.cuda.is_bf16_supported()
@@ -270,21 +349,22 @@ class ResNet18Baseline:
             if loaded is not None:
                 epoch, batch_pos, step, best_val = loaded
                 model_config = model.config
-                if self.checkpoint_dir and (self.checkpoint_dir / "best").is_dir():
+                checkpoints = self._checkpoints()
+                if checkpoints and (checkpoints / "best").is_dir():
                     best_state = "disk"
 
         n = len(train)
-        steps_per_epoch = math.ceil(n / cfg.batch_size)
+        steps_per_epoch = math.ceil(n / self.batch_size)
         mean_t = model.target_mean.to(device)
         std_t = model.target_std.to(device)
-        while epoch < cfg.epochs:
+        while epoch < self.epochs:
             model.train()
-            order = _epoch_order(n, cfg.seed, epoch)[batch_pos * cfg.batch_size :]
+            order = _epoch_order(n, self.seed, epoch)[batch_pos * self.batch_size :]
             bar = tqdm(
-                self._batches(train, order, cfg.batch_size, device),
+                self._batches(train, order, self.batch_size, device),
                 total=steps_per_epoch - batch_pos,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                disable=not cfg.progress,
+                desc=f"epoch {epoch + 1}/{self.epochs}",
+                disable=not self.progress,
                 leave=False,
             )
             t0, loss_sum, seen = time.perf_counter(), 0.0, 0
@@ -301,7 +381,7 @@ class ResNet18Baseline:
                 loss_sum += float(loss.detach()) * x.shape[0]
                 seen += x.shape[0]
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                if self.checkpoint_every and step % self.checkpoint_every == 0:
                     self._save_progress(model, optimizer, scaler, epoch, batch_pos, step, best_val)
             record = {
                 "epoch": epoch + 1,
@@ -323,7 +403,7 @@ class ResNet18Baseline:
         elif best_state is not None:
             model.load_state_dict(best_state)
         self.calibration_ = None
-        if cfg.calibrate and val is not None:
+        if self.calibrate and val is not None:
             # best/ keeps the uncalibrated weights, so a re-run calibrates the same way
             self._calibrate(model, val, device)
         self.model_ = model.eval()
@@ -331,17 +411,18 @@ class ResNet18Baseline:
 
     # --------------------------------------------------------------- predict
     @torch.no_grad()
-    def predict(self, images: Any) -> np.ndarray:
-        """η predictions (N, 3), float64, for uint8 images (N, H, W) or a torch Dataset."""
-        if self.model_ is None:
-            raise ValueError("this ResNet18Baseline is not fitted; call fit() or load() first")
+    def predict(self, X: Columns | torch.utils.data.Dataset) -> np.ndarray:
+        """η predictions (N, 3), float64, from X["image"] (or a torch Dataset's images)."""
+        if getattr(self, "model_", None) is None:
+            raise ValueError(
+                "this ResNet18Baseline is not fitted; call fit() or from_pretrained() first"
+            )
         model = self.model_.eval()
         device = next(model.parameters()).device
-        size = model.config.image_size
-        if not isinstance(images, torch.utils.data.Dataset):
-            images = ArrayImageDataset(resize_images(images, size))
-        order = torch.arange(len(images))
-        batches = self._batches(images, order, self.config.eval_batch_size, device, size)
+        size = model.config.input_size
+        data = self._dataset(X, None, size)
+        order = torch.arange(len(data))
+        batches = self._batches(data, order, self.eval_batch_size, device, size)
         outs = [model(x).float().cpu() for x, _ in batches]
         return torch.cat(outs).numpy().astype(np.float64)
 
@@ -351,7 +432,7 @@ class ResNet18Baseline:
         model.eval()
         total, count = 0.0, 0
         order = torch.arange(len(val))
-        for x, y in self._batches(val, order, self.config.eval_batch_size, device):
+        for x, y in self._batches(val, order, self.eval_batch_size, device):
             z = (y - model.target_mean) / model.target_std
             total += float(((model.forward_standardised(x).float() - z) ** 2).sum())
             count += y.numel()
@@ -363,7 +444,7 @@ class ResNet18Baseline:
         """Per-dimension least-squares line y ≈ a + b·pred on validation, b >= 0."""
         model.eval()
         preds, ys = [], []
-        for x, y in self._batches(val, torch.arange(len(val)), self.config.eval_batch_size, device):
+        for x, y in self._batches(val, torch.arange(len(val)), self.eval_batch_size, device):
             preds.append(model(x).float().cpu())
             ys.append(y.float().cpu())
         p = torch.cat(preds).double().numpy()
@@ -385,18 +466,18 @@ class ResNet18Baseline:
 
     # ------------------------------------------------------------ checkpoints
     def _keep_best(self, model: ResNet18Regressor) -> Any:
-        if self.checkpoint_dir is None:
+        if self._checkpoints() is None:
             return copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         self._write_best(model)
         return "disk"
 
     def _write_best(self, model: ResNet18Regressor) -> None:
-        best = self.checkpoint_dir / "best"
+        best = self._checkpoints() / "best"
         save_tensors(best / "model.safetensors", model.state_dict())
         write_json(best / "config.json", model.config.to_dict())
 
     def _load_best_model(self, device) -> ResNet18Regressor:
-        return self._read_model(self.checkpoint_dir / "best", device)
+        return self._read_model(self._checkpoints() / "best", device)
 
     @staticmethod
     def _read_model(folder: Path, device) -> ResNet18Regressor:
@@ -406,9 +487,9 @@ class ResNet18Baseline:
         return model.to(device)
 
     def _save_progress(self, model, optimizer, scaler, epoch, batch_pos, step, best_val) -> None:
-        if self.checkpoint_dir is None:
+        d = self._checkpoints()
+        if d is None:
             return
-        d = self.checkpoint_dir
         d.mkdir(parents=True, exist_ok=True)
         stem = f"step-{step:09d}"
         save_tensors(d / f"{stem}.model.safetensors", model.state_dict())
@@ -421,7 +502,7 @@ class ResNet18Baseline:
             "step": step,
             "best_val_loss": best_val if math.isfinite(best_val) else None,
             "history": self.history_,
-            "train_config": self.config.to_dict(),
+            "train_config": self._train_config(),
             "model_config": model.config.to_dict(),
             "optimizer": opt_rest,
             "grad_scaler": {k: v for k, v in scaler.state_dict().items()},
@@ -432,22 +513,23 @@ class ResNet18Baseline:
                 old.unlink(missing_ok=True)
 
     def _load_progress(self, model, optimizer, scaler, device):
-        if self.checkpoint_dir is None:
+        checkpoints = self._checkpoints()
+        if checkpoints is None:
             raise ValueError("resume=True needs a checkpoint_dir")
-        path = self.checkpoint_dir / "state.json"
+        path = checkpoints / "state.json"
         if not path.is_file():
             return None  # nothing saved yet: start fresh
         state = json.loads(path.read_text())
-        saved = TrainConfig.from_dict(state["train_config"])
-        for key in ("batch_size", "seed", "image_size", "lr", "standardise_targets"):
-            if getattr(saved, key) != getattr(self.config, key):
+        saved = self._saved_params(state["train_config"])
+        for key in _RESUME_KEYS:
+            if saved[key] != getattr(self, key):
                 raise ValueError(
-                    f"cannot resume: checkpoint has {key}={getattr(saved, key)!r} but this run "
-                    f"has {getattr(self.config, key)!r}; use the same settings or a new directory"
+                    f"cannot resume: checkpoint has {key}={saved[key]!r} but this run "
+                    f"has {getattr(self, key)!r}; use the same settings or a new directory"
                 )
         config = ResNetConfig.from_dict(state["model_config"])
         model.config = config
-        stem = self.checkpoint_dir / state["checkpoint"]
+        stem = checkpoints / state["checkpoint"]
         model.load_state_dict(load_tensors(f"{stem}.model.safetensors"))
         model.to(device)
         optimizer_from_tensors(
@@ -465,29 +547,40 @@ class ResNet18Baseline:
         )
 
     # ------------------------------------------------------------ save / load
-    def save(self, folder: str | os.PathLike) -> None:
-        """Write the fitted model as ``model.safetensors`` + ``config.json`` (+ training info)."""
-        if self.model_ is None:
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write the fitted model into ``folder``; no pickle anywhere.
+
+        ``model.safetensors`` (weights), ``config.json`` (the network and its target
+        scaling, calibration folded in) and ``training.json`` (the parameters but
+        ``checkpoint_dir``, ``history_`` and ``calibration_``).
+        """
+        if getattr(self, "model_", None) is None:
             raise ValueError("nothing to save: fit() the model first")
         folder = Path(folder)
         save_tensors(folder / "model.safetensors", self.model_.state_dict())
         write_json(folder / "config.json", self.model_.config.to_dict())
-        info = {"train_config": self.config.to_dict(), "history": self.history_}
+        info = {"train_config": self._train_config(), "history": self.history_}
         if getattr(self, "calibration_", None):
             info["calibration"] = self.calibration_
         write_json(folder / "training.json", info)
+        return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, device: str = "auto") -> ResNet18Baseline:
-        """Rebuild a fitted baseline from :meth:`save`'s folder (or a checkpoint's ``best/``)."""
+    def from_pretrained(cls, folder: str | os.PathLike, device: str = "auto") -> ResNet18Baseline:
+        """Rebuild a fitted baseline from :meth:`save_pretrained`'s folder on ``device``.
+
+        A checkpoint's ``best/`` folder works too (it has no ``training.json``, so
+        the parameters are the defaults). ``checkpoint_dir`` is not restored.
+        """
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder} holds no config.json: not a saved ResNet18Baseline")
         info_path = folder / "training.json"
-        config = TrainConfig()
+        info: dict[str, Any] = {}
         if info_path.is_file():
-            config = TrainConfig.from_dict(json.loads(info_path.read_text())["train_config"])
-        config.device = device
-        out = cls(config)
+            info = json.loads(info_path.read_text())
+        out = cls(**{**cls._saved_params(info.get("train_config", {})), "device": device})
         out.model_ = cls._read_model(folder, _resolve_device(device)).eval()
+        out.history_ = list(info.get("history", []))
+        out.calibration_ = info.get("calibration")
         return out

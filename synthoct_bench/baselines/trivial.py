@@ -2,7 +2,8 @@
 
 They bracket every real model on the benchmark's R² scale:
 
-- ``AverageBaseline`` predicts η = 0 for everyone (the population mean): R² ≈ 0.
+- ``AverageBaseline`` learns the training targets' mean and predicts it for
+  everyone: R² ≈ 0 (the EBE targets' mean is ≈ 0, the population mean of η).
 - ``RandomBaseline`` predicts independent N(0, I) draws, the paper's "Random"
   column: R² ≈ -1, since a draw adds its own unit variance to the error.
 - ``OracleBaseline`` predicts E[η̂ | η] = η/√(1+σ²) from the hidden noise-free η.
@@ -10,10 +11,11 @@ They bracket every real model on the benchmark's R² scale:
   theoretical maximum: an upper bound, not a model (it needs η, which a
   benchmark user never sees).
 
-All three follow scikit-learn's shape (``fit`` returns self, ``predict``
-returns (N, 3)) and hold no state learned from data, so ``fit`` only checks
-its input. Random draws come from :mod:`synthoct_bench.rng`, keyed by
-(seed, subject id): a subject's draw does not depend on the split or batch.
+X and y are as for every baseline (:mod:`synthoct_bench.baselines.base`).
+Random and oracle learn nothing from data: their ``fit`` only checks the
+parameters and columns, and ``predict`` works without it. Random draws come
+from :mod:`synthoct_bench.rng`, keyed by (seed, subject id): a subject's draw
+does not depend on the split or batch.
 """
 
 from __future__ import annotations
@@ -23,11 +25,16 @@ from typing import Any
 import numpy as np
 
 from synthoct_bench import rng
+from synthoct_bench.baselines.base import (
+    ETA_DIM,
+    Columns,
+    ParamsMixin,
+    check_targets,
+    column,
+    n_rows,
+)
 
 __all__ = ["ETA_DIM", "AverageBaseline", "RandomBaseline", "OracleBaseline"]
-
-#: Number of random effects η per subject (Ka, Imax, IC50).
-ETA_DIM = 3
 
 
 def _subject_ids(subject_id: Any) -> np.ndarray:
@@ -39,75 +46,87 @@ def _subject_ids(subject_id: Any) -> np.ndarray:
     return ids
 
 
-class AverageBaseline:
-    """Predicts the population mean η = 0 for every subject (the paper's "Average")."""
+class AverageBaseline(ParamsMixin):
+    """Predicts the mean of the training targets for every subject (the paper's "Average").
 
-    #: What ``predict`` takes: the subject ids of the split.
-    input_column = "subject_id"
+    Reads no column of X beyond its row count. Learned: ``mean_`` (3,), y's mean.
+    """
 
-    def fit(self, subject_id: Any = None, y: Any = None) -> AverageBaseline:
-        """Nothing to learn: the population mean of η is 0 by construction."""
+    input_columns: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        pass
+
+    def fit(self, X: Columns, y: Any) -> AverageBaseline:
+        """Learn ``mean_`` = y.mean(axis=0) from the (N, 3) targets."""
+        self.mean_ = check_targets(y, n_rows(X)).mean(axis=0)
         return self
 
-    def predict(self, subject_id: Any) -> np.ndarray:
-        """Zeros of shape (N, 3)."""
-        ids = _subject_ids(subject_id)
-        return np.zeros((ids.size, ETA_DIM), dtype=np.float64)
-
-    def get_params(self) -> dict[str, Any]:
-        return {}
+    def predict(self, X: Columns) -> np.ndarray:
+        """``mean_`` repeated for each row of X: (N, 3)."""
+        if not hasattr(self, "mean_"):
+            raise ValueError("this AverageBaseline is not fitted; call fit(X, y) first")
+        return np.tile(self.mean_, (n_rows(X), 1))
 
 
-class RandomBaseline:
+class RandomBaseline(ParamsMixin):
     """Predicts η ~ N(0, I) drawn per subject (the paper's "Random").
 
-    Draws are keyed by (seed, subject id) on their own RNG stream, so they are
-    reproducible and independent of every draw used to build the data.
+    Reads X["subject_id"]. Draws are keyed by (seed, subject id) on their own
+    RNG stream, so they are reproducible and independent of every draw used to
+    build the data.
     """
 
-    input_column = "subject_id"
+    input_columns: tuple[str, ...] = ("subject_id",)
 
     def __init__(self, seed: int = 0) -> None:
-        self.seed = int(seed)
+        self.seed = seed
 
-    def fit(self, subject_id: Any = None, y: Any = None) -> RandomBaseline:
+    def fit(self, X: Columns, y: Any = None) -> RandomBaseline:
+        """Nothing to learn; checks that X has subject ids."""
+        _subject_ids(column(X, "subject_id", type(self).__name__))
         return self
 
-    def predict(self, subject_id: Any) -> np.ndarray:
-        """N(0, I) draws of shape (N, 3)."""
-        ids = _subject_ids(subject_id)
-        return rng.standard_normal(self.seed, rng.stream_id("baseline/random"), ids, ETA_DIM)
-
-    def get_params(self) -> dict[str, Any]:
-        return {"seed": self.seed}
+    def predict(self, X: Columns) -> np.ndarray:
+        """N(0, I) draws of shape (N, 3), one row per subject id."""
+        ids = _subject_ids(column(X, "subject_id", type(self).__name__))
+        return rng.standard_normal(int(self.seed), rng.stream_id("baseline/random"), ids, ETA_DIM)
 
 
-class OracleBaseline:
+class OracleBaseline(ParamsMixin):
     """Upper bound, not a model: η/√(1+σ²) computed from the hidden noise-free η.
 
-    With η̂ = (η + r)/√(1+σ²) and r independent of η (paper eq. 10), this is
-    E[η̂ | η], the best prediction anything that only sees the image can make.
-    Its expected R² against η̂ is 1/(1+σ²), the benchmark's theoretical max.
+    Reads X["eta"]. With η̂ = (η + r)/√(1+σ²) and r independent of η (paper
+    eq. 10), this is E[η̂ | η], the best prediction anything that only sees the
+    image can make. Its expected R² against η̂ is 1/(1+σ²), the benchmark's
+    theoretical max. ``noise`` is σ², the variance of the level being predicted.
     """
 
-    input_column = "eta"
+    input_columns: tuple[str, ...] = ("eta",)
 
     def __init__(self, noise: float) -> None:
-        if not np.isfinite(noise) or noise < 0:
-            raise ValueError(f"noise must be a finite variance >= 0 (e.g. 9), got {noise}")
-        self.noise = float(noise)
+        self.noise = noise
 
-    def fit(self, eta: Any = None, y: Any = None) -> OracleBaseline:
+    def _variance(self) -> float:
+        noise = float(self.noise)
+        if not np.isfinite(noise) or noise < 0:
+            raise ValueError(f"noise must be a finite variance >= 0 (e.g. 9), got {self.noise}")
+        return noise
+
+    def fit(self, X: Columns, y: Any = None) -> OracleBaseline:
+        """Nothing to learn; checks ``noise`` and that X has the noise-free eta."""
+        self._variance()
+        self._eta(X)
         return self
 
-    def predict(self, eta: Any) -> np.ndarray:
-        """η/√(1+σ²) of shape (N, 3) from the noise-free η (N, 3)."""
-        eta = np.asarray(eta, dtype=np.float64)
+    def predict(self, X: Columns) -> np.ndarray:
+        """η/√(1+σ²) of shape (N, 3) from the noise-free X["eta"] (N, 3)."""
+        return self._eta(X) / np.sqrt(1.0 + self._variance())
+
+    def _eta(self, X: Columns) -> np.ndarray:
+        eta = np.asarray(column(X, "eta", type(self).__name__), dtype=np.float64)
         if eta.ndim != 2 or eta.shape[1] != ETA_DIM:
             raise ValueError(
                 f"the oracle needs the noise-free eta with shape (N, {ETA_DIM}), got {eta.shape}"
             )
-        return eta / np.sqrt(1.0 + self.noise)
-
-    def get_params(self) -> dict[str, Any]:
-        return {"noise": self.noise}
+        return eta

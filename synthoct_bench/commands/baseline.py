@@ -25,10 +25,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=16, help="paper: 16")
     group.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (paper: 1e-3)")
     group.add_argument(
-        "--image-size",
+        "--input-size",
         type=int,
         default=None,
-        help="resize images to this side (default: stored size)",
+        help="network input side: images are resized to it (default: stored size)",
     )
     group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     group.add_argument("--workers", type=int, default=None, help="data-loader workers")
@@ -48,22 +48,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from synthoct_bench.baselines.run import run_baseline
 
-    train_config = None
+    resnet_params = None
     workdir = None
     if args.name == "resnet18":
-        from synthoct_bench.baselines.training import TrainConfig
-
-        train_config = TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            image_size=args.image_size,
-            seed=args.seed,
-            device=args.device,
-            num_workers=args.workers,
-            calibrate=not args.no_calibrate,
-            progress=not args.no_progress,
-        )
+        resnet_params = {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "input_size": args.input_size,
+            "seed": args.seed,
+            "device": args.device,
+            "num_workers": args.workers,
+            "calibrate": not args.no_calibrate,
+            "progress": not args.no_progress,
+        }
         workdir = Path(args.workdir) if args.workdir else Path(f"{args.out}.resnet18")
     ids, pred = run_baseline(
         args.name,
@@ -72,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         args.split,
         args.out,
         seed=args.seed,
-        train_config=train_config,
+        resnet_params=resnet_params,
         workdir=workdir,
         resume=args.resume,
         model_dir=args.model,

@@ -44,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=int, default=d.epochs, help="ResNet18 epochs per level")
     parser.add_argument(
-        "--image-size", type=int, default=d.image_size, help="ResNet18 input side in px"
+        "--input-size", type=int, default=d.input_size, help="ResNet18 input side in px"
     )
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--n-bootstrap", type=int, default=d.n_bootstrap)
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data,
         noise_levels=parse_noise_levels(args.noise_levels),
         epochs=args.epochs,
-        image_size=args.image_size,
+        input_size=args.input_size,
         batch_size=args.batch_size,
         n_bootstrap=args.n_bootstrap,
         seed=args.seed,
