@@ -64,8 +64,9 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as JSON (indent 2, sorted keys, trailing newline) atomically."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Write ``obj`` (through :func:`to_jsonable`) as JSON (indent 2, sorted keys, trailing
+    newline) atomically."""
+    return write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 
 def atomic_write_dir(target: str | os.PathLike, write: Any) -> Path:

@@ -21,8 +21,6 @@ the fall of R² with noise are checked and reported, not assumed.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import sys
 import time
@@ -32,8 +30,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from synthoct_bench.atomic import save_figure, write_json
+from synthoct_bench.atomic import save_figure, to_jsonable, write_json
 from synthoct_bench.latent import NOISE_LEVELS, theoretical_max_r2
+from synthoct_bench.paper import paper_symbol
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "DEMO_PHANTOM", "DEMO_SPLITS"]
 
@@ -65,8 +64,8 @@ class DemoConfig:
     data: str | None = None  # an existing dataset (folder or Hub id): skip the build
     noise_levels: tuple[int, ...] = NOISE_LEVELS
     epochs: int = 3
-    input_size: int = 48  # ResNet18 input side for this run (the dataset stores 224)
-    data_image_size: int = 224
+    input_size: int = 48  # ResNet18 input side for this run
+    image_size: int = 224  # side of the images the dataset stores
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
@@ -154,7 +153,8 @@ class DemoResult:
                 pmse = f"{pr['mse']['value']:.4f}" if pr else "-"
                 pr2 = f"{pr['r2']['value']:.4f}" if pr else "-"
                 lines.append(
-                    f"{(str(k) if first else ''):>6}  {row['term1']:<11}{row['term2']:<11}"
+                    f"{(str(k) if first else ''):>6}  "
+                    f"{paper_symbol(row['term1']):<11}{paper_symbol(row['term2']):<11}"
                     f"{_fmt(row['mse']):<26}{_fmt(row['r2']):<26}{tmax:>7}{frac:>8}  "
                     f"{pmse:>9}{pr2:>9}{pfrac:>8}"
                 )
@@ -249,7 +249,7 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
             fit_subjects=c.fit_subjects,
             generator="phantom",
             generator_kwargs=dict(c.generator_kwargs) or None,
-            image_size=c.data_image_size,
+            image_size=c.image_size,
             noise_levels=levels,
             seed=c.seed,
             workers=c.workers,
@@ -269,11 +269,11 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
         "n_train": int(X_train["image"].shape[0]),
         "n_validation": int(X_val["image"].shape[0]),
         "n_test": int(X_test["image"].shape[0]),
-        "stored_image_size": c.data_image_size,
+        "image_size": c.image_size,
         "input_size": c.input_size,
         "generator": "phantom",
         "generator_kwargs": dict(c.generator_kwargs),
-        "build": _summary_dict(summary),
+        "build": to_jsonable(asdict(summary)) if summary is not None else {},
     }
 
     # 3. every baseline at every level -> submissions
@@ -322,7 +322,7 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
             )
             d = report.to_dict()
             reports[(k, name)] = d
-            _write_json(out / "scores" / f"{name}_s{k}.json", d)
+            write_json(out / "scores" / f"{name}_s{k}.json", d)
             rows.append(
                 {
                     "noise": k,
@@ -347,39 +347,11 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
     result = DemoResult(c, rows, reports, timings, checks, dataset)
     result.plot = str(plot_results(rows, levels, out / "results.png", c))
     timings["total"] = time.perf_counter() - t_all
-    _write_json(out / "results.json", result.to_dict())
+    write_json(out / "results.json", result.to_dict())
     (out / "results.txt").write_text(result.format_tables() + "\n")
     return result
 
 
-def _summary_dict(summary: Any) -> dict[str, Any]:
-    if hasattr(summary, "to_dict"):
-        return summary.to_dict()
-    if hasattr(summary, "__dataclass_fields__"):
-        return {k: v for k, v in asdict(summary).items() if _jsonable(v)}
-    return {}
-
-
-def _jsonable(v: Any) -> bool:
-    try:
-        json.dumps(v)
-        return True
-    except TypeError:
-        return False
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    write_json(path, json.loads(json.dumps(data, default=_json_default)))
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return str(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
 
 
 def check_ordering(rows: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[str, Any]:

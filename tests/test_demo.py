@@ -23,7 +23,7 @@ def demo(tmp_path_factory):
         noise_levels=(0, 49),
         epochs=1,
         input_size=32,
-        data_image_size=64,
+        image_size=64,
         batch_size=16,
         n_bootstrap=50,
         progress=False,
