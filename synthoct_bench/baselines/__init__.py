@@ -11,10 +11,8 @@ Torch is imported only when the ResNet18 names are first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from synthoct_bench.baselines.trivial import AverageBaseline, OracleBaseline, RandomBaseline
+from synthoct_bench.lazy import lazy_exports
 
 __all__ = [
     "AverageBaseline",
@@ -28,11 +26,7 @@ __all__ = [
 BASELINES: tuple[str, ...] = ("average", "random", "oracle", "resnet18")
 
 _LAZY = {
-    "ResNet18Baseline": "synthoct_bench.baselines.training",
+    "ResNet18Baseline": "synthoct_bench.baselines.training:ResNet18Baseline",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'synthoct_bench.baselines' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, eager=__all__)
