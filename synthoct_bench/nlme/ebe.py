@@ -51,7 +51,16 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
-from synthoct_bench.nlme.ebe_kernel import MISFIT_Z, SAME_BASIN_SD, STALL_TOL, capped_step_model
+from synthoct_bench.nlme.ebe_kernel import (
+    MISFIT_Z,
+    SAME_BASIN_SD,
+    STALL_TOL,
+    capped_step_model,
+    ebe_mm_oral,
+    grid_candidates,
+)
+from synthoct_bench.nlme.model import OBS_TIMES, PAPER_MODEL, PopulationParams
+from synthoct_bench.nlme.simulate import predict
 
 __all__ = ["EBEResult", "ebe", "check_observations", "resolve_params"]
 
@@ -96,20 +105,11 @@ class EBEResult:
         return int(self.eta.shape[0])
 
 
-def _nlme():
-    # The decoder lives in the same package; reach it lazily so that importing
-    # this module never depends on the package's import order.
-    import synthoct_bench.nlme as nlme
-
-    return nlme
-
-
 def resolve_params(params, model=None):
     """The population parameters to use: ``params``, else the model's defaults."""
-    nlme = _nlme()
     if params is None:
         default = getattr(model, "default_params", None) if model is not None else None
-        params = default if default is not None else nlme.PopulationParams()
+        params = default if default is not None else PopulationParams()
     omega = np.asarray(params.omega, dtype=np.float64)
     theta = np.asarray(params.theta, dtype=np.float64)
     sigma = float(params.sigma)
@@ -184,7 +184,7 @@ class _Problem:
             kwargs["model"] = self.model
         if self.times is not None:
             kwargs["times"] = self.times
-        out = _nlme().predict(eta, self.params, **kwargs)
+        out = predict(eta, self.params, **kwargs)
         self.n_evaluations += eta.shape[0]
         if not sensitivities:
             return np.asarray(out, dtype=np.float64)
@@ -487,8 +487,6 @@ def _grid_candidates(prob: _Problem, rows: np.ndarray, grid: _Grid):
     point (its objective), the capped step from it and the steps with the
     best model values (their model values).
     """
-    from synthoct_bench.nlme.ebe_kernel import grid_candidates
-
     return grid_candidates(
         prob.y[rows], prob.mask[rows], grid, prob.inv_omega, prob.inv_s2, prob.lower, prob.upper
     )
@@ -504,11 +502,8 @@ def _fixed_starts(prob: _Problem, grid: _Grid) -> np.ndarray:
 
 def _chunk_ebe_compiled(prob: _Problem, n: int, eta0, grid: _Grid, opts):
     """The compiled per-subject search (:mod:`synthoct_bench.nlme.ebe_kernel`) on one chunk."""
-    from synthoct_bench.nlme.ebe_kernel import ebe_mm_oral
-
-    nlme = _nlme()
-    times = nlme.OBS_TIMES if prob.times is None else np.asarray(prob.times, dtype=np.float64)
-    dose = nlme.PAPER_MODEL.dose if prob.model is None else prob.model.dose
+    times = OBS_TIMES if prob.times is None else np.asarray(prob.times, dtype=np.float64)
+    dose = PAPER_MODEL.dose if prob.model is None else prob.model.dose
     idx = np.arange(n)
     if eta0 is not None and opts["n_restarts"] == 0:
         # a pure local refinement (e.g. FOCE's finite differences): stay in the
@@ -586,10 +581,9 @@ def ebe(
         Python search that works for any model; ``"auto"`` picks compiled
         when it applies.
     """
-    nlme = _nlme()
     params = resolve_params(params, model)
     d = len(params.omega)
-    t_arr = nlme.OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
+    t_arr = OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
     y0, mask = check_observations(y, int(np.asarray(t_arr).size))
     n = y0.shape[0]
     if eta0 is not None:

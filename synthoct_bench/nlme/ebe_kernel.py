@@ -37,7 +37,7 @@ import math
 import numba as nb
 import numpy as np
 
-from synthoct_bench.nlme.solver import _solve_one
+from synthoct_bench.nlme.solver import DEFAULT_ATOL, DEFAULT_RTOL, _solve_one
 
 __all__ = ["capped_step_model", "ebe_mm_oral", "grid_candidates"]
 
@@ -564,8 +564,6 @@ def ebe_mm_oral(y, mask, cand, cand_val, fixed, params, times, dose, lower, uppe
     ``solves`` and ``coarse`` count each subject's accurate and coarse ODE
     solves.
     """
-    from synthoct_bench.nlme.solver import DEFAULT_ATOL, DEFAULT_RTOL
-
     n, _, d = cand.shape
     n_t = y.shape[1]
     omega = np.asarray(params.omega, dtype=np.float64)

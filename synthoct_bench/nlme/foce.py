@@ -37,6 +37,7 @@ from scipy.optimize import minimize
 
 from synthoct_bench import rng
 from synthoct_bench.nlme.ebe import EBEResult, check_observations, ebe, resolve_params
+from synthoct_bench.nlme.model import OBS_TIMES, PAPER_MODEL, PopulationParams
 
 __all__ = ["FOCEResult", "fit_foce", "foce_objective", "REFERENCE_INIT"]
 
@@ -66,17 +67,10 @@ class FOCEResult:
     info: dict = field(default_factory=dict)
 
 
-def _nlme():
-    import synthoct_bench.nlme as nlme
-
-    return nlme
-
-
 def _unpack(psi: np.ndarray, p: int, d: int):
-    nlme = _nlme()
     theta = tuple(float(v) for v in np.exp(psi[:p]))
     omega = tuple(float(v) for v in np.exp(psi[p : p + d]))
-    return nlme.PopulationParams(theta=theta, omega=omega, sigma=float(np.exp(psi[p + d])))
+    return PopulationParams(theta=theta, omega=omega, sigma=float(np.exp(psi[p + d])))
 
 
 def _pack(params) -> np.ndarray:
@@ -195,14 +189,13 @@ def fit_foce(
     stops on precision loss and a Newton step on a central-difference gradient
     promises less than ``ofv_gain_tol`` OFV units (``info`` keeps the figure).
     """
-    nlme = _nlme()
     t0 = time.perf_counter()
-    mdl = model if model is not None else nlme.PAPER_MODEL
+    mdl = model if model is not None else PAPER_MODEL
     if init is None:
-        init = nlme.PopulationParams(**REFERENCE_INIT) if model is None else None
+        init = PopulationParams(**REFERENCE_INIT) if model is None else None
     init = resolve_params(init, model)
     p, d = len(init.theta), len(init.omega)
-    t_arr = nlme.OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
+    t_arr = OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
     y_arr = np.asarray(y, dtype=np.float64)
     check_observations(y_arr, int(np.asarray(t_arr).size))  # raises on bad input
     if y_arr.ndim == 1:

@@ -38,6 +38,8 @@ from scipy.special import gammaln, logsumexp
 from synthoct_bench import rng
 from synthoct_bench.nlme.ebe import check_observations, ebe, resolve_params
 from synthoct_bench.nlme.foce import FOCEResult, _fill_se, _pack, _subsample, _unpack, fit_foce
+from synthoct_bench.nlme.model import OBS_TIMES, PAPER_MODEL, PopulationParams
+from synthoct_bench.nlme.simulate import predict
 
 __all__ = ["fit_importance"]
 
@@ -72,7 +74,6 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
     heuristic). A defensive prior component and a prior-widened covariance
     were tried before the ridge components and did not help (BENCHMARKS.md).
     """
-    nlme = _nlme()
     n, d = res.eta.shape
     log_theta = np.log(np.asarray(params.theta, dtype=np.float64))
     omega = np.asarray(params.omega, dtype=np.float64)
@@ -82,7 +83,7 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
     sse = np.empty((n, n_samples))
     log_q = np.empty((n, n_samples))
     stream = rng.stream_id("importance-samples")
-    unit = nlme.PopulationParams(theta=(1.0,) * d, omega=(1.0,) * d, sigma=1.0)
+    unit = PopulationParams(theta=(1.0,) * d, omega=(1.0,) * d, sigma=1.0)
     kwargs = {} if model is None else {"model": model}
     if times is not None:
         kwargs["times"] = times
@@ -125,7 +126,7 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
         # beyond 8 prior SDs (weight ~e^-32) are solved at the bound, where the
         # stiff solver is still reliable.
         flat = np.clip(x.reshape(-1, d), lo, hi)
-        pred = nlme.predict(flat, unit, **kwargs).reshape(k, n_samples, -1)
+        pred = predict(flat, unit, **kwargs).reshape(k, n_samples, -1)
         r = np.where(mask[a:b, None, :], y[a:b, None, :] - pred, 0.0)
         sse[a:b] = np.einsum("kmt,kmt->km", r, r)
         if bar is not None:
@@ -139,12 +140,6 @@ def _log_t(x, centre, chol, df, const):
     v = np.linalg.solve(chol[:, None], (x - centre)[..., None])[..., 0]
     half_logdet = np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
     return const - half_logdet[:, None] - 0.5 * (df + d) * np.log1p(np.sum(v**2, 2) / df)
-
-
-def _nlme():
-    import synthoct_bench.nlme as nlme
-
-    return nlme
 
 
 @nb.njit(cache=True, parallel=True, error_model="numpy")
@@ -251,9 +246,8 @@ def fit_importance(
     differences of its analytic gradient). ``info`` holds the effective sample
     size per subject (min, median) of the last round.
     """
-    nlme = _nlme()
     t0 = time.perf_counter()
-    mdl = model if model is not None else nlme.PAPER_MODEL
+    mdl = model if model is not None else PAPER_MODEL
     if not getattr(mdl, "mu_referenced", False):
         raise ValueError(
             "fit_importance needs a mu-referenced model (param_k = theta_k·exp(eta_k)); "
@@ -261,7 +255,7 @@ def fit_importance(
         )
     if n_samples < 10 or df < 1 or inflate <= 0 or n_outer < 1:
         raise ValueError("need n_samples >= 10, df >= 1, inflate > 0 and n_outer >= 1")
-    t_arr = nlme.OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
+    t_arr = OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
     y_arr = np.asarray(y, dtype=np.float64)
     check_observations(y_arr, int(np.asarray(t_arr).size))
     if y_arr.ndim == 1:
