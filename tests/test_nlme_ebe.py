@@ -146,13 +146,17 @@ def test_bad_observations_raise(bad, msg):
 
 def test_bad_params_raise():
     _, y = _data(2)
-    for params in (
-        SimpleNamespace(theta=(1.0, 2.1, 0.4), omega=(1.0, 1.0, 1.0), sigma=0.0),
-        SimpleNamespace(theta=(1.0, 2.1, 0.4), omega=(1.0, -1.0, 1.0), sigma=0.01),
-        SimpleNamespace(theta=(1.0, np.nan, 0.4), omega=(1.0, 1.0, 1.0), sigma=0.01),
+    for params, msg in (
+        (nlme.PopulationParams(sigma=0.0), "sigma"),
+        (nlme.PopulationParams(omega=(1.0, -1.0, 1.0)), "omega"),
+        (nlme.PopulationParams(theta=(1.0, np.nan, 0.4)), "theta"),
+        (nlme.PopulationParams(omega=(1.0, 1.0)), "random effects"),
+        (SimpleNamespace(theta=(1.0, 2.1, 0.4), omega=(1.0, 1.0, 1.0), sigma=0.01), "params"),
     ):
-        with pytest.raises(ValueError, match="params"):
+        with pytest.raises(ValueError, match=msg):
             ebe(y, params)
+    # the dict form is accepted, as everywhere parameters are taken
+    np.testing.assert_array_equal(ebe(y, PARAMS.to_dict()).eta, ebe(y, PARAMS).eta)
     with pytest.raises(ValueError, match="eta0"):
         ebe(y, eta0=np.zeros((3, 3)))
 

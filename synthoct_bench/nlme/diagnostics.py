@@ -14,8 +14,8 @@ import os
 import numpy as np
 
 from synthoct_bench.atomic import save_figure
-from synthoct_bench.nlme.ebe import EBEResult, check_observations, resolve_params
-from synthoct_bench.nlme.model import OBS_TIMES
+from synthoct_bench.nlme.ebe import EBEResult, check_observations
+from synthoct_bench.nlme.model import OBS_TIMES, PopulationParams
 from synthoct_bench.nlme.simulate import predict
 
 __all__ = ["diagnostics", "gof_plot"]
@@ -39,7 +39,7 @@ def diagnostics(
     ``epsilon_shrinkage``, ``ebe_convergence_rate``, ``n_not_converged``,
     ``iwres`` (N, T, NaN where missing), ``ipred`` and ``pred`` (N, T).
     """
-    params = resolve_params(params, model)
+    params = PopulationParams.coerce(params, model)
     t = _times(times)
     _, mask = check_observations(y, t.size)
     y = np.asarray(y, dtype=np.float64).reshape(mask.shape)

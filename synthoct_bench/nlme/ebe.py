@@ -62,7 +62,7 @@ from synthoct_bench.nlme.ebe_kernel import (
 from synthoct_bench.nlme.model import OBS_TIMES, PAPER_MODEL, PopulationParams
 from synthoct_bench.nlme.simulate import predict
 
-__all__ = ["EBEResult", "ebe", "check_observations", "resolve_params"]
+__all__ = ["EBEResult", "ebe", "check_observations"]
 
 
 @dataclass(frozen=True)
@@ -103,25 +103,6 @@ class EBEResult:
 
     def __len__(self) -> int:
         return int(self.eta.shape[0])
-
-
-def resolve_params(params, model=None):
-    """The population parameters to use: ``params``, else the model's defaults."""
-    if params is None:
-        default = getattr(model, "default_params", None) if model is not None else None
-        params = default if default is not None else PopulationParams()
-    omega = np.asarray(params.omega, dtype=np.float64)
-    theta = np.asarray(params.theta, dtype=np.float64)
-    sigma = float(params.sigma)
-    if omega.ndim != 1 or not np.all(np.isfinite(omega)) or np.any(omega <= 0):
-        raise ValueError(
-            f"params.omega must be positive finite diagonal variances, got {params.omega}"
-        )
-    if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
-        raise ValueError(f"params.theta must be positive and finite, got {params.theta}")
-    if not math.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"params.sigma must be a positive finite SD, got {params.sigma}")
-    return params
 
 
 def check_observations(y: np.ndarray, n_times: int) -> tuple[np.ndarray, np.ndarray]:
@@ -581,7 +562,7 @@ def ebe(
         Python search that works for any model; ``"auto"`` picks compiled
         when it applies.
     """
-    params = resolve_params(params, model)
+    params = PopulationParams.coerce(params, model)
     d = len(params.omega)
     t_arr = OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
     y0, mask = check_observations(y, int(np.asarray(t_arr).size))

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from synthoct_bench import rng
-from synthoct_bench.nlme.ebe import EBEResult, check_observations, ebe, resolve_params
+from synthoct_bench.nlme.ebe import EBEResult, check_observations, ebe
 from synthoct_bench.nlme.model import OBS_TIMES, PAPER_MODEL, PopulationParams
 
 __all__ = ["FOCEResult", "fit_foce", "foce_objective", "REFERENCE_INIT"]
@@ -191,9 +191,9 @@ def fit_foce(
     """
     t0 = time.perf_counter()
     mdl = model if model is not None else PAPER_MODEL
-    if init is None:
-        init = PopulationParams(**REFERENCE_INIT) if model is None else None
-    init = resolve_params(init, model)
+    if init is None and model is None:
+        init = REFERENCE_INIT
+    init = PopulationParams.coerce(init, model)
     p, d = len(init.theta), len(init.omega)
     t_arr = OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
     y_arr = np.asarray(y, dtype=np.float64)

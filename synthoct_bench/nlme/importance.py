@@ -36,7 +36,7 @@ from scipy.optimize import minimize
 from scipy.special import gammaln, logsumexp
 
 from synthoct_bench import rng
-from synthoct_bench.nlme.ebe import check_observations, ebe, resolve_params
+from synthoct_bench.nlme.ebe import check_observations, ebe
 from synthoct_bench.nlme.foce import FOCEResult, _fill_se, _pack, _subsample, _unpack, fit_foce
 from synthoct_bench.nlme.model import OBS_TIMES, PAPER_MODEL, PopulationParams
 from synthoct_bench.nlme.simulate import predict
@@ -278,7 +278,7 @@ def fit_importance(
         params = start.params
         history = [dict(h, phase="laplace-em") for h in start.history[:-1]]
     else:
-        params = resolve_params(init, model)
+        params = PopulationParams.coerce(init, model)
         history = []
     p, d = len(params.theta), len(params.omega)
     psi = _pack(params)
