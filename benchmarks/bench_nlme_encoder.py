@@ -318,8 +318,8 @@ def bench_foce(n: int, seed: int) -> dict:
 
 
 def bench_importance(n: int, seed: int, foce_params=None) -> dict:
-    from synthoct_bench.nlme.foce import _pack
     from synthoct_bench.nlme.importance import _draw, _objective
+    from synthoct_bench.nlme.population import pack
 
     _, y = simulate(n, seed + 2)
     t0 = time.perf_counter()
@@ -342,8 +342,8 @@ def bench_importance(n: int, seed: int, foce_params=None) -> dict:
         mask = ~np.isnan(y)
         ids = np.arange(n)
         s = _draw(y, mask, res, PARAMS, 400, 4, 2.0, seed, ids, None, None, None)
-        at_truth = _objective(_pack(PARAMS), s, 3, 3)[0]
-        at_foce = _objective(_pack(nlme.PopulationParams(**foce_params)), s, 3, 3)[0]
+        at_truth = _objective(pack(PARAMS), s, 3, 3)[0]
+        at_foce = _objective(pack(nlme.PopulationParams(**foce_params)), s, 3, 3)[0]
         out["is_minus2ll_truth"] = at_truth
         out["is_minus2ll_foce_optimum"] = at_foce
     return out

@@ -35,6 +35,7 @@ __all__ = [
 # Encoder (issue 3): empirical Bayes estimates, FOCE population fit, diagnostics.
 from synthoct_bench.nlme.diagnostics import diagnostics, gof_plot  # noqa: E402
 from synthoct_bench.nlme.ebe import EBEResult, ebe  # noqa: E402
-from synthoct_bench.nlme.foce import FOCEResult, fit_foce  # noqa: E402
+from synthoct_bench.nlme.foce import fit_foce  # noqa: E402
+from synthoct_bench.nlme.population import PopulationFit  # noqa: E402
 
-__all__ += ["EBEResult", "FOCEResult", "diagnostics", "ebe", "fit_foce", "gof_plot"]
+__all__ += ["EBEResult", "PopulationFit", "diagnostics", "ebe", "fit_foce", "gof_plot"]

@@ -36,9 +36,20 @@ from scipy.optimize import minimize
 from scipy.special import gammaln, logsumexp
 
 from synthoct_bench import rng
-from synthoct_bench.nlme.ebe import check_observations, ebe
-from synthoct_bench.nlme.foce import FOCEResult, _fill_se, _pack, _subsample, _unpack, fit_foce
-from synthoct_bench.nlme.model import OBS_TIMES, PAPER_MODEL, PopulationParams
+from synthoct_bench.nlme.ebe import ebe
+from synthoct_bench.nlme.foce import fit_foce
+from synthoct_bench.nlme.model import PAPER_MODEL, PopulationParams
+from synthoct_bench.nlme.population import (
+    SE_STEP,
+    PopulationFit,
+    central_differences,
+    history_entry,
+    inverse_or_none,
+    pack,
+    standard_errors,
+    subjects_to_fit,
+    unpack,
+)
 from synthoct_bench.nlme.simulate import predict
 
 __all__ = ["fit_importance"]
@@ -234,7 +245,7 @@ def fit_importance(
     seed: int = 0,
     compute_se: bool = True,
     progress: bool = False,
-) -> FOCEResult:
+) -> PopulationFit:
     """Fit θ, diagonal Ω and σ by importance sampling (see the module docstring).
 
     ``init`` defaults to ``em_iter`` Laplace-EM iterations of :func:`fit_foce`
@@ -255,13 +266,7 @@ def fit_importance(
         )
     if n_samples < 10 or df < 1 or inflate <= 0 or n_outer < 1:
         raise ValueError("need n_samples >= 10, df >= 1, inflate > 0 and n_outer >= 1")
-    t_arr = OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
-    y_arr = np.asarray(y, dtype=np.float64)
-    check_observations(y_arr, int(np.asarray(t_arr).size))
-    if y_arr.ndim == 1:
-        y_arr = y_arr[None, :]
-    subjects = _subsample(y_arr.shape[0], max_subjects, seed)
-    y_fit = y_arr[subjects]
+    subjects, y_fit = subjects_to_fit(y, times, max_subjects, seed)
     mask = ~np.isnan(y_fit)
     y0 = np.where(mask, y_fit, 0.0)
 
@@ -281,7 +286,7 @@ def fit_importance(
         params = PopulationParams.coerce(init, model)
         history = []
     p, d = len(params.theta), len(params.omega)
-    psi = _pack(params)
+    psi = pack(params)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -319,50 +324,36 @@ def fit_importance(
                 jump = ratio / (1.0 - ratio)
         prev_step = None if jump else step
         psi = opt.x + jump * step
-        params = _unpack(psi, p, d)
+        params = unpack(psi, p, d)
         history.append(
-            {
-                "iteration": len(history),
-                "phase": "importance",
-                "ofv": ofv,
-                "theta": list(params.theta),
-                "omega": list(params.omega),
-                "sigma": params.sigma,
-                "seconds": time.perf_counter() - t0,
-                "max_relative_change": change,
-                "extrapolated_by": jump,
-                "optimizer": str(opt.message),
-            }
+            history_entry(
+                len(history),
+                "importance",
+                ofv,
+                params,
+                time.perf_counter() - t0,
+                max_relative_change=change,
+                extrapolated_by=jump,
+                optimizer=str(opt.message),
+            )  # fmt: skip
         )
         if converged:
             break
     if bar is not None:
         bar.close()
 
-    se = {
-        "theta": [math.nan] * p,
-        "omega": [math.nan] * d,
-        "sigma": math.nan,
-        "method": "inverse Hessian of the IS log-likelihood (finite differences of its gradient)",
-    }
+    cov_log = None
     if compute_se:
-        k = psi.size
-        hess = np.empty((k, k))
-        h = 1e-4
-        for j in range(k):
-            up, dn = psi.copy(), psi.copy()
-            up[j] += h
-            dn[j] -= h
-            hess[:, j] = (_objective(up, samples, p, d)[1] - _objective(dn, samples, p, d)[1]) / (
-                2 * h
-            )
-        hess = 0.5 * (hess + hess.T)
-        try:
-            _fill_se(se, psi, 2.0 * np.linalg.inv(hess), p, d)  # −2LL Hessian → cov of ψ
-        except np.linalg.LinAlgError:
-            pass
+        hess = central_differences(lambda x: _objective(x, samples, p, d)[1], psi, SE_STEP)
+        inv = inverse_or_none(0.5 * (hess + hess.T))
+        cov_log = None if inv is None else 2.0 * inv  # −2LL Hessian → cov of ψ
+    se = standard_errors(
+        psi, p, d,
+        "inverse Hessian of the IS log-likelihood (finite differences of its gradient)", cov_log,
+    )  # fmt: skip
     final = ebe(y_fit, params, model=model, times=times)
-    return FOCEResult(
+    return PopulationFit(
+        method="importance",
         params=params,
         ofv=float(ofv),
         se=se,
@@ -372,7 +363,7 @@ def fit_importance(
         ebe=final,
         subjects=subjects,
         seconds=time.perf_counter() - t0,
-        method=(
+        description=(
             f"importance sampling ({n_samples} t({df}) draws per subject around the EBE, "
             f"covariance ×{inflate}"
             + (
