@@ -406,7 +406,7 @@ SAME_BASIN_SD = 0.3
 MISFIT_Z = 3.0
 #: a restart stops when its objective less this many Newton decrements (the
 #: quadratic model's whole remaining decrease is half of one) is above the cap:
-#: on 20,000 subjects it saved 0.12 solves per subject and changed no answer
+#: on 20,000 subjects this saves 0.12 solves per subject and changes no answer
 ABANDON = 4.0
 #: ...and when it is back within 0.1 posterior SD of the converged answer
 #: (squared, in the Gauss-Newton metric), where it can only reconverge to it:

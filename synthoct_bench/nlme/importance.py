@@ -82,8 +82,8 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
     Laplace t draws nothing, and an estimate that misses that mass is biased
     towards parameters that make it small (for the paper's model, about −2.5%
     in tvImax and tvIC50). The mixture density is used for every draw (balance
-    heuristic). A defensive prior component and a prior-widened covariance
-    were tried before the ridge components and did not help (BENCHMARKS.md).
+    heuristic). A defensive prior component or a prior-widened covariance does
+    not remove that bias (BENCHMARKS.md).
     """
     n, d = res.eta.shape
     log_theta = np.log(np.asarray(params.theta, dtype=np.float64))
