@@ -259,27 +259,28 @@ def bench_multistart(n: int, seed: int) -> dict:
     """Agreement with our own Levenberg-Marquardt run to convergence from all 343
     points of a 7³ grid (±4 SD) per subject, best kept: a far more thorough
     search than scipy from 32 starts, and fast enough for thousands of subjects."""
-    from synthoct_bench.nlme.ebe_kernel import ebe_mm_oral
+    from synthoct_bench.nlme.ebe import EBEOptions
+    from synthoct_bench.nlme.ebe_search import search_mm_oral
 
     _, y = simulate(n, seed)
     res = ebe(y)
     axis = np.linspace(-4, 4, 7)
     grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
     # accurate solver only: the reference does not share the coarse phase
-    opts = {"tol": 1e-12, "max_iter": 100, "lam0": 1e-3, "n_restarts": 10**6,
-            "restart_margin": 1e12, "abandon": math.inf, "coarse_switch": 0.0}  # fmt: skip
+    opts = EBEOptions(tol=1e-12, max_iter=100, lam0=1e-3, n_restarts=10**6,
+                      restart_margin=1e12, abandon=math.inf, coarse_switch=0.0)  # fmt: skip
     bound = np.full(3, 8.0)
     t0 = time.perf_counter()
-    ref = ebe_mm_oral(
+    ref = search_mm_oral(
         y, np.ones_like(y), np.broadcast_to(grid, (n, *grid.shape)).copy(),
         np.zeros((n, len(grid))), np.empty((0, 3)), PARAMS, nlme.OBS_TIMES, 1.0,
         -bound, bound, opts,
     )  # fmt: skip
     dt = time.perf_counter() - t0
     const = y.shape[1] * (np.log(PARAMS.sigma) + 0.5 * np.log(2 * np.pi))
-    best = ref["phi"] + const
+    best = ref.objective + const
     rel = (res.objective - best) / np.abs(best)
-    close = np.abs(res.eta - ref["eta"]).max(axis=1) <= 1e-4
+    close = np.abs(res.eta - ref.eta).max(axis=1) <= 1e-4
     agree = (np.abs(rel) <= 1e-6) | close
     return {
         "n": n,
@@ -318,8 +319,8 @@ def bench_foce(n: int, seed: int) -> dict:
 
 
 def bench_importance(n: int, seed: int, foce_params=None) -> dict:
-    from synthoct_bench.nlme.foce import _pack
     from synthoct_bench.nlme.importance import _draw, _objective
+    from synthoct_bench.nlme.population import pack
 
     _, y = simulate(n, seed + 2)
     t0 = time.perf_counter()
@@ -342,8 +343,8 @@ def bench_importance(n: int, seed: int, foce_params=None) -> dict:
         mask = ~np.isnan(y)
         ids = np.arange(n)
         s = _draw(y, mask, res, PARAMS, 400, 4, 2.0, seed, ids, None, None, None)
-        at_truth = _objective(_pack(PARAMS), s, 3, 3)[0]
-        at_foce = _objective(_pack(nlme.PopulationParams(**foce_params)), s, 3, 3)[0]
+        at_truth = _objective(pack(PARAMS), s, 3, 3)[0]
+        at_foce = _objective(pack(nlme.PopulationParams(**foce_params)), s, 3, 3)[0]
         out["is_minus2ll_truth"] = at_truth
         out["is_minus2ll_foce_optimum"] = at_foce
     return out

@@ -98,8 +98,7 @@ class Encoder:
             raise ValueError(f"fit_subjects must be >= 1, got {self.fit_subjects}")
 
     def encode(self, level: Level) -> EncodedLevel:
-        from synthoct_bench.nlme import ebe, fit_foce, simulate
-        from synthoct_bench.nlme.importance import fit_importance
+        from synthoct_bench.nlme import ebe, fit_foce, fit_importance, simulate
 
         key = (level.noise, level.seed, level.eta.shape[0])
         if key not in self._cache:

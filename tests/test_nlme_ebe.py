@@ -1,5 +1,7 @@
 """Batched EBEs: agreement with a per-subject scipy optimiser, missing data, bad input."""
 
+import importlib
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 from scipy.optimize import minimize
 
 import synthoct_bench.nlme as nlme
-from synthoct_bench.nlme.ebe import ebe
+from synthoct_bench.nlme.ebe import EBEOptions, ebe
 
 PARAMS = nlme.PopulationParams()
 
@@ -71,12 +73,17 @@ def test_coarse_solver_phase_changes_the_cost_not_the_answers(monkeypatch):
     """The compiled search starts on a coarse ODE solver and finishes on the
     accurate one: the answers of an accurate-only search at under 60% of its
     accurate solves, and everything returned comes from the accurate solver."""
-    from synthoct_bench.nlme import ebe_kernel
+    ebe_module = importlib.import_module("synthoct_bench.nlme.ebe")
+
+    @dataclass(frozen=True)
+    class AccurateOnly(EBEOptions):
+        coarse_switch: float = 0.0
 
     _, y = _data(300, seed=21)
     mixed = ebe(y)
-    monkeypatch.setattr(ebe_kernel, "COARSE_SWITCH", 0.0)
+    monkeypatch.setattr(ebe_module, "EBEOptions", AccurateOnly)
     plain = ebe(y)
+    assert plain.info["options"].coarse_switch == 0.0
     assert plain.n_coarse_evaluations == 0 < mixed.n_coarse_evaluations
     table = 13**3  # the start grid's tabulated predictions count as evaluations too
     assert mixed.n_evaluations - table < 0.6 * (plain.n_evaluations - table)
@@ -146,29 +153,64 @@ def test_bad_observations_raise(bad, msg):
 
 def test_bad_params_raise():
     _, y = _data(2)
-    for params in (
-        SimpleNamespace(theta=(1.0, 2.1, 0.4), omega=(1.0, 1.0, 1.0), sigma=0.0),
-        SimpleNamespace(theta=(1.0, 2.1, 0.4), omega=(1.0, -1.0, 1.0), sigma=0.01),
-        SimpleNamespace(theta=(1.0, np.nan, 0.4), omega=(1.0, 1.0, 1.0), sigma=0.01),
+    for params, msg in (
+        (nlme.PopulationParams(sigma=0.0), "sigma"),
+        (nlme.PopulationParams(omega=(1.0, -1.0, 1.0)), "omega"),
+        (nlme.PopulationParams(theta=(1.0, np.nan, 0.4)), "theta"),
+        (nlme.PopulationParams(omega=(1.0, 1.0)), "random effects"),
+        (SimpleNamespace(theta=(1.0, 2.1, 0.4), omega=(1.0, 1.0, 1.0), sigma=0.01), "params"),
     ):
-        with pytest.raises(ValueError, match="params"):
+        with pytest.raises(ValueError, match=msg):
             ebe(y, params)
+    # the dict form is accepted, as everywhere parameters are taken
+    np.testing.assert_array_equal(ebe(y, PARAMS.to_dict()).eta, ebe(y, PARAMS).eta)
     with pytest.raises(ValueError, match="eta0"):
         ebe(y, eta0=np.zeros((3, 3)))
 
 
-def test_compiled_and_batched_engines_agree():
-    """The compiled per-subject search finds the batched search's modes (or better)."""
-    _, y = _data(300, seed=11)
-    fast = ebe(y, engine="compiled")
-    slow = ebe(y, engine="batched")
+def _other_params_with_gaps():
+    """Data away from the defaults: other θ, Ω and σ, and 20% of observations missing."""
+    params = nlme.PopulationParams(theta=(0.9, 1.7, 0.35), omega=(0.6, 0.8, 1.2), sigma=0.02)
+    eta = np.random.default_rng(3).normal(size=(150, 3)) * np.sqrt(params.omega)
+    y = nlme.simulate(eta, 4, params)
+    y[np.random.default_rng(5).random(y.shape) < 0.2] = np.nan
+    return y, params
+
+
+@pytest.mark.parametrize("case", ["paper", "other_params_with_gaps"])
+def test_compiled_and_batched_engines_agree(case):
+    """The compiled per-subject search finds the batched search's modes (or better),
+    with the same covariance and prediction there: the batched engine is the
+    reference for the compiled one, and for every model the compiled one does not cover."""
+    if case == "paper":
+        y, params = _data(300, seed=11)[1], PARAMS
+    else:
+        y, params = _other_params_with_gaps()
+    fast = ebe(y, params, engine="compiled")
+    slow = ebe(y, params, engine="batched")
     assert fast.info["engine"] == "compiled" and slow.info["engine"] == "batched"
+    np.testing.assert_array_equal(fast.n_obs, slow.n_obs)
+    assert fast.converged.mean() >= slow.converged.mean() - 0.01
     assert np.mean(fast.objective <= slow.objective + 1e-6) >= 0.99
     same = np.abs(fast.objective - slow.objective) <= 1e-6 * np.abs(slow.objective)
     assert same.mean() >= 0.98
     np.testing.assert_allclose(fast.eta[same], slow.eta[same], atol=1e-3)
+    np.testing.assert_allclose(fast.ipred[same], slow.ipred[same], rtol=0, atol=1e-5)
+    sd = np.sqrt(np.diagonal(slow.cov[same], axis1=1, axis2=2))
+    cov_err = np.abs(fast.cov[same] - slow.cov[same]) / (sd[:, :, None] * sd[:, None, :])
+    assert cov_err.max() < 1e-3
     # the compiled engine counts its ODE solves
     assert 3 * len(y) <= fast.n_evaluations <= 60 * len(y)
+
+
+def test_engines_agree_from_a_warm_start():
+    """From the same warm start (FOCE's use) both engines reach the same answers."""
+    y, params = _other_params_with_gaps()
+    start = ebe(y, params).eta + 0.05
+    fast = ebe(y, params, eta0=start, engine="compiled")
+    slow = ebe(y, params, eta0=start, engine="batched")
+    np.testing.assert_allclose(fast.objective, slow.objective, rtol=1e-8)
+    np.testing.assert_allclose(fast.eta, slow.eta, atol=1e-4)
 
 
 def test_results_do_not_depend_on_batch_composition():
@@ -194,7 +236,7 @@ def test_compiled_engine_needs_the_paper_model():
 
 def test_one_step_model_values_match_numpy():
     """The grid's one-step Gauss-Newton model: obj + gᵀs + ½sᵀHs with the capped step s."""
-    from synthoct_bench.nlme.ebe import _model_values
+    from synthoct_bench.nlme.ebe_grid import _model_values
 
     rng = np.random.default_rng(5)
     n, g, d = 4, 6, 3
@@ -221,7 +263,7 @@ def test_finds_the_global_mode_next_to_the_absorption_plateau():
     absorption ends before the first observation; the EBE must not stop there.
     These two subjects (found in a 5,000-subject benchmark) did, before grid slices."""
     from synthoct_bench import rng
-    from synthoct_bench.nlme.ebe_kernel import ebe_mm_oral
+    from synthoct_bench.nlme.ebe_search import search_mm_oral
 
     ids = np.array([4708, 4518])
     eta = rng.standard_normal(0, rng.stream_id("bench/eta"), ids, 3)
@@ -235,13 +277,12 @@ def test_finds_the_global_mode_next_to_the_absorption_plateau():
     axis = np.linspace(-4, 4, 7)
     grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
     cand = np.broadcast_to(grid, (2, *grid.shape)).copy()
-    opts = {"tol": 1e-10, "max_iter": 100, "lam0": 1e-3, "n_restarts": 10**6,
-            "restart_margin": 1e12, "coarse_switch": 0.0}  # fmt: skip
+    opts = EBEOptions(max_iter=100, n_restarts=10**6, restart_margin=1e12, coarse_switch=0.0)
     bound = np.full(3, 8.0)
-    ref = ebe_mm_oral(y, np.ones_like(y), cand, np.zeros((2, len(grid))), np.empty((0, 3)),
-                      params, nlme.OBS_TIMES, 1.0, -bound, bound, opts)  # fmt: skip
+    ref = search_mm_oral(y, np.ones_like(y), cand, np.zeros((2, len(grid))), np.empty((0, 3)),
+                         params, nlme.OBS_TIMES, 1.0, -bound, bound, opts)  # fmt: skip
     const = 21 * (np.log(params.sigma) + 0.5 * np.log(2 * np.pi))
-    np.testing.assert_allclose(res.objective, ref["phi"] + const, rtol=1e-8)
+    np.testing.assert_allclose(res.objective, ref.objective + const, rtol=1e-8)
 
 
 def test_runner_up_mode_is_a_second_local_minimum():

@@ -5,8 +5,9 @@ import pytest
 
 import synthoct_bench.nlme as nlme
 from synthoct_bench.nlme import ebe
-from synthoct_bench.nlme.foce import _pack, foce_objective
+from synthoct_bench.nlme.foce import foce_objective
 from synthoct_bench.nlme.importance import _draw, _objective, fit_importance
+from synthoct_bench.nlme.population import pack
 
 TRUE = nlme.PopulationParams()
 
@@ -28,7 +29,7 @@ def _samples(y, params, n_samples=400, inflate=2.0, seed=0, ridge=None):
 
 def test_estimate_does_not_depend_on_the_proposal(data):
     """Two proposals (different spread, different draws) estimate the same likelihood."""
-    psi = _pack(TRUE)
+    psi = pack(TRUE)
     a = _objective(psi, _samples(data, TRUE, 1000, inflate=2.0, seed=0), 3, 3)[0]
     b = _objective(psi, _samples(data, TRUE, 1000, inflate=3.0, seed=1), 3, 3)[0]
     # −2LL of 60 subjects: Monte Carlo error ~1 here; a wrong proposal density
@@ -46,7 +47,7 @@ def test_estimate_does_not_depend_on_the_proposal(data):
 
 def test_gradient_matches_finite_differences(data):
     s = _samples(data[:20], TRUE, n_samples=50)
-    psi = _pack(TRUE) + np.array([0.05, -0.1, 0.1, 0.2, -0.1, 0.05, 0.02])
+    psi = pack(TRUE) + np.array([0.05, -0.1, 0.1, 0.2, -0.1, 0.05, 0.02])
     _, grad, ess = _objective(psi, s, 3, 3)
     assert ess.shape == (20,) and np.all((ess >= 1) & (ess <= 50))
     for k in range(psi.size):
@@ -93,7 +94,7 @@ def _objective_numpy(psi, s, d, bias_correction):
 @pytest.mark.parametrize("correct", [True, False])
 def test_compiled_objective_matches_array_definition(data, correct):
     s = _samples(data[:25], TRUE, n_samples=30, seed=3)
-    psi = _pack(TRUE) + np.array([0.1, -0.2, 0.05, -0.3, 0.2, 0.1, 0.05])
+    psi = pack(TRUE) + np.array([0.1, -0.2, 0.05, -0.3, 0.2, 0.1, 0.05])
     got = _objective(psi, s, 3, 3, bias_correction=correct)
     want = _objective_numpy(psi, s, 3, correct)
     assert got[0] == pytest.approx(want[0], rel=1e-12)
@@ -108,11 +109,12 @@ def test_short_fit_improves_and_is_reproducible(data):
     assert a.params == b.params and a.ofv == b.ofv
     assert a.history[0]["phase"] == "importance" and len(a.history) <= 2
     assert a.params.sigma == pytest.approx(0.01, rel=0.15)
-    psi0 = _pack(init)
+    psi0 = pack(init)
     s = _samples(data, a.params, n_samples=200, seed=9)
-    assert _objective(_pack(a.params), s, 3, 3)[0] < _objective(psi0, s, 3, 3)[0]
+    assert _objective(pack(a.params), s, 3, 3)[0] < _objective(psi0, s, 3, 3)[0]
     assert np.all(np.isfinite(a.se["theta"])) and a.se["sigma"] > 0
-    assert a.ebe.eta.shape == (60, 3) and "importance sampling" in a.method
+    assert a.ebe.eta.shape == (60, 3) and a.method == "importance"
+    assert "importance sampling" in a.description
 
 
 def test_needs_a_mu_referenced_model(data):

@@ -8,6 +8,7 @@ from scipy import stats
 
 from synthoct_bench import rng
 from synthoct_bench.latent import add_noise
+from synthoct_bench.nlme.model import PopulationParams
 from synthoct_bench.nlme.reference import OBS_TIMES, PAPER_THETA, reference_predict
 from synthoct_bench.scoring import nll as L
 from synthoct_bench.scoring import score_arrays
@@ -63,7 +64,7 @@ def test_table2_matches_independent_scipy_computation():
     """Rebuild the Table 2 columns for a few subjects with scipy's solver and norm.logpdf."""
     n, sigma2, seed = 3, 9.0, 5
     ids, eta, eta_noisy, ebe, pred = _data(n, sigma2)
-    nl = L.nlme_predictions(eta, eta_noisy, ebe, pred, ids, L.resolve_params(None), seed)
+    nl = L.nlme_predictions(eta, eta_noisy, ebe, pred, ids, PopulationParams.coerce(None), seed)
     got = L.table2_nll(nl, ids, seed)
     eps = rng.standard_normal(seed, L.RESIDUAL_STREAM, ids, 21)
     random_eta = rng.standard_normal(seed, L.RANDOM_ETA_STREAM, ids, 3)
@@ -101,7 +102,7 @@ def test_true_column_at_zero_noise_is_minus_67():
 def test_heldout_and_marginal_nll_and_row_order():
     n, sigma2 = 300, 1.0
     ids, eta, eta_noisy, ebe, pred = _data(n, sigma2)
-    params = L.resolve_params(None)
+    params = PopulationParams.coerce(None)
     f_hat = L._predict(eta_noisy, params)
     obs = f_hat + SIGMA * np.random.default_rng(6).standard_normal(f_hat.shape)
     sd = np.full((n, 3), 0.7)
@@ -127,7 +128,7 @@ def test_heldout_and_marginal_nll_and_row_order():
 
 
 def test_jacobian_matches_finite_differences():
-    params = L.resolve_params(None)
+    params = PopulationParams.coerce(None)
     eta = np.random.default_rng(8).standard_normal((4, 3))
     jac = L.predict_jacobian(eta, params)
     h = 1e-6
@@ -141,7 +142,7 @@ def test_jacobian_matches_finite_differences():
 def test_paired_comparison_of_probabilistic_submissions():
     n, sigma2 = 200, 9.0
     ids, eta, eta_noisy, ebe, pred = _data(n, sigma2)
-    params = L.resolve_params(None)
+    params = PopulationParams.coerce(None)
     obs = L._predict(eta_noisy, params) + SIGMA * np.random.default_rng(9).standard_normal((n, 21))
     from synthoct_bench.scoring import read_submission
 

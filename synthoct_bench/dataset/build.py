@@ -189,6 +189,7 @@ def _fit_level(level: int, config: BuildConfig, threads: int | None = None) -> F
         n_subjects_used=int(res.n_subjects_used),
         se=to_jsonable(getattr(res, "se", None)),
         fit_on=f"train subjects 0..{m - 1}",
+        method=res.method,
     )
 
 

@@ -14,15 +14,15 @@ import os
 import numpy as np
 
 from synthoct_bench.atomic import save_figure
-from synthoct_bench.nlme.ebe import EBEResult, check_observations, resolve_params
+from synthoct_bench.nlme.ebe import EBEResult, check_observations
+from synthoct_bench.nlme.model import OBS_TIMES, PopulationParams
+from synthoct_bench.nlme.simulate import predict
 
 __all__ = ["diagnostics", "gof_plot"]
 
 
 def _times(times):
-    import synthoct_bench.nlme as nlme
-
-    return np.asarray(nlme.OBS_TIMES if times is None else times, dtype=np.float64)
+    return np.asarray(OBS_TIMES if times is None else times, dtype=np.float64)
 
 
 def diagnostics(
@@ -39,9 +39,7 @@ def diagnostics(
     ``epsilon_shrinkage``, ``ebe_convergence_rate``, ``n_not_converged``,
     ``iwres`` (N, T, NaN where missing), ``ipred`` and ``pred`` (N, T).
     """
-    import synthoct_bench.nlme as nlme
-
-    params = resolve_params(params, model)
+    params = PopulationParams.coerce(params, model)
     t = _times(times)
     _, mask = check_observations(y, t.size)
     y = np.asarray(y, dtype=np.float64).reshape(mask.shape)
@@ -56,7 +54,7 @@ def diagnostics(
     kwargs = {"times": times} if times is not None else {}
     if model is not None:
         kwargs["model"] = model
-    pred = nlme.predict(np.zeros((1, omega.size)), params, **kwargs)[0]
+    pred = predict(np.zeros((1, omega.size)), params, **kwargs)[0]
     iwres = np.where(mask, (y - ipred) / float(params.sigma), np.nan)
     observed = iwres[mask]
     eps_shr = 1.0 - float(np.std(observed, ddof=1)) if observed.size > 1 else float("nan")

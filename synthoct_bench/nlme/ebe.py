@@ -34,10 +34,11 @@ minimise. Subjects are solved in chunks:
    converged, χ² misfit). The lowest objective is kept; subjects that still
    fail are flagged in ``converged``, never silently returned as fine.
 
-For the paper's model steps 2-3 run per subject in compiled code
-(:mod:`synthoct_bench.nlme.ebe_kernel`, ``engine="compiled"``); any other model
-uses the same algorithm vectorised over the active subjects through
-:func:`synthoct_bench.nlme.predict` (``engine="batched"``).
+Step 1 is :mod:`synthoct_bench.nlme.ebe_grid`. For the paper's model steps 2-3
+run per subject in compiled code (:mod:`synthoct_bench.nlme.ebe_search`,
+``engine="compiled"``); any other model uses the same algorithm vectorised over
+the active subjects through :func:`synthoct_bench.nlme.predict`
+(``engine="batched"``, also the reference the compiled engine is tested against).
 
 The Laplace posterior covariance is H⁻¹ at the mode (the Gauss-Newton form
 used by FOCE).
@@ -46,14 +47,68 @@ used by FOCE).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
-import numba as nb
 import numpy as np
 
-from synthoct_bench.nlme.ebe_kernel import MISFIT_Z, SAME_BASIN_SD, STALL_TOL, capped_step_model
+from synthoct_bench.nlme.ebe_grid import StartGrid
+from synthoct_bench.nlme.ebe_search import (
+    ABANDON,
+    COARSE_ATOL,
+    COARSE_RTOL,
+    COARSE_SWITCH,
+    MISFIT_Z,
+    SAME_BASIN_SD,
+    STALL_TOL,
+    search_mm_oral,
+)
+from synthoct_bench.nlme.model import OBS_TIMES, PAPER_MODEL, PopulationParams
+from synthoct_bench.nlme.simulate import predict
 
-__all__ = ["EBEResult", "ebe", "check_observations", "resolve_params"]
+__all__ = ["ENGINES", "EBEOptions", "EBEResult", "ebe", "check_observations"]
+
+#: the search engines of :func:`ebe`
+ENGINES = ("auto", "compiled", "batched")
+
+
+@dataclass(frozen=True)
+class EBEOptions:
+    """Every option of :func:`ebe` and of its search, with its default.
+
+    :func:`ebe` takes its keyword defaults from here and builds one of these
+    per call, resolving ``grid_points`` (from the number of random effects),
+    ``restart_margin`` (per engine) and ``engine="auto"``; see its docstring
+    for their meaning. The fields from ``lam0`` on are tuning not exposed by
+    :func:`ebe`: the initial Levenberg-Marquardt damping, the stall rule
+    (:data:`~synthoct_bench.nlme.ebe_search.STALL_TOL`), when a restart is
+    abandoned, and the compiled engine's coarse ODE solver (``coarse_switch=0``
+    searches on the accurate solver alone).
+    """
+
+    tol: float = 1e-10
+    max_iter: int = 60
+    grid_points: int | None = None
+    grid_span: float = 4.0
+    n_restarts: int = 3
+    restart_margin: float | None = None
+    eta_bound: float = 8.0
+    chunk_size: int = 4096
+    engine: str = "auto"
+    lam0: float = 1e-3
+    stall_tol: float = STALL_TOL
+    abandon: float = ABANDON
+    coarse_rtol: float = COARSE_RTOL
+    coarse_atol: float = COARSE_ATOL
+    coarse_switch: float = COARSE_SWITCH
+
+    def __post_init__(self) -> None:
+        if self.tol <= 0 or self.max_iter < 1 or self.chunk_size < 1:
+            raise ValueError("tol must be > 0, max_iter and chunk_size >= 1")
+        if self.grid_points is not None and self.grid_points < 2:
+            raise ValueError(f"grid_points must be >= 2, got {self.grid_points}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be 'auto', 'compiled' or 'batched', got {self.engine!r}")
 
 
 @dataclass(frozen=True)
@@ -96,34 +151,6 @@ class EBEResult:
         return int(self.eta.shape[0])
 
 
-def _nlme():
-    # The decoder lives in the same package; reach it lazily so that importing
-    # this module never depends on the package's import order.
-    import synthoct_bench.nlme as nlme
-
-    return nlme
-
-
-def resolve_params(params, model=None):
-    """The population parameters to use: ``params``, else the model's defaults."""
-    nlme = _nlme()
-    if params is None:
-        default = getattr(model, "default_params", None) if model is not None else None
-        params = default if default is not None else nlme.PopulationParams()
-    omega = np.asarray(params.omega, dtype=np.float64)
-    theta = np.asarray(params.theta, dtype=np.float64)
-    sigma = float(params.sigma)
-    if omega.ndim != 1 or not np.all(np.isfinite(omega)) or np.any(omega <= 0):
-        raise ValueError(
-            f"params.omega must be positive finite diagonal variances, got {params.omega}"
-        )
-    if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
-        raise ValueError(f"params.theta must be positive and finite, got {params.theta}")
-    if not math.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"params.sigma must be a positive finite SD, got {params.sigma}")
-    return params
-
-
 def check_observations(y: np.ndarray, n_times: int) -> tuple[np.ndarray, np.ndarray]:
     """Validate observations (N, T); return (y with NaN set to 0, mask of observed)."""
     y = np.asarray(y, dtype=np.float64)
@@ -154,13 +181,6 @@ def check_observations(y: np.ndarray, n_times: int) -> tuple[np.ndarray, np.ndar
     return np.where(mask, y, 0.0), mask
 
 
-def _grid(n_dim: int, points: int, span: float) -> np.ndarray:
-    """Whitened grid points (G, d) on [-span, span]^d."""
-    axis = np.linspace(-span, span, points)
-    mesh = np.meshgrid(*([axis] * n_dim), indexing="ij")
-    return np.stack([m.ravel() for m in mesh], axis=1)
-
-
 class _Problem:
     """Per-chunk data and the calls into the decoder."""
 
@@ -184,7 +204,7 @@ class _Problem:
             kwargs["model"] = self.model
         if self.times is not None:
             kwargs["times"] = self.times
-        out = _nlme().predict(eta, self.params, **kwargs)
+        out = predict(eta, self.params, **kwargs)
         self.n_evaluations += eta.shape[0]
         if not sensitivities:
             return np.asarray(out, dtype=np.float64)
@@ -210,7 +230,7 @@ def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.solve(a, b[..., None])[..., 0]
 
 
-def _lm(prob: _Problem, idx, eta, phi, f, s, tol, max_iter, lam0, stall_tol=STALL_TOL):
+def _lm(prob: _Problem, idx, eta, phi, f, s, options: EBEOptions):
     """Batched Levenberg-Marquardt from the given states; returns final states.
 
     The model Hessian is Gauss-Newton plus a structured secant estimate A of the
@@ -221,7 +241,7 @@ def _lm(prob: _Problem, idx, eta, phi, f, s, tol, max_iter, lam0, stall_tol=STAL
     """
     n, d = eta.shape
     eta, phi, f, s = eta.copy(), phi.copy(), f.copy(), s.copy()
-    lam = np.full(n, lam0)
+    lam = np.full(n, options.lam0)
     dec = np.full(n, np.inf)
     done = np.zeros(n, dtype=bool)
     conv = np.zeros(n, dtype=bool)
@@ -229,14 +249,14 @@ def _lm(prob: _Problem, idx, eta, phi, f, s, tol, max_iter, lam0, stall_tol=STAL
     corr = np.zeros((n, d, d))
     diag = np.arange(d)
     g_all, h_all = prob.grad_hess(idx, eta, f, s)
-    for _ in range(max_iter):
+    for _ in range(options.max_iter):
         act = np.nonzero(~done)[0]
         if act.size == 0:
             break
         g, h = g_all[act], h_all[act]
         dec_a = -np.einsum("nd,nd->n", g, _solve(h, -g))
         dec[act] = dec_a
-        ok = dec_a < tol
+        ok = dec_a < options.tol
         conv[act[ok]] = True
         done[act[ok]] = True
         keep = ~ok
@@ -291,99 +311,35 @@ def _lm(prob: _Problem, idx, eta, phi, f, s, tol, max_iter, lam0, stall_tol=STAL
         # No decrease possible although the gradient is already tiny: the remaining
         # gradient is the ODE solver's floor (see STALL_TOL), so this is
         # converged. A stall with a larger gradient is flagged instead.
-        floor = (~accept) & (dec[act] < stall_tol) & (np.abs(actual) < 1e-9 * (1.0 + phi[act]))
+        floor = (
+            (~accept) & (dec[act] < options.stall_tol) & (np.abs(actual) < 1e-9 * (1.0 + phi[act]))
+        )
         conv[act[floor]] = True
         stalled = floor | ((~accept) & (lam[act] > 1e12))
         done[act[stalled]] = True
     return eta, phi, f, s, conv, dec, iters
 
 
-@nb.njit(cache=True, parallel=True)
-def _model_values(obj, grad, prior_grad, h, h_inv, max_step):  # pragma: no cover - compiled
-    """Objective after one capped Gauss-Newton step from every (subject, grid point)."""
-    n, g = obj.shape
-    d = h.shape[1]
-    out = np.empty_like(obj)
-    for i in nb.prange(n):
-        gr = np.empty(d)
-        st = np.empty(d)
-        for k in range(g):
-            for a in range(d):
-                gr[a] = grad[i, k, a] + prior_grad[k, a]
-            out[i, k] = capped_step_model(obj[i, k], gr, h[k], h_inv[k], max_step, st)
-    return out
-
-
-class _Grid:
-    """Tabulated predictions and sensitivities on a whitened grid of η.
-
-    Scoring a chunk against it is a few matrix products: for every subject and
-    grid point, the objective and the value of its Gauss-Newton model after
-    one step (a trust-region-capped step, using the unmasked Hessian). The
-    likelihood is sharp (σ = 0.01) next to a grid spacing of one prior SD, so
-    the raw grid objective aliases; the one-step model value does not.
-    """
-
-    def __init__(self, prob: _Problem, points: int, span: float, max_step: float):
-        d = prob.omega.size
-        self.white = _grid(d, points, span)
-        self.shape = (points,) * d
-        self.sd = np.sqrt(prob.omega)
-        self.eta = self.white * self.sd
-        self.f, self.s = prob.evaluate(self.eta)
-        self.prior = 0.5 * np.einsum("gd,gd->g", self.white, self.white)
-        h = prob.inv_s2 * np.einsum("gtd,gte->gde", self.s, self.s)
-        h[:, np.arange(d), np.arange(d)] += prob.inv_omega
-        self.h = h
-        self.h_inv = np.linalg.inv(h)
-        g = self.f.shape[0]
-        self.s_flat = self.s.transpose(1, 0, 2).reshape(self.f.shape[1], g * d)
-        self.fs_flat = (
-            (self.f[:, :, None] * self.s).transpose(1, 0, 2).reshape(self.f.shape[1], g * d)
-        )
-        self.max_step = max_step * float(np.min(self.sd))
-        self.f_sq_sum = np.einsum("gt,gt->g", self.f, self.f)
-        # (T, G) in float32: the compiled scan reads it by rows, once per subject.
-        # Concentrations below 1e-30 (late times after fast elimination) become
-        # 0: as float32 some are subnormal, and every arithmetic operation on a
-        # subnormal takes a microcode assist, which doubled the scan's time
-        f_t32 = np.ascontiguousarray(self.f.T, dtype=np.float32)
-        f_t32[np.abs(f_t32) < 1e-30] = 0.0
-        self.f_t32 = f_t32
-        # the scan's per-point constants: prior, and prior + ½Σf²/σ² (all observed)
-        self.prior32 = self.prior.astype(np.float32)
-        self.base32 = (self.prior + 0.5 * prob.inv_s2 * self.f_sq_sum).astype(np.float32)
-        # integer position of every grid point along each axis
-        self.coords = np.stack(np.unravel_index(np.arange(self.f.shape[0]), self.shape), axis=1)
-
-    def score(self, prob: _Problem, rows: np.ndarray):
-        """(objective, one-step model value) for subjects ``rows``: two (n, G) arrays."""
-        m = prob.mask[rows]
-        ym = prob.y[rows] * m
-        n, g, d = rows.size, self.f.shape[0], self.sd.size
-        sse = np.einsum("nt,nt->n", ym, ym)[:, None] - 2.0 * ym @ self.f.T + m @ (self.f**2).T
-        obj = 0.5 * prob.inv_s2 * sse + self.prior[None, :]
-        grad = (-prob.inv_s2 * (ym @ self.s_flat - m @ self.fs_flat)).reshape(n, g, d)
-        model = _model_values(
-            obj, grad, self.eta * prob.inv_omega, self.h, self.h_inv, self.max_step
-        )
-        return obj, model
-
-    def start(self, prob: _Problem, rows: np.ndarray, gp: np.ndarray) -> np.ndarray:
-        """The capped Gauss-Newton step from grid point ``gp`` for each subject of ``rows``."""
-        m = prob.mask[rows]
-        e = (prob.y[rows] - self.f[gp]) * m
-        grad = -prob.inv_s2 * np.einsum("ntd,nt->nd", self.s[gp], e) + self.eta[gp] * prob.inv_omega
-        step = -np.einsum("nde,ne->nd", self.h_inv[gp], grad)
-        norm = np.sqrt(np.einsum("nd,nd->n", step, step))
-        step *= np.minimum(1.0, self.max_step / np.maximum(norm, 1e-300))[:, None]
-        return np.clip(self.eta[gp] + step, prob.lower, prob.upper)
-
-
-def _run_from(prob, rows, eta, opts):
+def _run_from(prob: _Problem, rows: np.ndarray, eta: np.ndarray, options: EBEOptions):
     f, s = prob.evaluate(eta)
     phi = prob.phi(rows, eta, f)
-    return _lm(prob, rows, eta, phi, f, s, opts["tol"], opts["max_iter"], opts["lam0"])
+    return _lm(prob, rows, eta, phi, f, s, options)
+
+
+class _ChunkResult(NamedTuple):
+    """One chunk's per-subject results, as both engines return them (see :class:`EBEResult`;
+    ``objective`` and ``alt_objective`` without the constant)."""
+
+    eta: np.ndarray
+    objective: np.ndarray
+    converged: np.ndarray
+    cov: np.ndarray
+    ipred: np.ndarray
+    decrement: np.ndarray
+    n_iter: np.ndarray
+    restarted: np.ndarray
+    alt_eta: np.ndarray
+    alt_objective: np.ndarray
 
 
 _FIXED_STARTS = [
@@ -397,7 +353,7 @@ _FIXED_STARTS = [
 ]
 
 
-def _candidates(prob: _Problem, rows: np.ndarray, grid: _Grid):
+def _candidates(prob: _Problem, rows: np.ndarray, grid: StartGrid):
     """Candidate starts (C, n, d) and their true objectives (C, n).
 
     The best raw grid point, and the capped Gauss-Newton steps from it and from
@@ -416,7 +372,11 @@ def _candidates(prob: _Problem, rows: np.ndarray, grid: _Grid):
     return np.stack(cands), vals
 
 
-def _chunk_ebe(prob: _Problem, n: int, eta0, grid: _Grid, opts):
+def _chunk_batched(
+    prob: _Problem, eta0: np.ndarray | None, grid: StartGrid, options: EBEOptions
+) -> _ChunkResult:
+    """The vectorised search (any model) on one chunk: every step batched over its subjects."""
+    n = prob.y.shape[0]
     idx = np.arange(n)
     restarted = np.zeros(n, dtype=bool)
     cand_eta = cand_val = None
@@ -425,14 +385,14 @@ def _chunk_ebe(prob: _Problem, n: int, eta0, grid: _Grid, opts):
         start = cand_eta[np.argmin(cand_val, axis=0), idx]
     else:
         start = np.clip(eta0, prob.lower, prob.upper)
-    eta, phi, f, s, conv, dec, iters = _run_from(prob, idx, start, opts)
+    eta, phi, f, s, conv, dec, iters = _run_from(prob, idx, start, options)
 
     # Subjects whose answer looks wrong (not converged, χ² misfit) or ambiguous
     # (another grid start promises an objective near the one found) are restarted.
     n_obs = prob.mask.sum(axis=1)
     chi2 = 2.0 * (phi - 0.5 * np.einsum("nd,d,nd->n", eta, prob.inv_omega, eta))
     suspicious = ~conv | (chi2 > n_obs + MISFIT_Z * np.sqrt(2.0 * n_obs))
-    k = opts["n_restarts"]
+    k = options.n_restarts
     if k > 0:
         if cand_eta is None:  # warm start: grid candidates only for the suspicious
             rows = np.nonzero(suspicious)[0]
@@ -442,7 +402,7 @@ def _chunk_ebe(prob: _Problem, n: int, eta0, grid: _Grid, opts):
             rows = idx
         if rows.size:
             far = np.max(np.abs(cand_eta - eta[rows][None]) / grid.sd, axis=2) > SAME_BASIN_SD
-            close_call = far & (cand_val < phi[rows][None] + opts["restart_margin"])
+            close_call = far & (cand_val < phi[rows][None] + options.restart_margin)
             want = np.where(close_call | (far & suspicious[rows][None]), cand_val, np.inf)
             order = np.argsort(want, axis=0)[:k]
             # all restarts of all subjects in one batched LM run (rows may repeat)
@@ -460,7 +420,7 @@ def _chunk_ebe(prob: _Problem, n: int, eta0, grid: _Grid, opts):
                     r_loc = np.concatenate([r_loc, np.repeat(sus, fixed.shape[0])])
                     starts = np.concatenate([starts, np.tile(fixed, (sus.size, 1))])
             if r_loc.size:
-                e2, p2, f2, s2, c2, d2, i2 = _run_from(prob, r_loc, starts, opts)
+                e2, p2, f2, s2, c2, d2, i2 = _run_from(prob, r_loc, starts, options)
                 np.add.at(iters, r_loc, i2)
                 restarted[r_loc] = True
                 # each subject's best restart (lowest objective), compared with its first answer
@@ -473,28 +433,14 @@ def _chunk_ebe(prob: _Problem, n: int, eta0, grid: _Grid, opts):
                 eta[r], phi[r], f[r], s[r] = e2[j], p2[j], f2[j], s2[j]
                 conv[r], dec[r] = c2[j], d2[j]
     _, h = prob.grad_hess(idx, eta, f, s)
-    cov = np.linalg.inv(h)
-    no_alt = np.full_like(eta, np.nan), np.full(n, np.inf)  # not tracked here
-    return eta, phi, conv, cov, f, dec, iters, restarted, *no_alt
+    return _ChunkResult(
+        eta=eta, objective=phi, converged=conv, cov=np.linalg.inv(h), ipred=f, decrement=dec,
+        n_iter=iters, restarted=restarted,
+        alt_eta=np.full_like(eta, np.nan), alt_objective=np.full(n, np.inf),  # not tracked here
+    )  # fmt: skip
 
 
-def _grid_candidates(prob: _Problem, rows: np.ndarray, grid: _Grid):
-    """Candidate starts (n, C, d) and the objectives they promise (n, C), no ODE solve.
-
-    The raw objective at every grid point is two matrix products; the one-step
-    Gauss-Newton model is then built only at the grid points nearest each
-    subject in data space (compiled). The candidates are the best raw grid
-    point (its objective), the capped step from it and the steps with the
-    best model values (their model values).
-    """
-    from synthoct_bench.nlme.ebe_kernel import grid_candidates
-
-    return grid_candidates(
-        prob.y[rows], prob.mask[rows], grid, prob.inv_omega, prob.inv_s2, prob.lower, prob.upper
-    )
-
-
-def _fixed_starts(prob: _Problem, grid: _Grid) -> np.ndarray:
+def _fixed_starts(prob: _Problem, grid: StartGrid) -> np.ndarray:
     d = prob.omega.size
     fixed = np.array(_FIXED_STARTS)
     if fixed.shape[1] < d:
@@ -502,38 +448,34 @@ def _fixed_starts(prob: _Problem, grid: _Grid) -> np.ndarray:
     return fixed[: 2 * d + 1, :d] * grid.sd
 
 
-def _chunk_ebe_compiled(prob: _Problem, n: int, eta0, grid: _Grid, opts):
-    """The compiled per-subject search (:mod:`synthoct_bench.nlme.ebe_kernel`) on one chunk."""
-    from synthoct_bench.nlme.ebe_kernel import ebe_mm_oral
-
-    nlme = _nlme()
-    times = nlme.OBS_TIMES if prob.times is None else np.asarray(prob.times, dtype=np.float64)
-    dose = nlme.PAPER_MODEL.dose if prob.model is None else prob.model.dose
-    idx = np.arange(n)
-    if eta0 is not None and opts["n_restarts"] == 0:
+def _chunk_compiled(
+    prob: _Problem, eta0: np.ndarray | None, grid: StartGrid, options: EBEOptions
+) -> _ChunkResult:
+    """The compiled per-subject search (:mod:`synthoct_bench.nlme.ebe_search`) on one chunk."""
+    times = OBS_TIMES if prob.times is None else np.asarray(prob.times, dtype=np.float64)
+    dose = PAPER_MODEL.dose if prob.model is None else prob.model.dose
+    n = prob.y.shape[0]
+    if eta0 is not None and options.n_restarts == 0:
         # a pure local refinement (e.g. FOCE's finite differences): stay in the
         # warm start's basin; doubtful answers still retry from fixed points
         cand = np.clip(eta0, prob.lower, prob.upper)[:, None, :]
         vals = np.zeros((n, 1))
     else:
-        cand, vals = _grid_candidates(prob, idx, grid)
-    if eta0 is not None and opts["n_restarts"] > 0:
+        cand, vals = grid.candidates(prob, np.arange(n))
+    if eta0 is not None and options.n_restarts > 0:
         # The warm start goes first; the grid candidates still get their restarts,
         # so a warm start that has drifted into a worse basin is caught (a FOCE fit
         # whose EBEs depended on the path would optimise an inconsistent objective).
         warm = np.clip(eta0, prob.lower, prob.upper)[:, None, :]
         cand = np.concatenate([warm, cand], axis=1)
         vals = np.concatenate([np.full((n, 1), -np.inf), vals], axis=1)
-    out = ebe_mm_oral(
+    res = search_mm_oral(
         prob.y, prob.mask, cand, vals, _fixed_starts(prob, grid), prob.params, times, dose,
-        prob.lower, prob.upper, {**opts, "warm_first": eta0 is not None},
+        prob.lower, prob.upper, options, warm_start=eta0 is not None,
     )  # fmt: skip
-    prob.n_evaluations += int(out["solves"].sum())
-    prob.n_coarse_evaluations += int(out["coarse"].sum())
-    return (
-        out["eta"], out["phi"], out["conv"], out["cov"], out["f"], out["dec"], out["iters"],
-        out["restarted"], out["alt_eta"], out["alt_phi"],
-    )  # fmt: skip
+    prob.n_evaluations += int(res.n_solves.sum())
+    prob.n_coarse_evaluations += int(res.n_coarse_solves.sum())
+    return _ChunkResult(**{name: getattr(res, name) for name in _ChunkResult._fields})
 
 
 def ebe(
@@ -543,16 +485,16 @@ def ebe(
     model=None,
     times: np.ndarray | None = None,
     eta0: np.ndarray | None = None,
-    tol: float = 1e-10,
-    max_iter: int = 60,
-    grid_points: int | None = None,
-    grid_span: float = 4.0,
-    n_restarts: int = 3,
-    restart_margin: float | None = None,
-    eta_bound: float = 8.0,
-    chunk_size: int = 4096,
+    tol: float = EBEOptions.tol,
+    max_iter: int = EBEOptions.max_iter,
+    grid_points: int | None = EBEOptions.grid_points,
+    grid_span: float = EBEOptions.grid_span,
+    n_restarts: int = EBEOptions.n_restarts,
+    restart_margin: float | None = EBEOptions.restart_margin,
+    eta_bound: float = EBEOptions.eta_bound,
+    chunk_size: int = EBEOptions.chunk_size,
     progress: bool = False,
-    engine: str = "auto",
+    engine: str = EBEOptions.engine,
 ) -> EBEResult:
     """Empirical Bayes estimates (posterior modes of η) for every row of ``y``.
 
@@ -586,10 +528,9 @@ def ebe(
         Python search that works for any model; ``"auto"`` picks compiled
         when it applies.
     """
-    nlme = _nlme()
-    params = resolve_params(params, model)
+    params = PopulationParams.coerce(params, model)
     d = len(params.omega)
-    t_arr = nlme.OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
+    t_arr = OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
     y0, mask = check_observations(y, int(np.asarray(t_arr).size))
     n = y0.shape[0]
     if eta0 is not None:
@@ -598,87 +539,87 @@ def ebe(
             raise ValueError(f"eta0 must have shape ({n}, {d}), got {eta0.shape}")
         if not np.all(np.isfinite(eta0)):
             raise ValueError("eta0 holds NaN or infinite values")
-    if tol <= 0 or max_iter < 1 or chunk_size < 1:
-        raise ValueError("tol must be > 0, max_iter and chunk_size >= 1")
-    if grid_points is None:
-        grid_points = 13 if d <= 3 else max(3, int(round(2000 ** (1.0 / d))))
-    if grid_points < 2:
-        raise ValueError(f"grid_points must be >= 2, got {grid_points}")
+    options = EBEOptions(
+        tol=tol, max_iter=max_iter, grid_points=grid_points, grid_span=grid_span,
+        n_restarts=int(n_restarts), restart_margin=restart_margin, eta_bound=eta_bound,
+        chunk_size=chunk_size, engine=engine,
+    )  # fmt: skip
     fast = model is None or getattr(model, "fast_kernel", None) == "mm_oral"
-    if engine not in ("auto", "compiled", "batched"):
-        raise ValueError(f"engine must be 'auto', 'compiled' or 'batched', got {engine!r}")
     if engine == "compiled" and not fast:
         raise ValueError(
             "engine='compiled' needs the paper's model (fast_kernel='mm_oral'); "
             "use engine='batched' for other models"
         )
-    chunk_fn = _chunk_ebe_compiled if fast and engine != "batched" else _chunk_ebe
-    opts = {
-        "tol": tol,
-        "max_iter": max_iter,
-        "lam0": 1e-3,
-        "n_restarts": int(n_restarts),
-        "restart_margin": float(
-            restart_margin
-            if restart_margin is not None
-            else (0.0 if chunk_fn is _chunk_ebe_compiled else 1.0)
+    compiled = fast and engine != "batched"
+    options = replace(
+        options,
+        grid_points=(
+            (13 if d <= 3 else max(3, int(round(2000 ** (1.0 / d)))))
+            if grid_points is None
+            else grid_points
         ),
-    }
-    prob0 = _Problem(y0[:1], mask[:1], params, model, times, eta_bound)
-    grid = _Grid(prob0, grid_points, grid_span, max_step=2 * grid_span / (grid_points - 1))
+        restart_margin=float(
+            restart_margin if restart_margin is not None else (0.0 if compiled else 1.0)
+        ),
+        engine="compiled" if compiled else "batched",
+    )
+    chunk_fn = _chunk_compiled if compiled else _chunk_batched
+    prob0 = _Problem(y0[:1], mask[:1], params, model, times, options.eta_bound)
+    grid = StartGrid(
+        prob0,
+        options.grid_points,
+        options.grid_span,
+        max_step=2 * options.grid_span / (options.grid_points - 1),
+    )
 
-    eta = np.empty((n, d))
-    obj = np.empty(n)
-    conv = np.empty(n, dtype=bool)
-    cov = np.empty((n, d, d))
-    ipred = np.empty_like(y0)
-    dec = np.empty(n)
-    iters = np.empty(n, dtype=np.int64)
-    restarted = np.empty(n, dtype=bool)
-    alt_eta = np.empty((n, d))
-    alt_obj = np.empty(n)
+    out = _ChunkResult(
+        eta=np.empty((n, d)),
+        objective=np.empty(n),
+        converged=np.empty(n, dtype=bool),
+        cov=np.empty((n, d, d)),
+        ipred=np.empty_like(y0),
+        decrement=np.empty(n),
+        n_iter=np.empty(n, dtype=np.int64),
+        restarted=np.empty(n, dtype=bool),
+        alt_eta=np.empty((n, d)),
+        alt_objective=np.empty(n),
+    )
     n_eval = prob0.n_evaluations
     n_coarse = 0
-    starts = range(0, n, chunk_size)
+    starts = range(0, n, options.chunk_size)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc="EBE", unit="chunk")
     for a in starts:
-        b = min(a + chunk_size, n)
-        prob = _Problem(y0[a:b], mask[a:b], params, model, times, eta_bound)
-        out = chunk_fn(
-            prob,
-            b - a,
-            None if eta0 is None else eta0[a:b],
-            grid,
-            opts,
-        )
-        eta[a:b], obj[a:b], conv[a:b], cov[a:b], ipred[a:b], dec[a:b] = out[:6]
-        iters[a:b], restarted[a:b] = out[6], out[7]
-        alt_eta[a:b], alt_obj[a:b] = out[8], out[9]
+        b = min(a + options.chunk_size, n)
+        prob = _Problem(y0[a:b], mask[a:b], params, model, times, options.eta_bound)
+        part = chunk_fn(prob, None if eta0 is None else eta0[a:b], grid, options)
+        for whole, piece in zip(out, part, strict=True):
+            whole[a:b] = piece
         n_eval += prob.n_evaluations
         n_coarse += prob.n_coarse_evaluations
     n_obs = mask.sum(axis=1)
     const = n_obs * (math.log(float(params.sigma)) + 0.5 * math.log(2.0 * math.pi))
     return EBEResult(
-        eta=eta,
-        objective=obj + const,
-        converged=conv,
-        cov=cov,
-        ipred=ipred,
-        decrement=dec,
-        n_iter=iters,
+        eta=out.eta,
+        objective=out.objective + const,
+        converged=out.converged,
+        cov=out.cov,
+        ipred=out.ipred,
+        decrement=out.decrement,
+        n_iter=out.n_iter,
         n_obs=n_obs,
-        restarted=restarted,
-        alt_eta=alt_eta,
-        alt_objective=alt_obj + const,
+        restarted=out.restarted,
+        alt_eta=out.alt_eta,
+        alt_objective=out.alt_objective + const,
         n_evaluations=int(n_eval),
         n_coarse_evaluations=int(n_coarse),
         info={
-            "grid_points": grid_points,
-            "grid_span": grid_span,
-            "tol": tol,
-            "engine": "compiled" if chunk_fn is _chunk_ebe_compiled else "batched",
+            "grid_points": options.grid_points,
+            "grid_span": options.grid_span,
+            "tol": options.tol,
+            "engine": options.engine,
+            "options": options,
         },
     )

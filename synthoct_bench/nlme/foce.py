@@ -30,65 +30,28 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize
 
-from synthoct_bench import rng
-from synthoct_bench.nlme.ebe import EBEResult, check_observations, ebe, resolve_params
+from synthoct_bench.nlme.ebe import EBEResult, ebe
+from synthoct_bench.nlme.model import PAPER_MODEL, PopulationParams
+from synthoct_bench.nlme.population import (
+    SE_STEP,
+    PopulationFit,
+    central_differences,
+    history_entry,
+    inverse_or_none,
+    pack,
+    standard_errors,
+    subjects_to_fit,
+    unpack,
+)
 
-__all__ = ["FOCEResult", "fit_foce", "foce_objective", "REFERENCE_INIT"]
+__all__ = ["fit_foce", "foce_objective", "REFERENCE_INIT"]
 
 #: The reference's initial values (DESIGN.md): tvKa 1.0, tvImax 1.1, tvIC50 0.6, Ω = 0.2 I, σ 0.1.
 REFERENCE_INIT = {"theta": (1.0, 1.1, 0.6), "omega": (0.2, 0.2, 0.2), "sigma": 0.1}
-
-
-@dataclass(frozen=True)
-class FOCEResult:
-    """A FOCE population fit.
-
-    ``se`` holds standard errors on the natural scale (θ, Ω variances, σ),
-    delta method from the log-scale S-matrix covariance; NaN where unavailable.
-    ``history`` has one dict per outer iteration (phase, ofv, parameters, seconds).
-    """
-
-    params: object
-    ofv: float
-    se: dict
-    history: list
-    n_subjects_used: int
-    converged: bool
-    ebe: EBEResult
-    subjects: np.ndarray
-    seconds: float
-    method: str = "FOCE (= FOCEI: additive residual error), Gauss-Newton Laplace"
-    info: dict = field(default_factory=dict)
-
-
-def _nlme():
-    import synthoct_bench.nlme as nlme
-
-    return nlme
-
-
-def _unpack(psi: np.ndarray, p: int, d: int):
-    nlme = _nlme()
-    theta = tuple(float(v) for v in np.exp(psi[:p]))
-    omega = tuple(float(v) for v in np.exp(psi[p : p + d]))
-    return nlme.PopulationParams(theta=theta, omega=omega, sigma=float(np.exp(psi[p + d])))
-
-
-def _pack(params) -> np.ndarray:
-    return np.log(
-        np.concatenate(
-            [
-                np.asarray(params.theta, dtype=np.float64),
-                np.asarray(params.omega, dtype=np.float64),
-                [float(params.sigma)],
-            ]
-        )
-    )
 
 
 def foce_objective(ebe_result: EBEResult, params) -> np.ndarray:
@@ -120,7 +83,7 @@ class _Evaluator:
         """Per-subject FOCE objective at ψ. ``keep=False`` marks a finite-difference
         probe: its EBEs are refined locally from the kept modes, so a derivative
         never mixes two basins of a subject's posterior."""
-        params = _unpack(psi, self.p, self.d)
+        params = unpack(psi, self.p, self.d)
         local = {} if keep or self.eta is None else {"n_restarts": 0}
         res = ebe(
             self.y, params, model=self.model, times=self.times, eta0=self.warm(psi),
@@ -132,39 +95,9 @@ class _Evaluator:
         return foce_objective(res, params), res, params
 
 
-#: log-scale step of the per-subject central differences behind the S-matrix
-SE_STEP = 1e-4
-
-
 def _central_scores(ev: _Evaluator, psi: np.ndarray, h: float) -> np.ndarray:
     """(N, K) per-subject central differences of the FOCE objective in ψ (EBEs refined locally)."""
-    cols = []
-    for k in range(psi.size):
-        up, dn = psi.copy(), psi.copy()
-        up[k] += h
-        dn[k] -= h
-        cols.append((ev(up, keep=False)[0] - ev(dn, keep=False)[0]) / (2 * h))
-    return np.stack(cols, axis=1)
-
-
-def _fill_se(se: dict, psi: np.ndarray, cov_log: np.ndarray, p: int, d: int) -> None:
-    """Standard errors on the natural scale (delta method) from the covariance of ψ = log params.
-
-    Leaves ``se`` as it is when a variance is not finite and positive.
-    """
-    var = np.diag(cov_log)
-    if np.all(np.isfinite(var)) and np.all(var > 0):
-        nat = np.exp(psi) * np.sqrt(var)
-        se["theta"] = [float(v) for v in nat[:p]]
-        se["omega"] = [float(v) for v in nat[p : p + d]]
-        se["sigma"] = float(nat[p + d])
-
-
-def _subsample(n: int, max_subjects: int | None, seed: int) -> np.ndarray:
-    if max_subjects is None or n <= max_subjects:
-        return np.arange(n)
-    u = rng.uniform(seed, rng.stream_id("foce-subsample"), np.arange(n), 1)[:, 0]
-    return np.sort(np.argsort(u, kind="stable")[:max_subjects])
+    return central_differences(lambda x: ev(x, keep=False)[0], psi, h)
 
 
 def fit_foce(
@@ -184,7 +117,7 @@ def fit_foce(
     progress: bool = False,
     ebe_tol: float = 1e-12,
     ofv_gain_tol: float = 0.1,
-) -> FOCEResult:
+) -> PopulationFit:
     """Fit θ, diagonal Ω and σ by FOCE from ``init`` (default: the reference's initial values).
 
     ``y`` is (N, T) with NaN for missing observations; subjects beyond
@@ -195,42 +128,23 @@ def fit_foce(
     stops on precision loss and a Newton step on a central-difference gradient
     promises less than ``ofv_gain_tol`` OFV units (``info`` keeps the figure).
     """
-    nlme = _nlme()
     t0 = time.perf_counter()
-    mdl = model if model is not None else nlme.PAPER_MODEL
-    if init is None:
-        init = nlme.PopulationParams(**REFERENCE_INIT) if model is None else None
-    init = resolve_params(init, model)
+    mdl = model if model is not None else PAPER_MODEL
+    if init is None and model is None:
+        init = REFERENCE_INIT
+    init = PopulationParams.coerce(init, model)
     p, d = len(init.theta), len(init.omega)
-    t_arr = nlme.OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
-    y_arr = np.asarray(y, dtype=np.float64)
-    check_observations(y_arr, int(np.asarray(t_arr).size))  # raises on bad input
-    if y_arr.ndim == 1:
-        y_arr = y_arr[None, :]
-    if max_subjects is not None and max_subjects < 1:
-        raise ValueError(f"max_subjects must be >= 1 or None, got {max_subjects}")
-    subjects = _subsample(y_arr.shape[0], max_subjects, seed)
-    y_fit = y_arr[subjects]
+    subjects, y_fit = subjects_to_fit(y, times, max_subjects, seed)
     mask = ~np.isnan(y_fit)
     n_obs_total = int(mask.sum())
     mu_ref = bool(getattr(mdl, "mu_referenced", False)) and p == d
     ev = _Evaluator(y_fit, model, times, mu_ref, p, d, {"tol": ebe_tol})
     history: list[dict] = []
-    psi = _pack(init)
+    psi = pack(init)
 
     def record(phase, ofv, psi_now):
-        prm = _unpack(psi_now, p, d)
-        history.append(
-            {
-                "iteration": len(history),
-                "phase": phase,
-                "ofv": float(ofv),
-                "theta": list(prm.theta),
-                "omega": list(prm.omega),
-                "sigma": prm.sigma,
-                "seconds": time.perf_counter() - t0,
-            }
-        )
+        prm = unpack(psi_now, p, d)
+        history.append(history_entry(len(history), phase, ofv, prm, time.perf_counter() - t0))
 
     bar = None
     if progress:
@@ -323,20 +237,16 @@ def fit_foce(
         converged = gain < ofv_gain_tol
         opt_info["predicted_ofv_decrease"] = gain
 
-    se = {
-        "theta": [math.nan] * p,
-        "omega": [math.nan] * d,
-        "sigma": math.nan,
-        "method": "S-matrix (sum of outer products of per-subject scores)",
-    }
+    cov_log = None
     if compute_se:
         if scores is None or fd_step != SE_STEP:
             scores = _central_scores(ev, psi, SE_STEP)
-        try:
-            _fill_se(se, psi, np.linalg.inv(scores.T @ scores), p, d)
-        except np.linalg.LinAlgError:
-            pass
-    return FOCEResult(
+        cov_log = inverse_or_none(scores.T @ scores)
+    se = standard_errors(
+        psi, p, d, "S-matrix (sum of outer products of per-subject scores)", cov_log
+    )
+    return PopulationFit(
+        method="foce",
         params=params,
         ofv=ofv,
         se=se,
@@ -346,5 +256,6 @@ def fit_foce(
         ebe=res,
         subjects=subjects,
         seconds=time.perf_counter() - t0,
+        description="FOCE (= FOCEI: additive residual error), Gauss-Newton Laplace",
         info={"ebe_calls": ev.n_calls, **opt_info},
     )

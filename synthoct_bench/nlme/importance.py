@@ -36,8 +36,21 @@ from scipy.optimize import minimize
 from scipy.special import gammaln, logsumexp
 
 from synthoct_bench import rng
-from synthoct_bench.nlme.ebe import check_observations, ebe, resolve_params
-from synthoct_bench.nlme.foce import FOCEResult, _fill_se, _pack, _subsample, _unpack, fit_foce
+from synthoct_bench.nlme.ebe import ebe
+from synthoct_bench.nlme.foce import fit_foce
+from synthoct_bench.nlme.model import PAPER_MODEL, PopulationParams
+from synthoct_bench.nlme.population import (
+    SE_STEP,
+    PopulationFit,
+    central_differences,
+    history_entry,
+    inverse_or_none,
+    pack,
+    standard_errors,
+    subjects_to_fit,
+    unpack,
+)
+from synthoct_bench.nlme.simulate import predict
 
 __all__ = ["fit_importance"]
 
@@ -69,10 +82,9 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
     Laplace t draws nothing, and an estimate that misses that mass is biased
     towards parameters that make it small (for the paper's model, about −2.5%
     in tvImax and tvIC50). The mixture density is used for every draw (balance
-    heuristic). A defensive prior component and a prior-widened covariance
-    were tried before the ridge components and did not help (BENCHMARKS.md).
+    heuristic). A defensive prior component or a prior-widened covariance does
+    not remove that bias (BENCHMARKS.md).
     """
-    nlme = _nlme()
     n, d = res.eta.shape
     log_theta = np.log(np.asarray(params.theta, dtype=np.float64))
     omega = np.asarray(params.omega, dtype=np.float64)
@@ -82,7 +94,7 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
     sse = np.empty((n, n_samples))
     log_q = np.empty((n, n_samples))
     stream = rng.stream_id("importance-samples")
-    unit = nlme.PopulationParams(theta=(1.0,) * d, omega=(1.0,) * d, sigma=1.0)
+    unit = PopulationParams(theta=(1.0,) * d, omega=(1.0,) * d, sigma=1.0)
     kwargs = {} if model is None else {"model": model}
     if times is not None:
         kwargs["times"] = times
@@ -125,7 +137,7 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
         # beyond 8 prior SDs (weight ~e^-32) are solved at the bound, where the
         # stiff solver is still reliable.
         flat = np.clip(x.reshape(-1, d), lo, hi)
-        pred = nlme.predict(flat, unit, **kwargs).reshape(k, n_samples, -1)
+        pred = predict(flat, unit, **kwargs).reshape(k, n_samples, -1)
         r = np.where(mask[a:b, None, :], y[a:b, None, :] - pred, 0.0)
         sse[a:b] = np.einsum("kmt,kmt->km", r, r)
         if bar is not None:
@@ -139,12 +151,6 @@ def _log_t(x, centre, chol, df, const):
     v = np.linalg.solve(chol[:, None], (x - centre)[..., None])[..., 0]
     half_logdet = np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
     return const - half_logdet[:, None] - 0.5 * (df + d) * np.log1p(np.sum(v**2, 2) / df)
-
-
-def _nlme():
-    import synthoct_bench.nlme as nlme
-
-    return nlme
 
 
 @nb.njit(cache=True, parallel=True, error_model="numpy")
@@ -239,7 +245,7 @@ def fit_importance(
     seed: int = 0,
     compute_se: bool = True,
     progress: bool = False,
-) -> FOCEResult:
+) -> PopulationFit:
     """Fit θ, diagonal Ω and σ by importance sampling (see the module docstring).
 
     ``init`` defaults to ``em_iter`` Laplace-EM iterations of :func:`fit_foce`
@@ -251,9 +257,8 @@ def fit_importance(
     differences of its analytic gradient). ``info`` holds the effective sample
     size per subject (min, median) of the last round.
     """
-    nlme = _nlme()
     t0 = time.perf_counter()
-    mdl = model if model is not None else nlme.PAPER_MODEL
+    mdl = model if model is not None else PAPER_MODEL
     if not getattr(mdl, "mu_referenced", False):
         raise ValueError(
             "fit_importance needs a mu-referenced model (param_k = theta_k·exp(eta_k)); "
@@ -261,13 +266,7 @@ def fit_importance(
         )
     if n_samples < 10 or df < 1 or inflate <= 0 or n_outer < 1:
         raise ValueError("need n_samples >= 10, df >= 1, inflate > 0 and n_outer >= 1")
-    t_arr = nlme.OBS_TIMES if times is None else np.asarray(times, dtype=np.float64)
-    y_arr = np.asarray(y, dtype=np.float64)
-    check_observations(y_arr, int(np.asarray(t_arr).size))
-    if y_arr.ndim == 1:
-        y_arr = y_arr[None, :]
-    subjects = _subsample(y_arr.shape[0], max_subjects, seed)
-    y_fit = y_arr[subjects]
+    subjects, y_fit = subjects_to_fit(y, times, max_subjects, seed)
     mask = ~np.isnan(y_fit)
     y0 = np.where(mask, y_fit, 0.0)
 
@@ -284,10 +283,10 @@ def fit_importance(
         params = start.params
         history = [dict(h, phase="laplace-em") for h in start.history[:-1]]
     else:
-        params = resolve_params(init, model)
+        params = PopulationParams.coerce(init, model)
         history = []
     p, d = len(params.theta), len(params.omega)
-    psi = _pack(params)
+    psi = pack(params)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -325,50 +324,36 @@ def fit_importance(
                 jump = ratio / (1.0 - ratio)
         prev_step = None if jump else step
         psi = opt.x + jump * step
-        params = _unpack(psi, p, d)
+        params = unpack(psi, p, d)
         history.append(
-            {
-                "iteration": len(history),
-                "phase": "importance",
-                "ofv": ofv,
-                "theta": list(params.theta),
-                "omega": list(params.omega),
-                "sigma": params.sigma,
-                "seconds": time.perf_counter() - t0,
-                "max_relative_change": change,
-                "extrapolated_by": jump,
-                "optimizer": str(opt.message),
-            }
+            history_entry(
+                len(history),
+                "importance",
+                ofv,
+                params,
+                time.perf_counter() - t0,
+                max_relative_change=change,
+                extrapolated_by=jump,
+                optimizer=str(opt.message),
+            )  # fmt: skip
         )
         if converged:
             break
     if bar is not None:
         bar.close()
 
-    se = {
-        "theta": [math.nan] * p,
-        "omega": [math.nan] * d,
-        "sigma": math.nan,
-        "method": "inverse Hessian of the IS log-likelihood (finite differences of its gradient)",
-    }
+    cov_log = None
     if compute_se:
-        k = psi.size
-        hess = np.empty((k, k))
-        h = 1e-4
-        for j in range(k):
-            up, dn = psi.copy(), psi.copy()
-            up[j] += h
-            dn[j] -= h
-            hess[:, j] = (_objective(up, samples, p, d)[1] - _objective(dn, samples, p, d)[1]) / (
-                2 * h
-            )
-        hess = 0.5 * (hess + hess.T)
-        try:
-            _fill_se(se, psi, 2.0 * np.linalg.inv(hess), p, d)  # −2LL Hessian → cov of ψ
-        except np.linalg.LinAlgError:
-            pass
+        hess = central_differences(lambda x: _objective(x, samples, p, d)[1], psi, SE_STEP)
+        inv = inverse_or_none(0.5 * (hess + hess.T))
+        cov_log = None if inv is None else 2.0 * inv  # −2LL Hessian → cov of ψ
+    se = standard_errors(
+        psi, p, d,
+        "inverse Hessian of the IS log-likelihood (finite differences of its gradient)", cov_log,
+    )  # fmt: skip
     final = ebe(y_fit, params, model=model, times=times)
-    return FOCEResult(
+    return PopulationFit(
+        method="importance",
         params=params,
         ofv=float(ofv),
         se=se,
@@ -378,7 +363,7 @@ def fit_importance(
         ebe=final,
         subjects=subjects,
         seconds=time.perf_counter() - t0,
-        method=(
+        description=(
             f"importance sampling ({n_samples} t({df}) draws per subject around the EBE, "
             f"covariance ×{inflate}"
             + (

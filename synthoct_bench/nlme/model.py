@@ -72,6 +72,30 @@ class PopulationParams:
         _positive_tuple("sigma (residual SD)", (self.sigma,))
         return self
 
+    @classmethod
+    def coerce(
+        cls, value: PopulationParams | dict | None = None, model: NLMEModel | None = None
+    ) -> PopulationParams:
+        """The population parameters to use, checked against ``model`` (default: the paper's).
+
+        ``value`` is a PopulationParams, its dict form (:meth:`to_dict`) or None for
+        the model's defaults. Every entry point that takes parameters goes through
+        here, so they all accept the same forms and reject bad values the same way.
+        """
+        model = PAPER_MODEL if model is None else model
+        if value is None:
+            params = model.default_params
+        elif isinstance(value, cls):
+            params = value
+        elif isinstance(value, dict):
+            params = cls.from_dict(value)
+        else:
+            raise ValueError(
+                "params must be a PopulationParams, its dict form or None, "
+                f"got {type(value).__name__}"
+            )
+        return params.validate(model.n_theta, model.n_eta_)
+
     def to_dict(self) -> dict[str, list[float] | float]:
         """JSON-ready dict; ``PopulationParams.from_dict(p.to_dict()) == p``."""
         d = asdict(self)

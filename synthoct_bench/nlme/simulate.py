@@ -37,10 +37,7 @@ def resolve(
 ) -> tuple[np.ndarray, PopulationParams, NLMEModel, np.ndarray]:
     """Fill defaults and validate (η, params, model, times) for the public functions."""
     model = PAPER_MODEL if model is None else model
-    params = model.default_params if params is None else params
-    if not isinstance(params, PopulationParams):
-        raise ValueError(f"params must be a PopulationParams, got {type(params).__name__}")
-    params.validate(model.n_theta, model.n_eta_)
+    params = PopulationParams.coerce(params, model)
     eta = validate_eta(eta, model.n_eta_)
     times = validate_times(model.obs_times if times is None else times)
     return eta, params, model, times

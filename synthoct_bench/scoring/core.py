@@ -148,7 +148,9 @@ def _score_core(
     jac_preds: list[np.ndarray | None] = [None] * len(preds)
     t2_by_pred: list[dict[str, np.ndarray] | None] = [None] * len(preds)
     if nll:
-        params = L.resolve_params(params)
+        from synthoct_bench.nlme.model import PopulationParams
+
+        params = PopulationParams.coerce(params)
         want_jac = obs is not None and preds[0].cov is not None
         nl = L.nlme_predictions(
             eta,

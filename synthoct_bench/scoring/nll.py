@@ -41,7 +41,6 @@ __all__ = [
     "TABLE2_COLUMNS",
     "RESIDUAL_STREAM",
     "RANDOM_ETA_STREAM",
-    "resolve_params",
     "gaussian_nll",
     "Table2Inputs",
     "nlme_predictions",
@@ -62,21 +61,6 @@ TABLE2_COLUMNS: tuple[tuple[str, str], ...] = (
 RESIDUAL_STREAM = rng.stream_id("scoring/table2-residual")
 RANDOM_ETA_STREAM = rng.stream_id("scoring/table2-random-eta")
 _LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-def resolve_params(params: Any = None) -> Any:
-    """PopulationParams from None (the paper's), a PopulationParams or its dict form."""
-    from synthoct_bench.nlme import PopulationParams
-
-    if params is None:
-        return PopulationParams()
-    if isinstance(params, PopulationParams):
-        return params
-    if isinstance(params, dict):
-        return PopulationParams.from_dict(params)
-    raise ValueError(
-        f"params must be a PopulationParams, its dict form or None, got {type(params).__name__}"
-    )
 
 
 def _sigma(params: Any) -> float:

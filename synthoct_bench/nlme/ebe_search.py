@@ -1,4 +1,8 @@
-"""Compiled per-subject EBE search for the paper's model (the encoder's hot path).
+"""Compiled per-subject EBE search for the paper's model: Levenberg-Marquardt and restarts.
+
+This is the encoder's hot path (``engine="compiled"`` of
+:func:`~synthoct_bench.nlme.ebe.ebe`); its start candidates come from
+:mod:`synthoct_bench.nlme.ebe_grid`.
 
 The batched Levenberg-Marquardt of :mod:`synthoct_bench.nlme.ebe` pays a
 Python round trip (tens of array operations and one decoder call) per
@@ -33,13 +37,28 @@ depend on batch size, chunking or thread count.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, NamedTuple
 
 import numba as nb
 import numpy as np
 
-from synthoct_bench.nlme.solver import _solve_one
+from synthoct_bench.nlme.solver import DEFAULT_ATOL, DEFAULT_RTOL, _solve_one
 
-__all__ = ["capped_step_model", "ebe_mm_oral", "grid_candidates"]
+if TYPE_CHECKING:
+    from synthoct_bench.nlme.ebe import EBEOptions
+    from synthoct_bench.nlme.model import PopulationParams
+
+__all__ = [
+    "ABANDON",
+    "COARSE_ATOL",
+    "COARSE_RTOL",
+    "COARSE_SWITCH",
+    "MISFIT_Z",
+    "SAME_BASIN_SD",
+    "STALL_TOL",
+    "SearchResult",
+    "search_mm_oral",
+]
 
 #: Each search runs on a coarse solver (local rtol 1e-3: 31 steps and half the
 #: cost of the accurate solver's 59 at rtol 2e-5) until its Newton decrement is
@@ -385,13 +404,13 @@ SAME_BASIN_SD = 0.3
 #: a converged answer whose χ² exceeds n_obs by more than this many of its SDs
 #: looks wrong and earns the fixed-point retries
 MISFIT_Z = 3.0
-# a restart stops when its objective less this many Newton decrements (the
-# quadratic model's whole remaining decrease is half of one) is above the cap:
-# on 20,000 subjects it saved 0.12 solves per subject and changed no answer
+#: a restart stops when its objective less this many Newton decrements (the
+#: quadratic model's whole remaining decrease is half of one) is above the cap:
+#: on 20,000 subjects this saves 0.12 solves per subject and changes no answer
 ABANDON = 4.0
-# ...and when it is back within 0.1 posterior SD of the converged answer
-# (squared, in the Gauss-Newton metric), where it can only reconverge to it:
-# 5% fewer solves on 20,000 subjects, objectives within 4e-6
+#: ...and when it is back within 0.1 posterior SD of the converged answer
+#: (squared, in the Gauss-Newton metric), where it can only reconverge to it:
+#: 5% fewer solves on 20,000 subjects, objectives within 4e-6
 DUPLICATE = 1e-2
 
 
@@ -437,11 +456,15 @@ def _note_answer(eta, phi, sd, seen_eta, seen_phi, n_seen):
 
 
 @nb.njit(cache=True, parallel=True, error_model="numpy")
-def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, times, tols,
-                first_tols, lower, upper, tol, max_iter, lam0, stall_tol, n_restarts, margin,
-                abandon, eta_out, phi_out, conv_out, dec_out, iter_out, solve_out,
-                restart_out, f_out, s_out, cov_out, alt_eta_out, alt_phi_out,
-                coarse_out):  # fmt: skip
+def _search_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, times, tols,
+                   first_tols, lower, upper, tol, max_iter, lam0, stall_tol, n_restarts, margin,
+                   abandon, eta_out, phi_out, conv_out, dec_out, iter_out, solve_out,
+                   restart_out, f_out, s_out, cov_out, alt_eta_out, alt_phi_out,
+                   coarse_out):  # fmt: skip
+    """Every subject's search (one ``prange`` iteration each), into the ``*_out`` arrays.
+
+    Called by :func:`search_mm_oral` only, which names every argument.
+    """
     n, n_c, d = cand.shape
     n_t = y.shape[1]
     for i in nb.prange(n):
@@ -553,379 +576,103 @@ def _ebe_kernel(y, m, cand, cand_val, fixed, theta, inv_om, sd, inv_s2, dose, ti
             alt_eta_out[i] = np.nan
 
 
-def ebe_mm_oral(y, mask, cand, cand_val, fixed, params, times, dose, lower, upper, opts):
-    """Run the compiled search on one chunk; returns the per-subject arrays as a dict.
+class SearchResult(NamedTuple):
+    """Per-subject results of :func:`search_mm_oral`; the first axis is the subject.
+
+    ``objective`` is Φ at ``eta`` without its constant, ``decrement`` the final
+    Newton decrement, ``n_iter`` the iterations of all searches, ``ipred`` and
+    ``sensitivities`` the prediction at ``eta`` and its d / d η, ``cov`` the
+    Laplace covariance (inverse Gauss-Newton Hessian). ``alt_eta`` and
+    ``alt_objective`` are the runner-up (the lowest other converged mode met;
+    NaN and inf where none); ``n_solves`` and ``n_coarse_solves`` count the ODE
+    solves on the accurate and on the coarse solver.
+    """
+
+    eta: np.ndarray
+    objective: np.ndarray
+    converged: np.ndarray
+    decrement: np.ndarray
+    n_iter: np.ndarray
+    restarted: np.ndarray
+    ipred: np.ndarray
+    sensitivities: np.ndarray
+    cov: np.ndarray
+    alt_eta: np.ndarray
+    alt_objective: np.ndarray
+    n_solves: np.ndarray
+    n_coarse_solves: np.ndarray
+
+
+def search_mm_oral(
+    y: np.ndarray,
+    mask: np.ndarray,
+    cand: np.ndarray,
+    cand_val: np.ndarray,
+    fixed: np.ndarray,
+    params: PopulationParams,
+    times: np.ndarray,
+    dose: float,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    options: EBEOptions,
+    *,
+    warm_start: bool = False,
+) -> SearchResult:
+    """Run the compiled search on one chunk of subjects.
 
     ``cand`` (n, C, d) are candidate starts with promised objectives ``cand_val``
-    (n, C); ``fixed`` (F, d) extra starts for doubtful answers. ``opts`` may
-    override ``coarse_rtol``, ``coarse_atol``, ``coarse_switch`` (0 turns the
-    coarse phase off) and ``stall_tol``; ``warm_first`` marks the first
-    candidate as a warm start, searched on the accurate solver alone.
-    ``solves`` and ``coarse`` count each subject's accurate and coarse ODE
-    solves.
+    (n, C); ``fixed`` (F, d) extra starts for doubtful answers; the search stays
+    within [``lower``, ``upper``]. ``options`` supplies the search's settings
+    (``tol``, ``max_iter``, ``lam0``, ``stall_tol``, ``n_restarts``,
+    ``restart_margin``, ``abandon`` and the coarse solver's ``coarse_rtol``,
+    ``coarse_atol`` and ``coarse_switch``, where 0 turns the coarse phase
+    off). ``warm_start`` marks the first candidate as a warm start, searched on
+    the accurate solver alone: near its answer a coarse solve only adds cost.
     """
-    from synthoct_bench.nlme.solver import DEFAULT_ATOL, DEFAULT_RTOL
-
+    if options.restart_margin is None:
+        raise ValueError("options.restart_margin must be set (ebe() picks it per engine)")
     n, _, d = cand.shape
     n_t = y.shape[1]
     omega = np.asarray(params.omega, dtype=np.float64)
     tols = (
         DEFAULT_RTOL,
         DEFAULT_ATOL,
-        float(opts.get("coarse_rtol", COARSE_RTOL)),
-        float(opts.get("coarse_atol", COARSE_ATOL)),
-        float(opts.get("coarse_switch", COARSE_SWITCH)),
+        float(options.coarse_rtol),
+        float(options.coarse_atol),
+        float(options.coarse_switch),
     )
-    out = {
-        "eta": np.empty((n, d)),
-        "phi": np.empty(n),
-        "conv": np.empty(n, dtype=np.bool_),
-        "dec": np.empty(n),
-        "iters": np.empty(n, dtype=np.int64),
-        "solves": np.empty(n, dtype=np.int64),
-        "restarted": np.empty(n, dtype=np.bool_),
-        "f": np.empty((n, n_t)),
-        "s": np.empty((n, n_t, d)),
-        "cov": np.empty((n, d, d)),
-        "alt_eta": np.empty((n, d)),
-        "alt_phi": np.empty(n),
-        "coarse": np.empty(n, dtype=np.int64),
-    }
-    _ebe_kernel(
-        np.ascontiguousarray(y, dtype=np.float64),
-        np.ascontiguousarray(mask, dtype=np.float64),
-        np.ascontiguousarray(cand, dtype=np.float64),
-        np.ascontiguousarray(cand_val, dtype=np.float64),
-        np.ascontiguousarray(fixed, dtype=np.float64).reshape(-1, d),
-        np.asarray(params.theta, dtype=np.float64),
-        1.0 / omega,
-        np.sqrt(omega),
-        1.0 / float(params.sigma) ** 2,
-        float(dose),
-        np.ascontiguousarray(times, dtype=np.float64),
-        tols,
-        # a warm start near its answer would only pay for a coarse solve
-        (*tols[:4], 0.0) if opts.get("warm_first") else tols,
-        np.asarray(lower, dtype=np.float64),
-        np.asarray(upper, dtype=np.float64),
-        float(opts["tol"]),
-        int(opts["max_iter"]),
-        float(opts["lam0"]),
-        float(opts.get("stall_tol", STALL_TOL)),
-        int(opts["n_restarts"]),
-        float(opts["restart_margin"]),
-        float(opts.get("abandon", ABANDON)),
-        out["eta"],
-        out["phi"],
-        out["conv"],
-        out["dec"],
-        out["iters"],
-        out["solves"],
-        out["restarted"],
-        out["f"],
-        out["s"],
-        out["cov"],
-        out["alt_eta"],
-        out["alt_phi"],
-        out["coarse"],
+    out = SearchResult(
+        eta=np.empty((n, d)),
+        objective=np.empty(n),
+        converged=np.empty(n, dtype=np.bool_),
+        decrement=np.empty(n),
+        n_iter=np.empty(n, dtype=np.int64),
+        restarted=np.empty(n, dtype=np.bool_),
+        ipred=np.empty((n, n_t)),
+        sensitivities=np.empty((n, n_t, d)),
+        cov=np.empty((n, d, d)),
+        alt_eta=np.empty((n, d)),
+        alt_objective=np.empty(n),
+        n_solves=np.empty(n, dtype=np.int64),
+        n_coarse_solves=np.empty(n, dtype=np.int64),
     )
-    return out
-
-
-@nb.njit(cache=True, inline="always", error_model="numpy")
-def capped_step_model(value, gr, h_k, h_inv_k, max_step, st):
-    """One-step Gauss-Newton model at a grid point: capped step into ``st``, model value returned.
-
-    ``value`` is the objective at the point, ``gr`` its gradient, ``h_k`` and
-    ``h_inv_k`` the Gauss-Newton Hessian there and its inverse. The step is
-    scaled to length ``max_step`` at most before the quadratic form uses it.
-    """
-    d = gr.shape[0]
-    norm = 0.0
-    for a in range(d):
-        acc = 0.0
-        for b in range(d):
-            acc -= h_inv_k[a, b] * gr[b]
-        st[a] = acc
-        norm += acc * acc
-    norm = math.sqrt(norm)
-    scale = 1.0 if norm <= max_step else max_step / norm
-    for a in range(d):
-        st[a] *= scale
-    val = value
-    for a in range(d):
-        val += gr[a] * st[a]
-        acc = 0.0
-        for b in range(d):
-            acc += h_k[a, b] * st[b]
-        val += 0.5 * st[a] * acc
-    return val
-
-
-@nb.njit(cache=True, fastmath=True)
-def _scan32(y_i, m_i, full, inv_s2, grid_ft32, base32, prior32, raw):
-    """Raw grid objective of one subject, up to a constant, in float32 (into ``raw``).
-
-    ``raw[k] = ½Σ m(y − f_k)²/σ² + prior_k − ½Σ m y²/σ²``: only its order is
-    used (to pick grid points; the picked ones are rescored in float64), so
-    single precision and a dropped constant are fine, and they halve the table
-    read per subject. The (T, G) table is swept three rows at a time so that
-    ``raw`` is loaded and stored once per three rows.
-    """
-    n_t, g = grid_ft32.shape
-    if full:
-        for k in range(g):
-            raw[k] = base32[k]
-        t = 0
-        while t + 3 <= n_t:
-            c0 = np.float32(-inv_s2 * y_i[t])
-            c1 = np.float32(-inv_s2 * y_i[t + 1])
-            c2 = np.float32(-inv_s2 * y_i[t + 2])
-            r0 = grid_ft32[t]
-            r1 = grid_ft32[t + 1]
-            r2 = grid_ft32[t + 2]
-            for k in range(g):
-                raw[k] += c0 * r0[k] + c1 * r1[k] + c2 * r2[k]
-            t += 3
-        while t < n_t:
-            c0 = np.float32(-inv_s2 * y_i[t])
-            r0 = grid_ft32[t]
-            for k in range(g):
-                raw[k] += c0 * r0[k]
-            t += 1
-    else:
-        for k in range(g):
-            raw[k] = prior32[k]
-        half = np.float32(0.5 * inv_s2)
-        for t in range(n_t):
-            if m_i[t] > 0.0:
-                c0 = np.float32(-inv_s2 * y_i[t])
-                r0 = grid_ft32[t]
-                for k in range(g):
-                    raw[k] += r0[k] * (half * r0[k] + c0)
-
-
-@nb.njit(cache=True, fastmath=True)
-def _row_col_minima(raw, n_axis, row_min, col_min):
-    """Minimum of every row (last axis) and every column of the grid viewed as (R, n_axis)."""
-    n_rows = row_min.shape[0]
-    for c in range(n_axis):
-        col_min[c] = np.inf
-    for r in range(n_rows):
-        best = np.float32(np.inf)
-        base = r * n_axis
-        for c in range(n_axis):
-            v = raw[base + c]
-            best = min(best, v)
-            col_min[c] = min(col_min[c], v)
-        row_min[r] = best
-
-
-@nb.njit(cache=True, error_model="numpy")
-def _stable_order(values):
-    """Indices that sort ``values``, ties in index order (insertion sort: the
-    arrays here hold tens of entries, where numba's np.argsort costs microseconds)."""
-    n = values.shape[0]
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        v = values[i]
-        j = i
-        while j > 0 and values[order[j - 1]] > v:
-            order[j] = order[j - 1]
-            j -= 1
-        order[j] = i
-    return order
-
-
-@nb.njit(cache=True, inline="always", error_model="numpy")
-def _add_point(k, pts, seen, n_u):
-    """Append grid point k to pts[:n_u] unless already there; returns the new count."""
-    if seen[k]:
-        return n_u
-    seen[k] = True
-    pts[n_u] = k
-    return n_u + 1
-
-
-@nb.njit(cache=True, error_model="numpy")
-def _pick_points(raw, coords, n_axis, n_near, pts, seen):
-    """Grid points worth a one-step model: returns their count, written into ``pts``.
-
-    They are the ``n_near`` lowest raw objectives (nearest in data space), first
-    and in order, then the lowest point of every slice of the grid along each
-    axis: where many grid points give nearly the same curve (a plateau, e.g.
-    absorption over before the first observation) the nearest ones all sit on
-    it, and the basin that fits best would get no candidate. Each point is
-    listed once (``seen`` is a scratch mask over the grid, left all False).
-
-    The grid is C-ordered, so it is viewed as rows along the last axis: the
-    row and column minima (one vectorised pass) give every slice's minimum,
-    and only the few rows that can hold them are searched again.
-    """
-    g = raw.shape[0]
-    d = coords.shape[1]
-    n_rows = g // n_axis
-    row_min = np.empty(n_rows, dtype=np.float32)
-    col_min = np.empty(n_axis, dtype=np.float32)
-    _row_col_minima(raw, n_axis, row_min, col_min)
-    n_u = 0
-    # nearest: every point among the n_near lowest lies in a row whose minimum
-    # is at most the n_near-th lowest row minimum
-    k_low = min(n_near, n_rows)
-    low = np.full(k_low, np.inf, dtype=np.float32)  # the k_low lowest row minima, sorted
-    for r in range(n_rows):
-        v = row_min[r]
-        if v < low[k_low - 1]:
-            j = k_low - 1
-            while j > 0 and low[j - 1] > v:
-                low[j] = low[j - 1]
-                j -= 1
-            low[j] = v
-    tau = low[k_low - 1]
-    n_pool = 0
-    for r in range(n_rows):
-        if row_min[r] <= tau:
-            for c in range(n_axis):
-                n_pool += raw[r * n_axis + c] <= tau
-    pool_k = np.empty(n_pool, dtype=np.int64)
-    pool_v = np.empty(n_pool, dtype=np.float32)
-    q = 0
-    for r in range(n_rows):
-        if row_min[r] <= tau:
-            for c in range(n_axis):
-                k = r * n_axis + c
-                if raw[k] <= tau:
-                    pool_k[q] = k
-                    pool_v[q] = raw[k]
-                    q += 1
-    order = _stable_order(pool_v)  # ties by grid index
-    for q in range(min(n_near, n_pool)):
-        k = pool_k[order[q]]
-        pts[n_u] = k
-        seen[k] = True
-        n_u += 1
-    # the lowest point of each slice along the leading axes, from the row minima
-    # (the first row in grid order that holds it) ...
-    slice_v = np.full((d - 1, n_axis), np.inf, dtype=np.float32)
-    slice_r = np.zeros((d - 1, n_axis), dtype=np.int64)
-    for r in range(n_rows):
-        v = row_min[r]
-        for a in range(d - 1):
-            c = coords[r * n_axis, a]
-            if v < slice_v[a, c]:
-                slice_v[a, c] = v
-                slice_r[a, c] = r
-    for a in range(d - 1):
-        for c in range(n_axis):
-            base = slice_r[a, c] * n_axis
-            for cc in range(n_axis):
-                if raw[base + cc] == slice_v[a, c]:
-                    n_u = _add_point(base + cc, pts, seen, n_u)
-                    break
-    # ... and along the last axis (columns of the row view)
-    for c in range(n_axis):
-        for r in range(n_rows):
-            if raw[r * n_axis + c] == col_min[c]:
-                n_u = _add_point(r * n_axis + c, pts, seen, n_u)
-                break
-    for q in range(n_u):
-        seen[pts[q]] = False
-    return n_u
-
-
-@nb.njit(cache=True, parallel=True, error_model="numpy")
-def _candidates_kernel(y, m, grid_ft32, base32, prior32, grid_f, prior, grid_s, grid_eta,
-                       coords, n_axis, inv_om, h, h_inv, inv_s2, max_step, lower, upper,
-                       n_near, cand, vals):  # fmt: skip
-    n = y.shape[0]
-    g = grid_ft32.shape[1]
-    n_t = y.shape[1]
-    d = grid_eta.shape[1]
-    n_pts = n_near + d * n_axis
-    for i in nb.prange(n):
-        pts = np.empty(n_pts, dtype=np.int64)
-        seen = np.zeros(g, dtype=np.bool_)
-        full = True
-        for t in range(n_t):
-            full = full and m[i, t] > 0.0
-        raw = np.empty(g, dtype=np.float32)
-        _scan32(y[i], m[i], full, inv_s2, grid_ft32, base32, prior32, raw)
-        n_u = _pick_points(raw, coords, n_axis, n_near, pts, seen)
-        gr = np.empty(d)
-        st = np.empty(d)
-        starts = np.empty((n_u, d))
-        model = np.empty(n_u)
-        raw_best = 0.0
-        for q in range(n_u):
-            k = pts[q]
-            # exact (float64) objective and gradient at the grid point, in scalars
-            # (the model has three random effects; grid_candidates checks)
-            sse = 0.0
-            g0 = 0.0
-            g1 = 0.0
-            g2 = 0.0
-            fk = grid_f[k]
-            sk = grid_s[k]
-            for t in range(n_t):
-                r = (y[i, t] - fk[t]) * m[i, t]
-                sse += r * r
-                g0 += sk[t, 0] * r
-                g1 += sk[t, 1] * r
-                g2 += sk[t, 2] * r
-            gr[0] = grid_eta[k, 0] * inv_om[0] - inv_s2 * g0
-            gr[1] = grid_eta[k, 1] * inv_om[1] - inv_s2 * g1
-            gr[2] = grid_eta[k, 2] * inv_om[2] - inv_s2 * g2
-            value = prior[k] + 0.5 * inv_s2 * sse
-            if q == 0:
-                raw_best = value
-            model[q] = capped_step_model(value, gr, h[k], h_inv[k], max_step, st)
-            for a in range(d):
-                starts[q, a] = min(max(grid_eta[k, a] + st[a], lower[a]), upper[a])
-        # the raw best grid point, the step from it, and the best model values
-        for a in range(d):
-            cand[i, 0, a] = grid_eta[pts[0], a]
-            cand[i, 1, a] = starts[0, a]
-        vals[i, 0] = raw_best
-        vals[i, 1] = model[0]
-        order = _stable_order(model)
-        c = 2
-        for q in order:
-            if c >= cand.shape[1]:
-                break
-            if q == 0:  # already the second candidate
-                continue
-            for a in range(d):
-                cand[i, c, a] = starts[q, a]
-            vals[i, c] = model[q]
-            c += 1
-        while c < cand.shape[1]:
-            for a in range(d):
-                cand[i, c, a] = cand[i, 1, a]
-            vals[i, c] = math.inf
-            c += 1
-
-
-def grid_candidates(y, mask, grid, inv_omega, inv_s2, lower, upper, n_near=16, n_cand=5):
-    """Candidate starts (n, n_cand, d) and the objectives they promise, from a tabulated grid.
-
-    Every grid point is scored (in float32, :func:`_scan32`); the ``n_near``
-    nearest each subject in data space and the best of every grid slice along
-    each axis get an exact score and the one-step Gauss-Newton model. The
-    candidates are the best raw grid point (its objective), the capped step
-    from it and the steps with the best model values (their model values).
-    """
-    y = np.ascontiguousarray(y, dtype=np.float64)
-    mask = np.ascontiguousarray(mask, dtype=np.float64)
-    n = y.shape[0]
-    d = grid.eta.shape[1]
-    if d != 3:
-        raise ValueError(f"the compiled candidate search is written for 3 random effects, got {d}")
-    n_near = min(n_near, grid.f.shape[0])
-    cand = np.empty((n, n_cand, d))
-    vals = np.empty((n, n_cand))
-    _candidates_kernel(
-        y, mask, grid.f_t32, grid.base32, grid.prior32, grid.f, grid.prior,
-        grid.s, grid.eta, grid.coords, int(grid.shape[0]), inv_omega, grid.h, grid.h_inv,
-        float(inv_s2), float(grid.max_step), lower, upper, int(n_near), cand, vals,
+    _search_kernel(
+        y=np.ascontiguousarray(y, dtype=np.float64),
+        m=np.ascontiguousarray(mask, dtype=np.float64),
+        cand=np.ascontiguousarray(cand, dtype=np.float64),
+        cand_val=np.ascontiguousarray(cand_val, dtype=np.float64),
+        fixed=np.ascontiguousarray(fixed, dtype=np.float64).reshape(-1, d),
+        theta=np.asarray(params.theta, dtype=np.float64),
+        inv_om=1.0 / omega, sd=np.sqrt(omega), inv_s2=1.0 / float(params.sigma) ** 2,
+        dose=float(dose), times=np.ascontiguousarray(times, dtype=np.float64),
+        tols=tols, first_tols=(*tols[:4], 0.0) if warm_start else tols,
+        lower=np.asarray(lower, dtype=np.float64), upper=np.asarray(upper, dtype=np.float64),
+        tol=float(options.tol), max_iter=int(options.max_iter), lam0=float(options.lam0),
+        stall_tol=float(options.stall_tol), n_restarts=int(options.n_restarts),
+        margin=float(options.restart_margin), abandon=float(options.abandon),
+        eta_out=out.eta, phi_out=out.objective, conv_out=out.converged, dec_out=out.decrement,
+        iter_out=out.n_iter, solve_out=out.n_solves, restart_out=out.restarted,
+        f_out=out.ipred, s_out=out.sensitivities, cov_out=out.cov, alt_eta_out=out.alt_eta,
+        alt_phi_out=out.alt_objective, coarse_out=out.n_coarse_solves,
     )  # fmt: skip
-    return cand, vals
+    return out
