@@ -23,24 +23,9 @@ import numpy as np
 
 from synthoct_bench.baselines import BASELINES
 from synthoct_bench.baselines.trivial import AverageBaseline, OracleBaseline, RandomBaseline
+from synthoct_bench.dataset.layout import check_level, level_column
 
 __all__ = ["read_split", "read_targets", "read_images", "predict_trivial", "run_baseline"]
-
-
-def _level(noise: float) -> int:
-    """The integer noise level that names the dataset's per-level columns."""
-    value = float(noise)
-    if not value.is_integer() or value < 0:
-        raise ValueError(f"noise must be one of the dataset's integer levels (e.g. 9), got {noise}")
-    return int(value)
-
-
-def _ebe_column(noise: float) -> str:
-    """The EBE target column of a noise level, e.g. ``eta_ebe_s9``."""
-    from synthoct_bench.dataset.layout import noise_columns
-
-    _, ebe, _ = noise_columns(_level(noise))
-    return ebe
 
 
 def read_split(
@@ -56,7 +41,7 @@ def read_split(
 def read_targets(
     data: str | os.PathLike,
     split: str,
-    noise: float,
+    noise: int,
     subject_id: np.ndarray | None = None,
     revision: str | None = None,
 ) -> np.ndarray:
@@ -65,7 +50,7 @@ def read_targets(
     ``subject_id`` (e.g. X["subject_id"] from :func:`read_images`) is checked against the
     rows read.
     """
-    col = _ebe_column(noise)
+    col = level_column("eta_ebe", noise)
     cols = read_split(data, split, ["subject_id", col], revision)
     if subject_id is not None and not np.array_equal(cols["subject_id"], subject_id):
         raise ValueError(f"{split}: target rows do not line up with the images' subject ids")
@@ -95,7 +80,7 @@ def read_images(
 def predict_trivial(
     name: str,
     data: str | os.PathLike,
-    noise: float,
+    noise: int,
     split: str = "test",
     *,
     seed: int = 0,
@@ -114,7 +99,7 @@ def predict_trivial(
         estimator = OracleBaseline(noise)
     else:
         raise ValueError(f"unknown trivial baseline {name!r}; choose average, random or oracle")
-    ebe = _ebe_column(noise)
+    ebe = level_column("eta_ebe", noise)
     columns = ["subject_id", *(c for c in estimator.input_columns if c != "subject_id")]
     X = read_split(data, split, columns, revision)
     if name == "average":
@@ -129,7 +114,7 @@ def predict_trivial(
 def run_baseline(
     name: str,
     data: str | os.PathLike,
-    noise: float,
+    noise: int,
     split: str = "test",
     out: str | os.PathLike | None = None,
     *,
@@ -150,7 +135,7 @@ def run_baseline(
     """
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
-    _level(noise)
+    check_level(noise)
     if name != "resnet18":
         ids, pred = predict_trivial(name, data, noise, split, seed=seed, revision=revision)
     else:

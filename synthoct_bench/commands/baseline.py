@@ -15,7 +15,7 @@ _NAMES = ("average", "random", "oracle", "resnet18")
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", choices=_NAMES, help="which baseline (oracle is an upper bound)")
     parser.add_argument("--data", required=True, help="dataset directory or Hub repo id")
-    parser.add_argument("--noise", type=float, required=True, help="noise level sigma2, e.g. 9")
+    parser.add_argument("--noise", type=int, required=True, help="noise level sigma2, e.g. 9")
     parser.add_argument("--split", default="test", help="split to predict (default: test)")
     parser.add_argument("--out", required=True, help="submission file (.parquet or .csv)")
     parser.add_argument("--revision", default=None, help="Hub revision of the dataset")

@@ -24,6 +24,7 @@ __all__ = [
     "plan_shards",
     "shard_path",
     "level_column",
+    "check_level",
     "parse_level_column",
     "noise_columns",
     "shared_columns",
@@ -160,7 +161,16 @@ def level_column(stem: str, noise: int) -> str:
     Every per-level name in the package comes from here."""
     if stem not in LEVEL_STEMS:
         raise ValueError(f"unknown per-level column {stem!r}; they are {', '.join(LEVEL_STEMS)}")
-    return f"{stem}{_LEVEL_SUFFIX}{int(noise)}"
+    return f"{stem}{_LEVEL_SUFFIX}{check_level(noise)}"
+
+
+def check_level(noise: int | float) -> int:
+    """A noise level as the int that names columns; bools, fractions and negatives refused."""
+    if isinstance(noise, bool) or not isinstance(noise, int | float):
+        raise ValueError(f"a noise level is a non-negative integer such as 9, got {noise!r}")
+    if not math.isfinite(noise) or noise < 0 or noise != int(noise):
+        raise ValueError(f"a noise level is a non-negative integer such as 9, got {noise!r}")
+    return int(noise)
 
 
 def parse_level_column(name: str) -> tuple[str, int] | None:
