@@ -1,6 +1,6 @@
 """Phantom image generator speed: images/s at 224×224, PNG encoding reported separately.
 
-Target (issue 4): >= 1,000 images/s rendered at 224×224 on the 2-core development machine.
+Target: >= 1,000 images/s rendered at 224×224 on the 2-core development machine.
 
 Reports wall-clock rates with 1 thread and with one thread per CPU
 (``PhantomGenerator(threads=...)``; the kernel releases the GIL), plus the rate

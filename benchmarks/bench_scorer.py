@@ -1,6 +1,6 @@
 """Scorer speed: 100,000 test subjects, 1,000 bootstrap resamples, all metrics.
 
-Target (issue 6): <= 30 s on the development machine (2 CPU cores).
+Target: <= 30 s on the development machine (2 CPU cores).
 
 Compares, in the same run, the scorer's bootstrap (one (N, m) statistic matrix,
 resampled totals as count-matrix products, every metric on shared resamples)
