@@ -83,7 +83,7 @@ def _draw(y, mask, res, params, n_samples, df, inflate, seed, ids, model, times,
     towards parameters that make it small (for the paper's model, about −2.5%
     in tvImax and tvIC50). The mixture density is used for every draw (balance
     heuristic). A defensive prior component or a prior-widened covariance does
-    not remove that bias (BENCHMARKS.md).
+    not remove that bias (benchmarks/HISTORY.md).
     """
     n, d = res.eta.shape
     log_theta = np.log(np.asarray(params.theta, dtype=np.float64))
