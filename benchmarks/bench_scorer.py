@@ -30,14 +30,14 @@ from synthoct_bench.scoring import nll as L
 from synthoct_bench.scoring import score_arrays
 
 
-def _synthetic(n: int, sigma2: float, seed: int = 0):
+def _synthetic(n: int, noise: float, seed: int = 0):
     """η, η̂, an EBE-like η_approx, a weak prediction with SDs, and observations."""
     from synthoct_bench.nlme import PopulationParams
 
     rng = np.random.default_rng(seed)
     ids = np.arange(n, dtype=np.int64)
     eta = rng.standard_normal((n, 3))
-    eta_noisy = add_noise(eta, sigma2, ids, seed)
+    eta_noisy = add_noise(eta, noise, ids, seed)
     ebe = 0.8 * eta_noisy + 0.35 * rng.standard_normal((n, 3))
     pred = 0.25 * eta + 0.1 * rng.standard_normal((n, 3))
     params = PopulationParams()
@@ -77,11 +77,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--n-bootstrap", type=int, default=1000)
     parser.add_argument("--naive-resamples", type=int, default=200)
-    parser.add_argument("--sigma2", type=float, default=9.0)
+    parser.add_argument("--noise", type=float, default=9.0)
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
 
-    ids, eta, eta_noisy, ebe, pred, obs, params = _synthetic(args.n, args.sigma2)
+    ids, eta, eta_noisy, ebe, pred, obs, params = _synthetic(args.n, args.noise)
     sd = np.full_like(pred, 0.9)
     # Warm up numba compilation of the NLME solver outside the timings.
     L._predict(eta[:10], params)
@@ -93,7 +93,7 @@ def main() -> None:
         eta_noisy,
         ebe,
         pred,
-        args.sigma2,
+        args.noise,
         obs=obs,
         params=params,
         subject_ids=ids,
@@ -106,7 +106,7 @@ def main() -> None:
     # f(η_approx) and f(Random) from the first (in-process cache).
     t0 = time.perf_counter()
     score_arrays(
-        eta, eta_noisy, ebe, 0.5 * pred, args.sigma2, obs=obs, params=params, subject_ids=ids,
+        eta, eta_noisy, ebe, 0.5 * pred, args.noise, obs=obs, params=params, subject_ids=ids,
         n_bootstrap=args.n_bootstrap, seed=0,
     )  # fmt: skip
     t_second = time.perf_counter() - t0
@@ -118,7 +118,7 @@ def main() -> None:
         eta_noisy,
         ebe,
         pred,
-        args.sigma2,
+        args.noise,
         obs=obs,
         params=params,
         subject_ids=ids,
@@ -130,7 +130,7 @@ def main() -> None:
 
     # Bootstrap only: the same metrics without the NLME solver, scorer vs naive loop.
     t0 = time.perf_counter()
-    score_arrays(eta, eta_noisy, ebe, pred, args.sigma2, nll=False, n_bootstrap=args.n_bootstrap)
+    score_arrays(eta, eta_noisy, ebe, pred, args.noise, nll=False, n_bootstrap=args.n_bootstrap)
     t_fast_t1 = time.perf_counter() - t0
 
     nl = L.nlme_predictions(eta, eta_noisy, ebe, pred, ids, params, seed=0)
@@ -164,7 +164,7 @@ def main() -> None:
     result = {
         "n_subjects": args.n,
         "n_bootstrap": args.n_bootstrap,
-        "sigma2": args.sigma2,
+        "noise": args.noise,
         "scorer_all_metrics_s": round(t_full, 2),
         "scorer_all_metrics_probabilistic_s": round(t_prob, 2),
         "scorer_second_submission_same_split_s": round(t_second, 2),
