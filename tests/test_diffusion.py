@@ -111,6 +111,10 @@ def test_save_load_round_trip_and_scheduler_swap(tmp_path):
     assert dpm.generate(z, seeds).shape == (3, 16, 16)
     with pytest.raises(ValueError, match="unknown scheduler"):
         make_scheduler("nope")
+    # a settings file that cannot be read is an error, not a silent fall back to defaults
+    (tmp_path / "pipe" / "synthoct_generator.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot be read"):
+        LatentDiffusionGenerator.from_pretrained(tmp_path / "pipe", device="cpu")
 
 
 def test_finetuning_lowers_loss_checkpoints_and_resumes(tmp_path):

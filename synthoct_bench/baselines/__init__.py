@@ -20,6 +20,7 @@ __all__ = [
     "OracleBaseline",
     "ResNet18Baseline",
     "BASELINES",
+    "run_baseline",
 ]
 
 #: Names accepted by ``synthoct baseline`` and :func:`synthoct_bench.baselines.run.run_baseline`.
@@ -27,6 +28,7 @@ BASELINES: tuple[str, ...] = ("average", "random", "oracle", "resnet18")
 
 _LAZY = {
     "ResNet18Baseline": "synthoct_bench.baselines.training:ResNet18Baseline",
+    "run_baseline": "synthoct_bench.baselines.run:run_baseline",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, eager=__all__)

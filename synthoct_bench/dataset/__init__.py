@@ -21,6 +21,10 @@ from synthoct_bench.dataset.load import (
 )
 from synthoct_bench.dataset.manifest import VerifyReport, verify
 from synthoct_bench.dataset.records import BuildConfig, Manifest
+from synthoct_bench.lazy import lazy_exports
+
+#: torch is imported only when the torch Dataset is first used.
+_LAZY = {"TorchImageDataset": "synthoct_bench.dataset.torch_data:TorchImageDataset"}
 
 __all__ = [
     "PRESETS",
@@ -35,4 +39,7 @@ __all__ = [
     "dataset_fingerprint",
     "Manifest",
     "BuildConfig",
+    "TorchImageDataset",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, eager=__all__)

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synthoct_bench.atomic import atomic_write_dir
+from synthoct_bench.atomic import atomic_write_dir, to_jsonable
 from synthoct_bench.generators.base import GENERATOR_CONFIG_NAME
 from synthoct_bench.latent import LATENT_DIM, PAPER_ETA_DIMS
 
@@ -245,7 +245,7 @@ class LatentDiffusionGenerator:
             "name": "latent-diffusion",
             "source": self.source,
             "scheduler": type(self.scheduler).__name__,
-            "scheduler_config": {k: _jsonable(v) for k, v in dict(self.scheduler.config).items()},
+            "scheduler_config": to_jsonable(dict(self.scheduler.config)),
             "num_inference_steps": self.num_inference_steps,
             "guidance_scale": 1.0,
             "image_size": self.image_size,
@@ -315,26 +315,28 @@ def _to(module: Any, device: torch.device, dtype: torch.dtype) -> Any:
     return module if module.dtype == dtype else module.to(dtype=dtype)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return str(value)
-
-
 def _read_generator_config(root: str, revision: str | None) -> dict[str, Any]:
-    path = Path(root) / GENERATOR_CONFIG_NAME
-    if Path(root).is_dir():
-        return json.loads(path.read_text()) if path.is_file() else {}
-    try:
-        from huggingface_hub import hf_hub_download
+    """The optional synthoct settings saved beside the weights; {} only when the file is
+    absent (a plain diffusers folder or repo). An unreadable file is an error, never
+    silently replaced by the paper's defaults."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
 
-        return json.loads(
-            Path(hf_hub_download(root, GENERATOR_CONFIG_NAME, revision=revision)).read_text()
-        )
-    except Exception:  # the settings file is optional on Hub repos
+    path = Path(root) / GENERATOR_CONFIG_NAME
+    if not Path(root).is_dir():
+        try:
+            path = Path(hf_hub_download(root, GENERATOR_CONFIG_NAME, revision=revision))
+        except EntryNotFoundError:
+            return {}
+    elif not path.is_file():
         return {}
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} cannot be read ({exc}); fix or remove it") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(settings).__name__}")
+    return settings
 
 
 def load_latent_diffusion(path_or_repo_id: str, **kwargs: Any) -> LatentDiffusionGenerator:
