@@ -11,7 +11,8 @@ The whole loop from the top level::
     sb.build("oct-mini", preset="mini", workers=2)        # or use a Hub dataset
     assert sb.verify("oct-mini").ok
     test = sb.read_columns("oct-mini", "test", ["subject_id", "image"])
-    sb.write_submission("pred.parquet", test["subject_id"], eta_pred, noise=9, split="test")
+    sb.write_submission("pred.parquet", test["subject_id"], eta_pred, noise=9, split="test",
+                        dataset="oct-mini")
     print(sb.score("pred.parquet", "oct-mini", noise=9))
 
 ``load`` gives a ``datasets.Dataset`` with the same column names at every
@@ -30,7 +31,7 @@ _LAZY = {
     "read_columns": "synthoct_bench.dataset.load:read_columns",
     "read_metadata": "synthoct_bench.dataset.load:read_metadata",
     "build": "synthoct_bench.dataset.build:build",
-    "verify": "synthoct_bench.dataset.manifest:verify",
+    "verify": "synthoct_bench.dataset.verify:verify",
     "write_submission": "synthoct_bench.scoring.submission:write_submission",
     "score": "synthoct_bench.scoring.core:score",
 }

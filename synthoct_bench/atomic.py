@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "current_umask",
     "write_via_temp",
     "write_text",
     "write_json",
@@ -43,14 +44,31 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it: Python has no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give a temp file (0600) or folder (0700) the mode a plain ``open``/``mkdir`` would:
+    0666 or 0777 less the umask, so others sharing a folder can read what we write."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 def write_via_temp(path: str | os.PathLike, suffix: str, write: Any) -> Path:
-    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it to ``path``."""
+    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it to ``path``
+    (with the usual permissions; the temp file is removed whatever happens)."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        _usual_mode(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -77,6 +95,7 @@ def atomic_write_dir(target: str | os.PathLike, write: Any) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         write(tmp)
+        _usual_mode(tmp, directory=True)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)

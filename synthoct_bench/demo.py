@@ -301,12 +301,16 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
         histories[k] = {"history": model.history_, "calibration": model.calibration_}
         path = subs / f"resnet18_s{k}.parquet"
         pred = model.predict(X_test)
-        write_submission(path, X_test["subject_id"], pred, noise=k, split="test", model="resnet18")
+        write_submission(
+            path, X_test["subject_id"], pred, noise=k, split="test", dataset=data, model="resnet18"
+        )
         submissions[(k, "resnet18")] = path
         for name in ("oracle", "average", "random"):
             ids, pred = predict_trivial(name, data, k, "test", seed=c.seed)
             path = subs / f"{name}_s{k}.parquet"
-            write_submission(path, ids, pred, noise=k, split="test", model=name)
+            write_submission(
+                path, ids, pred, noise=k, split="test", dataset=data, model=name
+            )
             submissions[(k, name)] = path
     timings["train_predict"] = time.perf_counter() - t0
 

@@ -59,8 +59,9 @@ def _as_ids(subject_ids: np.ndarray | int) -> np.ndarray:
 
 
 def _subject_keys(seed: int, stream: int, subject_ids: np.ndarray) -> np.ndarray:
-    if int(seed) < 0 or int(stream) < 0:
-        raise ValueError(f"seed and stream must be non-negative integers, got {seed}, {stream}")
+    for name, value in (("seed", seed), ("stream", stream)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     with np.errstate(over="ignore"):
         base = _mix(np.array([int(seed) & (2**64 - 1)], dtype=np.uint64))
         base = _mix(base ^ np.uint64(int(stream) & (2**64 - 1)))

@@ -20,6 +20,15 @@ TINY_BUILD = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_checksum_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Verified-shard checksums go to a per-session folder, not the user's cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SYNTHOCT_CACHE_DIR", str(tmp_path_factory.mktemp("checksum_cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A built, merged dataset folder (60 subjects, 32 px phantom images, all five noise

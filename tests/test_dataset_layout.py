@@ -128,17 +128,21 @@ def test_build_with_explicit_splits(tmp_path):
 
     summary = build(
         tmp_path / "d",
-        splits={"train": 12, "validation": 3, "test": 9},
+        splits={"train": 20, "validation": 3, "test": 9},
         image_size=32,
         noise_levels=(0,),
-        fit_subjects=12,
+        fit_subjects=20,
         fit_options={"compute_se": False},
         progress=False,
     )
-    assert summary.splits == {"train": 12, "validation": 3, "test": 9}
+    assert summary.splits == {"train": 20, "validation": 3, "test": 9}
     meta = read_metadata(tmp_path / "d")
     assert {k: v.n for k, v in meta.splits.items()} == summary.splits
-    assert meta.splits["test"].first_id == 15
+    assert meta.splits["test"].first_id == 23
+    # too few training subjects for a population fit: refused before any work
+    with pytest.raises(ValueError, match="at least 20 training subjects.*would get 1"):
+        build(tmp_path / "e", n=3, image_size=32, progress=False)
+    assert not (tmp_path / "e").exists()
 
 
 def test_one_column_table_types_every_stored_column():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -79,7 +80,10 @@ def test_upload_calls_hfapi_and_never_shows_the_token(tiny_dataset, monkeypatch,
     upload = FakeApi.calls[3][2]
     assert upload["repo_type"] == "dataset" and upload["revision"] == "v1-branch"
     assert upload["folder_path"] == str(tiny_dataset)
-    assert any("_build" in p for p in upload["ignore_patterns"])
+    manifest = json.loads((tiny_dataset / "manifest.json").read_text())
+    assert sorted(upload["allow_patterns"]) == sorted(
+        ["README.md", "manifest.json", *(e["path"] for e in manifest["shards"])]
+    )
     assert FakeApi.calls[4][2]["revision"] == "abc123"  # the tag pins the uploaded commit
     assert FakeApi.calls[0][2]["token_given"] is False  # the library resolves HF_TOKEN itself
     assert "abc123" in captured.out
@@ -98,3 +102,23 @@ def test_push_refuses_a_dataset_that_fails_verification(tiny_dataset, tmp_path, 
     assert FakeApi.calls == []
     with pytest.raises(ValueError, match="ORG/NAME"):
         plan_push(tiny_dataset, "just-a-name")
+
+
+def test_push_sends_exactly_the_dataset_and_refuses_symlinks(tiny_dataset, tmp_path):
+    copy = tmp_path / "d"
+    shutil.copytree(tiny_dataset, copy)
+    (copy / ".env").write_text("HF_TOKEN=secret\n")
+    (copy / ".git").mkdir()
+    (copy / ".git" / "config").write_text("[core]\n")
+    (copy / "notes.txt").write_text("private\n")
+    rels = [rel for _, rel, _ in plan_push(copy, "org/name").files]
+    assert rels[:2] == ["README.md", "manifest.json"]
+    assert all(r.startswith("data/") and r.endswith(".parquet") for r in rels[2:])
+    assert len(rels) == 2 + 4
+    card = copy / "README.md"
+    target = tmp_path / "elsewhere.md"
+    target.write_text(card.read_text())
+    card.unlink()
+    card.symlink_to(target)
+    with pytest.raises(ValueError, match="symlink"):
+        plan_push(copy, "org/name")

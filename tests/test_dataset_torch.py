@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from synthoct_bench.dataset import read_columns
-from synthoct_bench.dataset.torch_data import TorchImageDataset, decode_png, make_dataloader
+from synthoct_bench.dataset.torch_data import TorchImageDataset, make_dataloader
+from synthoct_bench.dataset.writer import decode_png
 
 
 def test_items_are_unit_range_images_and_ebe_targets(tiny_dataset: Path):

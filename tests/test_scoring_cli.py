@@ -48,7 +48,7 @@ def test_score_rejects_wrong_split_level_and_unknown_level(tmp_path, tiny_datase
     with pytest.raises(SubmissionError, match="split 'validation', but split 'test'"):
         score(val, tiny_dataset, noise=9, split="test", n_bootstrap=20)
     path = _oracle_file(tmp_path, tiny_dataset, 1)
-    with pytest.raises(SubmissionError, match="noise level sigma2=1, but noise level 9"):
+    with pytest.raises(SubmissionError, match="noise level 1, but noise level 9"):
         score(path, tiny_dataset, noise=9, split="test", n_bootstrap=20)
     with pytest.raises(ValueError, match="not in this dataset"):
         score(path, tiny_dataset, noise=4, split="test", n_bootstrap=20)

@@ -142,7 +142,7 @@ def test_wrong_noise_or_split(tmp_path, arrays):
     for suffix in (".parquet", ".csv"):
         path = write_submission(tmp_path / f"s{suffix}", ids, pred, noise=1, split="validation")
         sub = read_submission(path)
-        with pytest.raises(SubmissionError, match=r"noise level sigma2=1, but noise level 9"):
+        with pytest.raises(SubmissionError, match=r"noise level 1, but noise level 9"):
             align_submission(sub, ids, noise=9, split="validation")
         with pytest.raises(SubmissionError, match=r"split 'validation', but split 'test'"):
             align_submission(sub, ids, noise=1, split="test")

@@ -160,5 +160,7 @@ def run_baseline(
     if out is not None:
         from synthoct_bench.scoring import write_submission
 
-        write_submission(out, ids, pred, noise=noise, split=split, model=name)
+        write_submission(
+            out, ids, pred, noise=noise, split=split, dataset=data, revision=revision, model=name
+        )
     return ids, pred

@@ -84,7 +84,7 @@ def decode_images(images: Any) -> np.ndarray:
         raise ValueError(
             f"images must be PNG bytes (N,) or uint8 (N, H, W), got shape {images.shape}"
         )
-    from synthoct_bench.dataset.torch_data import decode_png
+    from synthoct_bench.dataset.writer import decode_png
 
     return decode_png(images)
 

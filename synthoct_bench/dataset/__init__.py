@@ -19,8 +19,8 @@ from synthoct_bench.dataset.load import (
     read_columns,
     read_metadata,
 )
-from synthoct_bench.dataset.manifest import VerifyReport, verify
 from synthoct_bench.dataset.records import BuildConfig, Manifest
+from synthoct_bench.dataset.verify import VerifyReport, verify
 from synthoct_bench.lazy import lazy_exports
 
 #: torch is imported only when the torch Dataset is first used.

@@ -367,8 +367,16 @@ def build(
     shard_size = int(shard_size) if shard_size else default_shard_size(image_size, n_total)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if fit_subjects < 10:
-        raise ValueError(f"fit_subjects must be >= 10 for a population fit, got {fit_subjects}")
+    from synthoct_bench.nlme.population import MIN_FIT_SUBJECTS
+
+    fitted = min(int(fit_subjects), sizes["train"])
+    if fitted < MIN_FIT_SUBJECTS:
+        raise ValueError(
+            f"the population fits need at least {MIN_FIT_SUBJECTS} training subjects (they "
+            f"estimate 3 typical values, 3 variances and sigma), but would get {fitted} "
+            f"(fit_subjects={fit_subjects}, train split {sizes['train']}); "
+            "build more subjects or raise fit_subjects"
+        )
     rank, world = resolve_rank_world(rank, world)
     out = Path(out)
 

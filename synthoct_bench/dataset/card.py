@@ -152,6 +152,16 @@ def _fits_table(manifest: Manifest) -> str:
     return "\n".join(rows)
 
 
+def _fit_subjects_text(manifest: Manifest) -> str:
+    """How many training subjects the fits used, as recorded per level (not the setting)."""
+    used = sorted({fit.n_subjects_used for fit in manifest.nlme.fits.values()})
+    text = ", ".join(f"{u:,}" for u in used)
+    requested = manifest.nlme.fit_subjects
+    if used != [requested]:
+        text += f" (of the {requested:,} requested)"
+    return text
+
+
 def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
     """The README.md text for a merged manifest."""
     template_path = Path(template) if template else TEMPLATE_PATH
@@ -201,7 +211,7 @@ def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
         "simulation_params": json.dumps(manifest.nlme.simulation_params, sort_keys=True),
         "levels": ", ".join(str(k) for k in levels),
         "max_r2": ", ".join(f"{1 / (1 + k):.3g}" for k in levels),
-        "fit_subjects": f"{manifest.nlme.fit_subjects:,}",
+        "fit_subjects": _fit_subjects_text(manifest),
         "fits_table": _fits_table(manifest),
         "fit_options": json.dumps(manifest.nlme.fit_options, sort_keys=True),
         "software": ", ".join(f"{k} {v}" for k, v in manifest.software.items()),

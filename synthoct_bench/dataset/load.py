@@ -8,12 +8,19 @@
   generator, NLME parameters and fits, splits, shards with checksums, versions).
 - :func:`dataset_fingerprint`: a string naming exactly this data, for score reports.
 
-A ``path_or_repo_id`` that exists on disk is a folder; otherwise it must look like
-``org/name`` and is read from the Hub at ``revision``.
+Every shard ``load`` and ``read_columns`` read is first checked against the
+manifest's sha256 (:mod:`synthoct_bench.dataset.integrity`; ``verify=False``
+skips that, with a warning). A ``path_or_repo_id`` that exists on disk, or
+looks like a path (``./x``, ``/x``, ``~/x``, ``a/b/c``, or ``a/b`` where ``a``
+is a local folder), is a folder; otherwise it must look like ``org/name`` and
+is read from the Hub at ``revision``.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthoct_bench.dataset.layout import all_columns, config_name, noise_columns
+from synthoct_bench.dataset.integrity import check_shard_files
+from synthoct_bench.dataset.layout import all_columns, config_columns, config_name, noise_columns
 from synthoct_bench.dataset.manifest import MANIFEST_NAME, manifest_fingerprint, read_manifest
 from synthoct_bench.dataset.records import Manifest
 
@@ -38,16 +46,30 @@ UNIFORM_COLUMNS: tuple[str, ...] = (
     "obs",
     "subject_id",
 )
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def _local_root(path_or_repo_id: str | Path) -> Path | None:
-    path = Path(path_or_repo_id)
-    if path.exists():
+    """The dataset folder, or None for a Hub repo id; a path that looks local never goes
+    to the Hub, so a typo gets "no such folder" at once instead of network retries."""
+    path = Path(os.path.expanduser(str(path_or_repo_id)))
+    if path.is_dir():
         return path
     text = str(path_or_repo_id)
-    if text.count("/") != 1 or text.startswith((".", "/", "~")):
+    if path.exists():
+        raise ValueError(f"{text} is a file; give the dataset folder (the one with manifest.json)")
+    first = text.split("/", 1)[0]
+    looks_local = (
+        isinstance(path_or_repo_id, Path)
+        or text.startswith((".", "/", "~"))
+        or "\\" in text
+        or text.count("/") != 1
+        or Path(first).is_dir()
+    )
+    if looks_local or not _HUB_ID.match(text):
         raise ValueError(
-            f"{text!r} is neither an existing folder nor a Hub repo id like 'org/name'"
+            f"no dataset folder at {text!r}: it is neither an existing folder nor a Hub repo "
+            "id like 'org/name'; check the path"
         )
     return None
 
@@ -79,12 +101,14 @@ def load(
     split: str = "train",
     revision: str | None = None,
     streaming: bool = False,
+    verify: bool = True,
 ) -> Any:
     """One split at one noise level as a ``datasets.Dataset`` (or ``IterableDataset``).
 
     Columns: ``image`` (PIL, mode L), ``time`` (21), ``eta`` (3, noise-free),
     ``eta_noisy`` (3, η̂ that generated the data), ``eta_ebe`` (3, the target),
-    ``obs`` (21), ``subject_id``.
+    ``obs`` (21), ``subject_id``. The split's shards are checked against the manifest
+    first (``verify=False`` skips it; streaming from the Hub cannot check, and says so).
     """
     import datasets
 
@@ -92,36 +116,75 @@ def load(
     level = meta.check_noise(noise)
     meta.check_split(split)
     root = _local_root(path_or_repo_id)
-    ds = datasets.load_dataset(
-        str(root) if root is not None else str(path_or_repo_id),
-        config_name(level),
-        split=split,
-        revision=None if root is not None else revision,
-        streaming=streaming,
-    )
+    config = config_name(level)
+    if root is None and streaming:
+        warnings.warn(
+            f"streaming {path_or_repo_id} from the Hub: its shards are not checked against "
+            "the manifest (download it, or score with synthoct_bench.score, to check them)",
+            stacklevel=2,
+        )
+        ds = datasets.load_dataset(
+            str(path_or_repo_id), config, split=split, revision=revision, streaming=True
+        )
+    else:
+        files = _split_files(path_or_repo_id, meta, split, revision, verify)
+        ds = datasets.load_dataset(
+            "parquet",
+            data_files={split: [str(f) for f in files]},
+            columns=list(config_columns(config, meta.noise_levels)),
+            split=split,
+            streaming=streaming,
+        )
     noisy, ebe, obs = noise_columns(level)
     ds = ds.rename_columns({noisy: "eta_noisy", ebe: "eta_ebe", obs: "obs"})
     return ds.select_columns(list(UNIFORM_COLUMNS))
 
 
 def _split_files(
-    path_or_repo_id: str | Path, meta: Manifest, split: str, revision: str | None
+    path_or_repo_id: str | Path,
+    meta: Manifest,
+    split: str,
+    revision: str | None,
+    verify: bool = True,
 ) -> list[Path]:
+    """Local paths of the split's shards (downloaded from the Hub if needed), in id order,
+    each checked against the manifest's size and sha256 unless ``verify`` is False."""
     shards = meta.split_shards(split)
     root = _local_root(path_or_repo_id)
     if root is not None:
         files = [root / e.path for e in shards]
-        missing = [str(f) for f in files if not f.is_file()]
-        if missing:
-            raise ValueError(
-                f"{len(missing)} shard(s) of split {split!r} are missing, e.g. {missing[0]}; "
-                "run `synthoct verify` on the folder"
-            )
-        return files
-    return [_hub_file(str(path_or_repo_id), e.path, revision) for e in shards]
+    else:
+        files = [_hub_file(str(path_or_repo_id), e.path, revision) for e in shards]
+    if verify:
+        check_shard_files(zip(files, shards, strict=True), str(path_or_repo_id))
+    else:
+        warnings.warn(
+            f"the shards of {path_or_repo_id} were not checked against the manifest "
+            "(verify=False)",
+            stacklevel=3,
+        )
+    return files
 
 
-def _to_numpy(column: pa.ChunkedArray) -> np.ndarray:
+def _read_table(file: Path, columns: list[str], rows: int, shard: str) -> pa.Table:
+    """Read ``columns`` of one shard after checking its footer declares ``rows`` rows, so a
+    file that claims millions of rows is refused before anything is allocated."""
+    try:
+        footer = pq.read_metadata(file)
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(
+            f"{shard}: not readable as Parquet ({exc}); run `synthoct verify`"
+        ) from None
+    if footer.num_rows != rows:
+        raise ValueError(
+            f"{shard}: its footer declares {footer.num_rows:,} rows, the manifest {rows:,}; "
+            "run `synthoct verify`"
+        )
+    return pq.read_table(file, columns=columns)
+
+
+def column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
+    """A stored column as numpy: lists 2-D, images as an object array of PNG bytes."""
     arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     if pa.types.is_fixed_size_list(arr.type):
         width = arr.type.list_size
@@ -136,11 +199,13 @@ def read_columns(
     split: str,
     columns: Sequence[str],
     revision: str | None = None,
+    verify: bool = True,
 ) -> dict[str, np.ndarray]:
     """Stored columns of one split as numpy arrays, rows sorted by ``subject_id``.
 
     Fixed-length lists come back 2-D (``eta_ebe_s9`` → (N, 3) float32, ``obs_s9`` →
     (N, 21)); ``subject_id`` → (N,) int64; ``image`` → (N,) object array of PNG bytes.
+    The shards are checked against the manifest first (``verify=False`` skips it).
     """
     if isinstance(columns, str):
         raise ValueError(f"columns must be a list of names, e.g. [{columns!r}]")
@@ -154,9 +219,12 @@ def read_columns(
         )
     if not columns:
         raise ValueError("give at least one column to read")
-    files = _split_files(path_or_repo_id, meta, split, revision)
-    table = pa.concat_tables(pq.read_table(f, columns=list(columns)) for f in files)
-    out = {name: _to_numpy(table.column(name)) for name in columns}
+    files = _split_files(path_or_repo_id, meta, split, revision, verify)
+    shards = meta.split_shards(split)
+    table = pa.concat_tables(
+        _read_table(f, list(columns), e.rows, e.path) for f, e in zip(files, shards, strict=True)
+    )
+    out = {name: column_to_numpy(table.column(name)) for name in columns}
     if "subject_id" in out and np.any(np.diff(out["subject_id"]) < 0):
         order = np.argsort(out["subject_id"], kind="stable")
         out = {k: v[order] for k, v in out.items()}
@@ -164,12 +232,7 @@ def read_columns(
 
 
 def dataset_fingerprint(path_or_repo_id: str | Path, revision: str | None = None) -> str:
-    """A string naming the data: sha256 over the shard checksums (a folder), or
-    ``hub:{repo_id}@{commit sha}`` (a Hub repo at ``revision``)."""
-    root = _local_root(path_or_repo_id)
-    if root is not None:
-        return manifest_fingerprint(read_metadata(root))
-    from huggingface_hub import HfApi
-
-    info = HfApi().dataset_info(str(path_or_repo_id), revision=revision)
-    return f"hub:{path_or_repo_id}@{info.sha}"
+    """A string naming the data: the sha256 of its whole manifest (settings, seed, NLME
+    parameters and fits, versions, and every shard's checksum). A folder and the Hub
+    repo it was pushed to share it."""
+    return manifest_fingerprint(read_metadata(path_or_repo_id, revision))

@@ -1,4 +1,4 @@
-"""The manifest: what a built dataset holds, with a checksum per shard, and its check.
+"""The manifest: what a built dataset holds, with a checksum per shard.
 
 During a build each finished shard gets a sidecar ``_build/shards/{name}.json``
 (written after its Parquet file, both atomically); the final merge gathers the
@@ -9,13 +9,10 @@ sidecar exist and agree, which is what makes ``--resume`` safe after a kill.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from synthoct_bench.dataset.layout import SPLIT_NAMES, ShardSpec
+from synthoct_bench.dataset.layout import ShardSpec
 from synthoct_bench.dataset.records import FORMAT_VERSION, Manifest, ShardSidecar
 from synthoct_bench.dataset.writer import sha256_file
 
@@ -23,13 +20,11 @@ __all__ = [
     "MANIFEST_NAME",
     "BUILD_DIR",
     "FORMAT_VERSION",
-    "VerifyReport",
     "sidecar_path",
     "read_sidecar",
     "read_manifest",
     "shard_is_done",
     "software_versions",
-    "verify",
     "manifest_fingerprint",
 ]
 
@@ -107,127 +102,11 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-@dataclass
-class VerifyReport:
-    """Result of :func:`verify`: ``ok`` is False when anything in ``problems``."""
-
-    path: str
-    problems: list[str] = field(default_factory=list)
-    shards_checked: int = 0
-    rows: int = 0
-    bytes: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def __str__(self) -> str:
-        head = (
-            f"{self.path}: {self.shards_checked} shards, {self.rows:,} rows, "
-            f"{self.bytes / 1e6:,.1f} MB"
-        )
-        if self.ok:
-            return head + ": OK"
-        return (
-            head
-            + f": {len(self.problems)} problem(s)\n"
-            + "\n".join(f"  - {p}" for p in self.problems)
-        )
-
-
-def verify(path: str | Path, check_sha: bool = True) -> VerifyReport:
-    """Check a built dataset folder against its manifest.
-
-    Names every shard that is missing, truncated, has the wrong row count or checksum,
-    every gap or overlap in subject ids, and stray Parquet files the manifest omits.
-    """
-    root = Path(path)
-    report = VerifyReport(str(root))
-    man_path = root / MANIFEST_NAME
-    if not root.is_dir():
-        report.problems.append(f"{root} is not a directory")
-        return report
-    if not man_path.is_file():
-        report.problems.append(
-            f"{MANIFEST_NAME} is missing (unfinished build? run `synthoct build --resume` "
-            "or `synthoct build --merge`)"
-        )
-        return report
-    try:
-        manifest = read_manifest(man_path)
-    except ValueError as exc:
-        report.problems.append(str(exc))
-        return report
-    if not (root / "README.md").is_file():
-        report.problems.append("README.md (the dataset card with the configs) is missing")
-
-    listed = set()
-    for entry in manifest.shards:
-        rel = entry.path
-        listed.add(rel)
-        report.shards_checked += 1
-        file = root / rel
-        if not file.is_file():
-            report.problems.append(f"{rel}: missing")
-            continue
-        size = file.stat().st_size
-        if size != entry.bytes:
-            report.problems.append(f"{rel}: corrupt ({size} bytes, manifest says {entry.bytes})")
-            continue
-        if check_sha and sha256_file(file)[0] != entry.sha256:
-            report.problems.append(f"{rel}: corrupt (sha256 differs from the manifest)")
-            continue
-        try:
-            rows = pq.read_metadata(file).num_rows
-        except Exception as exc:  # noqa: BLE001 - any parse failure means a corrupt shard
-            report.problems.append(f"{rel}: corrupt (not readable as Parquet: {exc})")
-            continue
-        if rows != entry.rows:
-            report.problems.append(f"{rel}: {rows} rows, manifest says {entry.rows}")
-            continue
-        report.rows += rows
-        report.bytes += size
-
-    _check_coverage(manifest, report)
-    data_dir = root / "data"
-    if data_dir.is_dir():
-        for file in sorted(data_dir.iterdir()):
-            rel = f"data/{file.name}"
-            if rel not in listed:
-                report.problems.append(f"{rel}: not in the manifest (stray or leftover file)")
-    return report
-
-
-def _check_coverage(manifest: Manifest, report: VerifyReport) -> None:
-    """Shard id ranges must tile each split exactly, splits contiguous in order."""
-    expected_first = 0
-    for split in SPLIT_NAMES:
-        if split not in manifest.splits:
-            continue
-        info = manifest.splits[split]
-        if info.first_id != expected_first:
-            report.problems.append(
-                f"split {split} starts at id {info.first_id}, expected {expected_first}"
-            )
-        cursor = info.first_id
-        for e in manifest.split_shards(split):
-            if e.first_id != cursor:
-                kind = "gap" if e.first_id > cursor else "overlap"
-                report.problems.append(f"{e.path}: {kind} in subject ids before {e.first_id}")
-            cursor = e.last_id + 1
-        if cursor != info.first_id + info.n:
-            report.problems.append(
-                f"split {split}: shards cover {cursor - info.first_id} subjects, "
-                f"expected {info.n}"
-            )
-        expected_first = info.first_id + info.n
-
-
 def manifest_fingerprint(manifest: Manifest) -> str:
-    """sha256 over the shards' (path, sha256) pairs in manifest order: names the data."""
+    """sha256 of the whole manifest as canonical JSON (sorted keys, no spaces): the
+    settings, seed, NLME parameters and fits, versions and every shard's checksum, so
+    any edit to the data or to what defines it gives another fingerprint."""
     import hashlib
 
-    h = hashlib.sha256()
-    for e in manifest.shards:
-        h.update(f"{e.path}\0{e.sha256}\n".encode())
-    return h.hexdigest()
+    text = json.dumps(manifest.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

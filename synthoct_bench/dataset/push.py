@@ -1,9 +1,12 @@
 """Upload a built, verified dataset folder to the Hugging Face Hub.
 
-Uses ``HfApi.upload_folder`` (multi-commit, resumable); the token comes from
-the usual places (``HF_TOKEN``, the cached ``hf auth login``) or an explicit
-argument, and is never printed, logged or written. Build state (``_build/``)
-and temporary files stay local.
+Exactly the dataset goes up: the manifest's shards, ``manifest.json`` and the
+card ``README.md``, nothing else in the folder (no build state, no ``.env``, no
+``.git``), and no symlink is followed: a symlinked file or folder is refused.
+``--dry-run`` lists exactly those files. Uses ``HfApi.upload_folder`` restricted
+to that list; the token comes from the usual places (``HF_TOKEN``, the cached
+``hf auth login``) or an explicit argument, and is never printed, logged or
+written.
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthoct_bench.dataset.manifest import BUILD_DIR, verify
+from synthoct_bench.dataset.manifest import MANIFEST_NAME, read_manifest
+from synthoct_bench.dataset.verify import verify
 
-__all__ = ["IGNORE_PATTERNS", "PushPlan", "plan_push", "push"]
-
-IGNORE_PATTERNS: list[str] = [f"{BUILD_DIR}/*", f"{BUILD_DIR}/**", "*.tmp", "**/*.tmp"]
+__all__ = ["PushPlan", "plan_push", "push"]
 
 
 @dataclass
@@ -57,14 +59,19 @@ def plan_push(
     """Verify the folder and list the files an upload would send (no network)."""
     _check_repo_id(repo_id)
     root = Path(path)
+    if root.is_symlink():
+        raise ValueError(f"{root} is a symlink; push the folder it points to")
     report = verify(root)
     if not report.ok:
-        raise ValueError(f"refusing to push a dataset that fails verification:\n{report}")
+        problems = "; ".join(report.problems[:3])
+        raise ValueError(f"refusing to push a dataset that fails verification: {problems}")
+    manifest = read_manifest(root / MANIFEST_NAME)
     plan = PushPlan(repo_id, revision, tag)
-    for file in sorted(root.rglob("*")):
-        rel = file.relative_to(root).as_posix()
-        if not file.is_file() or rel.startswith(BUILD_DIR + "/") or rel.endswith(".tmp"):
-            continue
+    for rel in ["README.md", MANIFEST_NAME, *(e.path for e in manifest.shards)]:
+        parts = [Path(rel), *Path(rel).parents][:-1]  # the file, then its folders
+        if any((root / part).is_symlink() for part in parts):
+            raise ValueError(f"{rel} is (or lies under) a symlink; copy the real file in place")
+        file = root / rel
         plan.files.append((file, rel, file.stat().st_size))
     return plan
 
@@ -96,7 +103,7 @@ def push(
         folder_path=str(path),
         repo_type="dataset",
         revision=revision,
-        ignore_patterns=IGNORE_PATTERNS,
+        allow_patterns=[rel for _, rel, _ in plan.files],
         commit_message=commit_message or f"synthoct-bench dataset ({len(plan.files)} files)",
     )
     plan.commit = getattr(info, "oid", None)

@@ -9,27 +9,21 @@ a CPU without the loader being the bottleneck.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from synthoct_bench.dataset.layout import noise_columns
 from synthoct_bench.dataset.load import read_columns, read_metadata
+from synthoct_bench.dataset.writer import decode_png
 
-__all__ = ["TARGETS", "TorchImageDataset", "make_dataloader", "decode_png"]
+__all__ = ["TARGETS", "TorchImageDataset", "make_dataloader"]
 
 #: Accepted ``target`` names -> stored column stem (None: the noise-free η, no level).
 TARGETS: dict[str, int | None] = {"eta_ebe": 1, "eta_noisy": 0, "eta": None}
-
-
-def decode_png(blobs: np.ndarray | list[bytes]) -> np.ndarray:
-    """Decode PNG bytes into a uint8 array (N, H, W) (all images must share a size)."""
-    return np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("L")) for b in blobs])
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -90,7 +84,8 @@ class TorchImageDataset(torch.utils.data.Dataset):
         """uint8 (len(index), S, S) at the output size, decoding (and resizing) in chunks."""
         out = np.empty((len(index), self.input_size, self.input_size), dtype=np.uint8)
         for start in range(0, len(index), chunk):
-            part = decode_png(self._blobs[index[start : start + chunk]])
+            rows = index[start : start + chunk]
+            part = decode_png(self._blobs[rows], self.subject_ids[rows])
             if self.input_size != self._native:
                 t = _resize(torch.from_numpy(part).unsqueeze(1).float(), self.input_size)
                 part = t.round().clamp(0, 255).to(torch.uint8).squeeze(1).numpy()

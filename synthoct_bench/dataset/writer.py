@@ -23,6 +23,7 @@ __all__ = [
     "PARQUET_SETTINGS",
     "PNG_COMPRESS_LEVEL",
     "encode_png",
+    "decode_png",
     "write_parquet_atomic",
     "write_json_first_wins",
     "sha256_file",
@@ -56,6 +57,27 @@ def encode_png(images: np.ndarray) -> list[bytes]:
         Image.fromarray(img, mode="L").save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         out.append(buf.getvalue())
     return out
+
+
+def decode_png(
+    blobs: np.ndarray | list[bytes], subject_ids: np.ndarray | None = None
+) -> np.ndarray:
+    """Decode PNG bytes into a uint8 array (N, H, W) (all images must share a size).
+
+    A blob that is not a readable image raises a ValueError naming its subject (when
+    ``subject_ids`` is given) and ``synthoct verify``.
+    """
+    out = []
+    for i, blob in enumerate(blobs):
+        try:
+            out.append(np.asarray(Image.open(io.BytesIO(blob)).convert("L")))
+        except (OSError, ValueError, TypeError) as exc:
+            who = f"subject {int(subject_ids[i])}" if subject_ids is not None else f"row {i}"
+            raise ValueError(
+                f"the image of {who} cannot be decoded ({exc}); the shard is corrupt: run "
+                "`synthoct verify` on the dataset"
+            ) from None
+    return np.stack(out)
 
 
 def write_parquet_atomic(table: pa.Table, path: str | Path) -> tuple[str, int]:

@@ -22,6 +22,7 @@ from synthoct_bench.nlme.model import OBS_TIMES, PopulationParams
 
 __all__ = [
     "METHODS",
+    "MIN_FIT_SUBJECTS",
     "SE_STEP",
     "PopulationFit",
     "central_differences",
@@ -131,6 +132,12 @@ def standard_errors(
     return se
 
 
+#: Fewest subjects a population fit accepts. It estimates 7 parameters (3 typical values,
+#: 3 between-subject variances, σ); with 20 subjects a variance is known to about ±30%,
+#: and with fewer Ω collapses (one subject gives Ω ≈ 2e-7, reported as converged).
+MIN_FIT_SUBJECTS = 20
+
+
 def subjects_to_fit(
     y: np.ndarray, times: np.ndarray | None, max_subjects: int | None, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -148,6 +155,12 @@ def subjects_to_fit(
     if max_subjects is not None and max_subjects < 1:
         raise ValueError(f"max_subjects must be >= 1 or None, got {max_subjects}")
     n = y_arr.shape[0]
+    used = n if max_subjects is None else min(n, max_subjects)
+    if used < MIN_FIT_SUBJECTS:
+        raise ValueError(
+            f"a population fit needs at least {MIN_FIT_SUBJECTS} subjects (it estimates 3 "
+            f"typical values, 3 variances and sigma), got {used}; fit more subjects"
+        )
     if max_subjects is None or n <= max_subjects:
         subjects = np.arange(n)
     else:

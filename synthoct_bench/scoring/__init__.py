@@ -2,7 +2,8 @@
 Tables 1 and 2 (with bootstrap intervals), extra NLLs and paired comparisons.
 
     from synthoct_bench.scoring import score, write_submission
-    write_submission("pred_s9.parquet", ids, eta_pred, noise=9, split="test", model="resnet18")
+    write_submission("pred_s9.parquet", ids, eta_pred, noise=9, split="test",
+                     dataset="path/to/dataset", model="resnet18")
     report = score("pred_s9.parquet", "path/to/dataset", noise=9, split="test")
     print(report); report.to_dict()
 """

@@ -314,7 +314,7 @@ def score_arrays(
         else:
             preds.append(_as_pred(compare, None, None, ids, None))
     desc = "parameters given" if params is not None else "the paper's parameters"
-    return _score_core(
+    report = _score_core(
         eta=eta,
         eta_noisy=eta_noisy,
         eta_ebe=eta_ebe,
@@ -328,6 +328,8 @@ def score_arrays(
         seed=seed,
         nll_params=desc,
     )
+    _check_finite(report)
+    return report
 
 
 def _nll_params(meta: Manifest, which: str, noise: int) -> tuple[Any, str]:
@@ -352,7 +354,37 @@ def _nll_params(meta: Manifest, which: str, noise: int) -> tuple[Any, str]:
 def _load_submission(predictions: Any, n_expected: int) -> Submission:
     if isinstance(predictions, Submission):
         return predictions
-    return read_submission(predictions, max_bytes=max_submission_bytes(n_expected))
+    return read_submission(
+        predictions, max_bytes=max_submission_bytes(n_expected), max_rows=n_expected
+    )
+
+
+def _unchecked(sub: Submission, noise: int, split: str) -> list[str]:
+    """What the submission did not record, so could not be checked: said first in reports."""
+    out = []
+    if sub.noise is None:
+        out.append(f"it records no noise level: scored as noise {noise} on the caller's word")
+    if sub.split is None:
+        out.append(f"it records no split: scored as split {split!r} on the caller's word")
+    if sub.dataset_fingerprint is None:
+        out.append(
+            "it records no dataset fingerprint: it cannot be tied to this dataset "
+            "(write it with write_submission(..., dataset=DATA))"
+        )
+    return out
+
+
+def _check_finite(report: ScoreReport) -> None:
+    """A score is never NaN or inf: refuse rather than print one."""
+    tables = [report.estimates, report.other or {}, report.difference or {}]
+    for est in tables:
+        for name, e in est.items():
+            if not (np.isfinite(e.value) and np.isfinite(e.low) and np.isfinite(e.high)):
+                raise ValueError(
+                    f"metric {name} is not finite ({e.value}, [{e.low}, {e.high}]): the data "
+                    "or the submission hold values the metrics cannot use; check both with "
+                    "`synthoct verify` and the submission's eta_sd/eta_cov"
+                )
 
 
 def score(
@@ -367,10 +399,14 @@ def score(
     revision: str | None = None,
     nll: bool = True,
     nll_params: str = "simulation",
+    verify: bool = True,
 ) -> ScoreReport:
     """Score a submission (path, DataFrame, pyarrow Table or dict) against a dataset.
 
-    ``data`` is a local dataset directory or a Hub repo id (``revision`` pins it).
+    ``data`` is a local dataset directory or a Hub repo id (``revision`` pins it). Its
+    shards are checked against the manifest's sha256 before scoring (``verify=False``
+    skips that, and the report says so), and a submission that records another noise
+    level, split or dataset fingerprint is refused.
     ``nll_params`` picks the NLME parameters of every NLL: ``"simulation"`` (those the
     dataset was simulated with, the default) or ``"fitted"`` (the dataset's FOCE fit at
     this noise level, what a practitioner would have). ``compare`` is a second
@@ -378,23 +414,29 @@ def score(
     """
     import synthoct_bench
     from synthoct_bench.dataset.layout import noise_columns
-    from synthoct_bench.dataset.load import dataset_fingerprint, read_columns, read_metadata
+    from synthoct_bench.dataset.load import read_columns, read_metadata
+    from synthoct_bench.dataset.manifest import manifest_fingerprint
 
     meta = read_metadata(data, revision=revision)
     noise = meta.check_noise(noise)
     meta.check_split(split)
+    fingerprint = manifest_fingerprint(meta)
     noisy_col, ebe_col, obs_col = noise_columns(noise)
     cols = ["subject_id", "eta", noisy_col, ebe_col] + ([obs_col] if nll else [])
-    data_cols = read_columns(data, split, cols, revision=revision)
+    data_cols = read_columns(data, split, cols, revision=revision, verify=verify)
     ids = np.asarray(data_cols["subject_id"]).astype(np.int64)
 
-    sub = align_submission(_load_submission(predictions, ids.size), ids, noise=noise, split=split)
+    def aligned(submission: Any) -> Submission:
+        loaded = _load_submission(submission, ids.size)
+        return align_submission(
+            loaded, ids, noise=noise, split=split, dataset_fingerprint=fingerprint
+        )
+
+    sub = aligned(predictions)
     preds = [_Pred(sub.eta_pred, sub.eta_cov_full, sub.model)]
     other_sub = None
     if compare is not None:
-        other_sub = align_submission(
-            _load_submission(compare, ids.size), ids, noise=noise, split=split
-        )
+        other_sub = aligned(compare)
         preds.append(_Pred(other_sub.eta_pred, other_sub.eta_cov_full, other_sub.model))
     params, params_desc = _nll_params(meta, nll_params, noise)
     report = _score_core(
@@ -412,9 +454,15 @@ def score(
         nll_params=params_desc,
     )
     report.split = split
+    report.unchecked = _unchecked(sub, noise, split)
+    if not verify:
+        report.unchecked.insert(
+            0, "the dataset's shards were not checked against the manifest (verify=False)"
+        )
     report.provenance = {
         "dataset": str(data),
-        "dataset_fingerprint": dataset_fingerprint(data, revision=revision),
+        "dataset_fingerprint": fingerprint,
+        "data_verified": verify,
         "revision": revision,
         "scorer_version": synthoct_bench.__version__,
         "submission_sha256": sub.sha256,
@@ -422,6 +470,7 @@ def score(
         "submission_source": sub.source,
         "submission_declared_noise": sub.noise,
         "submission_declared_split": sub.split,
+        "submission_dataset_fingerprint": sub.dataset_fingerprint,
         "dataset_seed": meta.seed,
     }
     if other_sub is not None:
@@ -430,4 +479,5 @@ def score(
             "sha256": other_sub.sha256,
             "source": other_sub.source,
         }
+    _check_finite(report)
     return report

@@ -86,6 +86,9 @@ class ScoreReport:
     other: dict[str, Estimate] | None = None
     difference: dict[str, Estimate] | None = None
     other_info: dict[str, Any] | None = None
+    #: What could not be checked (a submission without level, split or dataset
+    #: fingerprint; data read without verification): the report's first lines.
+    unchecked: list[str] = field(default_factory=list)
 
     # -- access ---------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Estimate:
@@ -152,6 +155,7 @@ class ScoreReport:
             "noise": self.noise,
             "split": self.split,
             "model": self.model,
+            "unchecked": list(self.unchecked),
             "n_subjects": self.n_subjects,
             "r2": body.pop("r2"),
             "mse": body.pop("mse"),
@@ -202,6 +206,10 @@ class ScoreReport:
             f"{self.n_subjects:,} subjects" + (f", model {self.model}" if self.model else "")
         )
         lines = [head, "=" * len(head)]
+        for item in self.unchecked:
+            lines.append(f"NOT CHECKED: {item}")
+        if self.unchecked:
+            lines.append("")
         lines.append(
             f"Table 1 ({pct}% bootstrap intervals, {self.n_bootstrap} resamples, seed {self.seed})"
         )

@@ -8,11 +8,17 @@ noise level, one row per subject:
     [eta_cov_11, eta_cov_12, eta_cov_13,
      eta_cov_22, eta_cov_23, eta_cov_33]                 optional: full covariance
 
-Parquet (``.parquet``) records the noise level, split and model name in the
-file's key-value metadata (``synthoct.noise``, ``synthoct.split``,
-``synthoct.model``); CSV (``.csv``) records them as constant ``noise``,
-``split`` and ``model`` columns. A file written by hand without them is
-accepted: the scorer then cannot check the level and says so in its output.
+Parquet (``.parquet``) records the noise level, split, model name and the
+fingerprint of the dataset the predictions were made on in the file's
+key-value metadata (``synthoct.noise``, ``synthoct.split``, ``synthoct.model``,
+``synthoct.dataset_fingerprint``); CSV (``.csv``) records them as constant
+columns of those names. The scorer refuses a file made for another level,
+split or dataset. A file written by hand without them is accepted: the scorer
+then cannot check what is missing and says so in the first lines of its report.
+
+Predictive SDs must lie in [``MIN_SD``, ``MAX_SD``] and covariances' eigenvalues
+in the squares of that range: random effects are standard normal, so anything
+outside is a unit or scale mistake, and would turn the NLLs into inf or NaN.
 
 Every check raises :class:`SubmissionError` (a ``ValueError``) whose message
 names the problem and the fix, in the spirit of the OGB evaluator.
@@ -22,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,8 @@ __all__ = [
     "SD_COLUMNS",
     "COV_COLUMNS",
     "MAX_ABS_ETA",
+    "MIN_SD",
+    "MAX_SD",
     "write_submission",
     "read_submission",
     "align_submission",
@@ -52,12 +59,16 @@ _COV_PAIRS: tuple[tuple[int, int], ...] = tuple(
     (i, j) for i in range(N_DIMS) for j in range(i, N_DIMS)
 )
 COV_COLUMNS: tuple[str, ...] = tuple(f"eta_cov_{i + 1}{j + 1}" for i, j in _COV_PAIRS)
-_META_COLUMNS = ("noise", "split", "model")
+_META_COLUMNS = ("noise", "split", "model", "dataset_fingerprint")
 _META_PREFIX = "synthoct."
 FORMAT_VERSION = "1"
 #: Random effects are standard normal; |η| beyond this has probability < 1e-23 and
 #: would only push the NLME solver into overflow. Predictions outside are rejected.
 MAX_ABS_ETA = 10.0
+#: Bounds on predictive SDs of η (standard normal): below, a Gaussian NLL is dominated by
+#: rounding (and SD² underflows); above, the prediction says nothing at 100 prior SDs.
+MIN_SD = 1e-4
+MAX_SD = 100.0
 #: Bytes allowed per expected row (a CSV row with covariance and metadata is ~400 B).
 _BYTES_PER_ROW = 2048
 _BYTES_SLACK = 1 << 20
@@ -76,9 +87,10 @@ class Submission:
     eta_pred: np.ndarray  # (N, 3) float64
     eta_sd: np.ndarray | None = None  # (N, 3)
     eta_cov: np.ndarray | None = None  # (N, 3, 3)
-    noise: float | None = None
+    noise: int | None = None
     split: str | None = None
     model: str | None = None
+    dataset_fingerprint: str | None = None
     sha256: str | None = None
     source: str = "<in-memory>"
 
@@ -134,20 +146,29 @@ def write_submission(
     subject_id: np.ndarray,
     eta_pred: np.ndarray,
     *,
-    noise: float,
+    noise: int,
     split: str,
+    dataset: str | os.PathLike | None = None,
+    revision: str | None = None,
     eta_sd: np.ndarray | None = None,
     eta_cov: np.ndarray | None = None,
     model: str | None = None,
 ) -> Path:
     """Write a submission atomically (temp file, then ``os.replace``); format by suffix.
 
+    ``dataset`` (the folder or Hub repo id the predictions were made on, at
+    ``revision``) records its fingerprint, so the scorer refuses the file for any other
+    dataset; without it the report says the dataset could not be checked.
     ``eta_sd`` (N, 3) or ``eta_cov`` (N, 3, 3) make it probabilistic (give at most one).
     The content is validated exactly as the scorer will read it, so a file this writes
     never fails the scorer's format checks.
     """
+    from synthoct_bench.atomic import write_via_temp
+    from synthoct_bench.dataset.layout import check_level
+
     path = Path(path)
     fmt = _format_of(path)
+    level = check_level(noise)
     ids = np.asarray(subject_id)
     if ids.ndim != 1:
         raise SubmissionError(f"subject_id must be 1-D, got shape {ids.shape}")
@@ -165,33 +186,31 @@ def write_submission(
         if cov.shape != (n, N_DIMS, N_DIMS):
             raise SubmissionError(f"eta_cov must have shape ({n}, 3, 3), got {cov.shape}")
         columns.update({c: cov[:, i, j] for c, (i, j) in zip(COV_COLUMNS, _COV_PAIRS, strict=True)})
-    meta = {"noise": float(noise), "split": str(split), "model": model}
+    fingerprint = None
+    if dataset is not None:
+        from synthoct_bench.dataset.load import dataset_fingerprint
+
+        fingerprint = dataset_fingerprint(dataset, revision)
+    meta = {
+        "noise": level,
+        "split": str(split),
+        "model": model,
+        "dataset_fingerprint": fingerprint,
+    }
     # Round-trip through the reader's checks so a bad array fails here, not at scoring time.
     _parse_table(pa.table(columns), source=str(path), meta=meta)
 
     if fmt == "csv":
-        columns["noise"] = np.full(n, float(noise))
-        columns["split"] = np.full(n, str(split))
-        if model is not None:
-            columns["model"] = np.full(n, str(model))
+        for key, value in meta.items():
+            if value is not None:
+                columns[key] = np.full(n, value if key == "noise" else str(value))
     table = pa.table(columns)
     if fmt == "parquet":
         kv = {f"{_META_PREFIX}{k}": str(v) for k, v in meta.items() if v is not None}
         kv[f"{_META_PREFIX}format_version"] = FORMAT_VERSION
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **kv})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        if fmt == "parquet":
-            pq.write_table(table, tmp)
-        else:
-            pacsv.write_csv(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        return write_via_temp(path, ".tmp", lambda tmp: pq.write_table(table, tmp))
+    return write_via_temp(path, ".tmp", lambda tmp: pacsv.write_csv(table, tmp))
 
 
 def _sha256(path: Path) -> str:
@@ -202,7 +221,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_file(path: Path, max_bytes: int | None) -> tuple[pa.Table, dict[str, Any]]:
+def _read_file(
+    path: Path, max_bytes: int | None, max_rows: int | None
+) -> tuple[pa.Table, dict[str, Any]]:
     fmt = _format_of(path)
     if not path.exists():
         raise SubmissionError(f"{path}: no such submission file; check the path")
@@ -223,6 +244,17 @@ def _read_file(path: Path, max_bytes: int | None) -> tuple[pa.Table, dict[str, A
     meta: dict[str, Any] = {}
     try:
         if fmt == "parquet":
+            footer = pq.read_metadata(path)  # rows and columns, before any data is read
+            if max_rows is not None and footer.num_rows > max_rows:
+                raise SubmissionError(
+                    f"{path}: the file declares {footer.num_rows:,} rows, more than the "
+                    f"{max_rows:,} subjects of the split; write one row per subject"
+                )
+            if footer.num_columns > 64:
+                raise SubmissionError(
+                    f"{path}: {footer.num_columns} columns is not a submission; keep "
+                    "subject_id, eta_pred_1..3 and optional eta_sd/eta_cov columns"
+                )
             table = pq.read_table(path)
             kv = table.schema.metadata or {}
             for key in _META_COLUMNS:
@@ -397,18 +429,33 @@ def _parse_table(table: pa.Table, source: str, meta: dict[str, Any]) -> Submissi
                 f"{source}: {bad.size} rows have eta_sd <= 0 (subject ids {_few(ids[bad])}); "
                 "predictive standard deviations must be positive"
             )
+        bad = np.flatnonzero(((sd < MIN_SD) | (sd > MAX_SD)).any(axis=1))
+        if bad.size:
+            raise SubmissionError(
+                f"{source}: {bad.size} rows have eta_sd outside [{MIN_SD:g}, {MAX_SD:g}] "
+                f"(subject ids {_few(ids[bad])}); eta is standard normal, so check the "
+                f"units, or clip the SDs to [{MIN_SD:g}, {MAX_SD:g}]"
+            )
     if cov_like:
         tri = np.stack([_numeric(table, c, source) for c in COV_COLUMNS], 1)
         tri = finite("eta_cov", tri)
         cov = np.empty((ids.size, N_DIMS, N_DIMS))
         for k, (i, j) in enumerate(_COV_PAIRS):
             cov[:, i, j] = cov[:, j, i] = tri[:, k]
-        bad = np.flatnonzero(np.linalg.eigvalsh(cov)[:, 0] <= 0)
+        eig = np.linalg.eigvalsh(cov)
+        bad = np.flatnonzero(eig[:, 0] <= 0)
         if bad.size:
             raise SubmissionError(
                 f"{source}: {bad.size} rows have a covariance that is not positive definite "
                 f"(subject ids {_few(ids[bad])}); give a symmetric positive definite matrix "
                 "(e.g. add a small multiple of the identity)"
+            )
+        bad = np.flatnonzero((eig[:, 0] < MIN_SD**2) | (eig[:, -1] > MAX_SD**2))
+        if bad.size:
+            raise SubmissionError(
+                f"{source}: {bad.size} rows have a covariance with eigenvalues outside "
+                f"[{MIN_SD**2:g}, {MAX_SD**2:g}] (subject ids {_few(ids[bad])}); eta is "
+                "standard normal, so check the units, or add a small multiple of the identity"
             )
 
     declared = {k: _meta_value(table, k, source) for k in _META_COLUMNS}
@@ -418,11 +465,15 @@ def _parse_table(table: pa.Table, source: str, meta: dict[str, Any]) -> Submissi
     noise = None
     if declared["noise"] is not None:
         try:
-            noise = float(declared["noise"])
-        except ValueError as err:
+            value = float(declared["noise"])
+        except ValueError:
+            value = float("nan")
+        if not (np.isfinite(value) and value >= 0 and value == int(value)):
             raise SubmissionError(
-                f"{source}: recorded noise level {declared['noise']!r} is not a number"
-            ) from err
+                f"{source}: recorded noise level {declared['noise']!r} is not a noise level "
+                "(a non-negative integer such as 9); rewrite the file with write_submission"
+            )
+        noise = int(value)
     return Submission(
         subject_id=ids,
         eta_pred=pred,
@@ -431,23 +482,28 @@ def _parse_table(table: pa.Table, source: str, meta: dict[str, Any]) -> Submissi
         noise=noise,
         split=declared["split"],
         model=declared["model"],
+        dataset_fingerprint=declared["dataset_fingerprint"],
         source=source,
     )
 
 
 def read_submission(
-    predictions: str | os.PathLike | Any, *, max_bytes: int | None = None
+    predictions: str | os.PathLike | Any,
+    *,
+    max_bytes: int | None = None,
+    max_rows: int | None = None,
 ) -> Submission:
     """Read and check a submission: a .parquet/.csv path, a DataFrame, a pyarrow Table or a
     dict of columns (``eta_pred`` may be given as one (N, 3) array).
 
     Checks the format only (columns, types, finite values, unique ids, positive SDs,
     positive definite covariances); :func:`align_submission` checks it against a split.
-    ``max_bytes`` rejects files too large to be a submission before reading them.
+    ``max_bytes`` and ``max_rows`` reject files too large to be a submission before
+    reading their data (the row count comes from the Parquet footer).
     """
     if isinstance(predictions, (str, os.PathLike)):
         path = Path(predictions)
-        table, meta = _read_file(path, max_bytes)
+        table, meta = _read_file(path, max_bytes, max_rows)
         sub = _parse_table(table, source=str(path), meta=meta)
         return Submission(**{**sub.__dict__, "sha256": _sha256(path)})
     sub = _parse_table(_table_from_object(predictions), source="<in-memory>", meta={})
@@ -463,20 +519,31 @@ def align_submission(
     sub: Submission,
     subject_ids: np.ndarray,
     *,
-    noise: float | None = None,
+    noise: int | None = None,
     split: str | None = None,
+    dataset_fingerprint: str | None = None,
 ) -> Submission:
     """Check ``sub`` against a split's ``subject_ids`` and put its rows in that order.
 
-    Raises SubmissionError for a recorded noise level or split that differs from the
-    one scored, and for subject ids that are unknown to the split or missing from it.
+    Raises SubmissionError for a recorded noise level, split or dataset fingerprint
+    that differs from the one scored, and for subject ids that are unknown to the split
+    or missing from it.
     """
     src = sub.source
-    if noise is not None and sub.noise is not None and not np.isclose(sub.noise, noise):
+    if noise is not None and sub.noise is not None and sub.noise != noise:
         raise SubmissionError(
-            f"{src}: the file is for noise level sigma2={sub.noise:g}, but noise level "
-            f"{noise:g} is being scored; pass --noise {sub.noise:g}, or the file for "
-            f"level {noise:g}"
+            f"{src}: the file is for noise level {sub.noise}, but noise level {noise} is "
+            f"being scored; pass --noise {sub.noise}, or the file for level {noise}"
+        )
+    if (
+        dataset_fingerprint is not None
+        and sub.dataset_fingerprint is not None
+        and sub.dataset_fingerprint != dataset_fingerprint
+    ):
+        raise SubmissionError(
+            f"{src}: the file was made on dataset {sub.dataset_fingerprint[:16]}..., but "
+            f"dataset {dataset_fingerprint[:16]}... is being scored (another build, seed or "
+            "version); predict the subjects of the dataset you score against"
         )
     if split is not None and sub.split is not None and sub.split != split:
         raise SubmissionError(
@@ -524,6 +591,7 @@ def align_submission(
         noise=sub.noise,
         split=sub.split,
         model=sub.model,
+        dataset_fingerprint=sub.dataset_fingerprint,
         sha256=sub.sha256,
         source=sub.source,
     )
