@@ -230,7 +230,12 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
     # 1. the dataset: phantom images, NLME observations and EBE targets per level
     t0 = time.perf_counter()
     if c.data is not None:
-        data = Path(c.data)
+        from synthoct_bench.dataset import read_metadata
+
+        data = c.data  # a folder or a Hub repo id: read_metadata tells which, and checks it
+        meta = read_metadata(data)
+        for k in levels:
+            meta.check_noise(k)
     if not c.resume:
         stale = [out / "resnet18", out / "submissions", out / "scores"]
         for path in stale + ([data] if c.data is None else []):

@@ -135,7 +135,11 @@ def run_baseline(
     """
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
-    check_level(noise)
+    from synthoct_bench.dataset import read_metadata
+
+    meta = read_metadata(data, revision)
+    noise = meta.check_noise(check_level(noise))
+    meta.check_split(split)
     if name != "resnet18":
         ids, pred = predict_trivial(name, data, noise, split, seed=seed, revision=revision)
     else:

@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     from synthoct_bench.scoring import read_submission, score
     from synthoct_bench.scoring.submission import max_submission_bytes
 
+    for flag, target in (("--json", args.json), ("--plot", args.plot)):
+        if target and target != "-" and Path(target).is_dir():
+            raise ValueError(f"{flag} {target} is a folder; give a file name")
     files = _expand(args.predictions)
     if args.compare and len(files) != 1:
         raise ValueError("--compare needs exactly one --predictions file")

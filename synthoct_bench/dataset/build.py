@@ -142,6 +142,22 @@ def resolve_rank_world(rank: int | None = None, world: int | None = None) -> tup
     return rank, world
 
 
+def _check_fit_options(options: Mapping[str, Any]) -> None:
+    """Refuse options ``nlme.fit_foce`` does not take (or that the build sets itself)."""
+    import inspect
+
+    from synthoct_bench.nlme import fit_foce
+
+    own = {"y", "max_subjects", "seed"}
+    accepted = set(inspect.signature(fit_foce).parameters) - own
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(
+            f"unknown fit option(s) {', '.join(unknown)}; fit_foce takes "
+            f"{', '.join(sorted(accepted))}"
+        )
+
+
 def _read_config(out: Path) -> BuildConfig | None:
     path = out / BUILD_DIR / CONFIG_NAME
     if not path.is_file():
@@ -377,8 +393,11 @@ def build(
             f"(fit_subjects={fit_subjects}, train split {sizes['train']}); "
             "build more subjects or raise fit_subjects"
         )
+    _check_fit_options(fit_options or {})
     rank, world = resolve_rank_world(rank, world)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder; choose a folder for --out")
 
     from synthoct_bench.nlme import PopulationParams
 

@@ -53,11 +53,23 @@ def register_generator(name: str, target: str) -> None:
 def get_generator(name: str, **kwargs: Any) -> ImageGenerator:
     """Build a generator: a registered name (e.g. ``"phantom"``) or, for a class of your
     own, ``"package.module:Class"``; ``kwargs`` go to its constructor."""
-    if ":" in name:
-        return resolve(name)(**kwargs)
-    if name not in GENERATORS:
+    if ":" not in name and name not in GENERATORS:
         raise ValueError(
             f"unknown generator {name!r}; choose from {sorted(GENERATORS)} "
             "or give 'package.module:Class'"
         )
-    return resolve(GENERATORS[name])(**kwargs)
+    target = name if ":" in name else GENERATORS[name]
+    try:
+        factory = resolve(target)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(
+            f"cannot import generator {target!r} ({exc}); give an importable "
+            "'package.module:Class'"
+        ) from None
+    try:
+        return factory(**kwargs)
+    except TypeError as exc:
+        raise ValueError(
+            f"generator {name!r} does not take these arguments ({exc}); check "
+            "--generator-arg / generator_kwargs"
+        ) from None
