@@ -122,3 +122,20 @@ def test_push_sends_exactly_the_dataset_and_refuses_symlinks(tiny_dataset, tmp_p
     card.symlink_to(target)
     with pytest.raises(ValueError, match="symlink"):
         plan_push(copy, "org/name")
+
+
+def test_push_offline_is_one_line_and_exit_2(tiny_dataset, monkeypatch, capsys):
+    import huggingface_hub
+    import requests
+
+    from synthoct_bench.cli import main
+
+    class Offline(FakeApi):
+        def create_repo(self, *args, **kwargs):
+            raise requests.ConnectionError("Failed to resolve 'huggingface.co'")
+
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    monkeypatch.setattr(huggingface_hub, "HfApi", Offline)
+    assert main(["push", str(tiny_dataset), "--repo-id", "org/name"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Failed to resolve" in err and SECRET not in err
