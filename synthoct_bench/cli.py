@@ -32,18 +32,30 @@ COMMANDS: dict[str, str] = {
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 
 
+def version_text() -> str:
+    """What ``synthoct --version`` prints: ``synthoct-bench X.Y.Z``."""
+    from synthoct_bench import __version__
+
+    return f"synthoct-bench {__version__}"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``synthoct`` parser: every subcommand's help shows its defaults."""
+    from synthoct_bench.commands.common import HelpFormatter
+
     parser = argparse.ArgumentParser(
         prog="synthoct",
         description="Synthetic OCT + NLME longitudinal benchmark: build, load, score.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="show the full traceback of an error"
-    )
+    parser.add_argument("--version", action="version", version=version_text())
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_path in COMMANDS.items():
         module = importlib.import_module(module_path)
-        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        command_parser = sub.add_parser(
+            name, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter
+        )
         module.configure(command_parser)
         command_parser.set_defaults(_run=module.run)
     return parser

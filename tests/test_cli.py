@@ -13,7 +13,7 @@ from synthoct_bench.cli import main
         ["build", "--n", "2", "--out", "{tmp}/d"],
         ["verify", "{tmp}/nothing-here"],
         ["score", "--data", "{tmp}/nothing-here", "--noise", "9", "--predictions", "{tmp}/p.csv"],
-        ["traversal", "--generator-kwargs", "{not json", "--out", "{tmp}/t.png"],
+        ["traversal", "--generator-arg", "nope=1", "--out", "{tmp}/t.png"],
         ["reproduce", "--n", "1", "--no-encoder"],
     ],
 )

@@ -111,7 +111,8 @@ CASES: list[tuple[list[str], int, str]] = [
         "",
     ),  # fmt: skip
     (["traversal", "--generator", "nope", "--out", "{tmp}/t.png"], 2, "unknown generator"),
-    (["traversal", "--generator-kwargs", "{{bad", "--out", "{tmp}/t.png"], 2, "not valid JSON"),
+    (["traversal", "--generator-arg", "bogus=1", "--out", "{tmp}/t.png"], 2, "arguments"),
+    (["reproduce", "--noise-levels", "0,-1", "--no-encoder"], 2, "non-negative integers"),
     (["reproduce", "--n", "1", "--no-encoder"], 2, "--n >= 2"),
     (["demo", "--data", "{tmp}/none", "--out", "{tmp}/demo"], 2, "no dataset folder"),
     (["demo", "--out", "{file}", "--n", "60"], 2, ""),

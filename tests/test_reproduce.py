@@ -62,7 +62,7 @@ def test_cli_json_output(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     reproduce.configure(parser)
     argv = ["--n", "150", "--noise-levels", "0,9", "--n-bootstrap", "40"]
-    args = parser.parse_args([*argv, "--json", str(out), "--plot", str(png), "--quiet"])
+    args = parser.parse_args([*argv, "--json", str(out), "--plot", str(png), "--no-progress"])
     args.no_encoder = True  # NLME-only cells (the encoder's EBE columns have their own tests)
     assert reproduce.run(args) == 0
     data = json.loads(out.read_text())
@@ -72,9 +72,9 @@ def test_cli_json_output(tmp_path, capsys):
     assert "sigma2" in capsys.readouterr().out
 
 
-def test_cli_rejects_bad_noise_levels():
-    with pytest.raises(SystemExit):
-        main(["reproduce", "--noise-levels", "0,-1"])
+def test_cli_rejects_bad_noise_levels(capsys):
+    assert main(["reproduce", "--noise-levels", "0,-1"]) == 2
+    assert "non-negative integers" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from synthoct_bench.commands.common import (
+    add_generator_arg,
+    add_noise_levels,
+    add_progress_flag,
+    key_value,
+)
 
 HELP = "build the dataset: latents, images, NLME data and EBE targets as Hub-ready Parquet"
-
-
-def _kv(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,21 +38,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="diffusion generator: saved pipeline folder or Hub repo (path_or_repo_id=...)",
     )
-    parser.add_argument(
-        "--generator-arg",
-        action="append",
-        type=_kv,
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra generator keyword (VALUE parsed as JSON when it can be); repeatable",
-    )
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument(
-        "--noise-levels", default="0,1,9,18,49", help="noise variances σ², comma-separated"
-    )
-    parser.add_argument("--seed", type=int, default=0)
+    add_generator_arg(parser)
+    parser.add_argument("--image-size", type=int, default=224, help="image side in px")
+    add_noise_levels(parser)
+    parser.add_argument("--seed", type=int, default=0, help="dataset seed (every random draw)")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes")
-    parser.add_argument("--shard-size", type=int, default=None, help="rows per shard")
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        default=None,
+        help="rows per shard (unset: about 500 MB or n/16 rows, whichever is fewer)",
+    )
     parser.add_argument(
         "--fit-subjects",
         type=int,
@@ -66,7 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fit-arg",
         action="append",
-        type=_kv,
+        type=key_value,
         default=[],
         metavar="KEY=VALUE",
         help="extra nlme.fit_foce keyword, e.g. compute_se=false; repeatable",
@@ -76,20 +68,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--rank",
         type=int,
         default=None,
-        help="this machine's rank (default: RANK or SLURM_ARRAY_TASK_ID, else 0)",
+        help="this machine's rank (unset: RANK or SLURM_ARRAY_TASK_ID, else 0)",
     )
     parser.add_argument(
         "--world",
         type=int,
         default=None,
-        help="number of machines (default: WORLD_SIZE or SLURM_ARRAY_TASK_COUNT, else 1)",
+        help="number of machines (unset: WORLD_SIZE or SLURM_ARRAY_TASK_COUNT, else 1)",
     )
     parser.add_argument(
         "--merge",
         action="store_true",
         help="only merge finished shards into manifest.json and README.md",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from synthoct_bench.commands.common import add_json_flag, add_noise_levels, add_progress_flag
+
 HELP = (
     "Build a mini phantom dataset, train and score every baseline at every noise level, "
     "print the paper's tables for this run and plot them."
@@ -13,21 +15,22 @@ HELP = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from synthoct_bench.dataset.layout import PRESETS
     from synthoct_bench.demo import DemoConfig
 
     d = DemoConfig()
-    parser.add_argument("--out", default=d.out, help=f"output directory (default: {d.out})")
-    parser.add_argument(
-        "--json", action="store_true", help="print the results as JSON on stdout (text to stderr)"
-    )
+    parser.add_argument("--out", default=d.out, help="output directory")
+    add_json_flag(parser, "the results (text then goes to stderr when JSON is on stdout)")
     splits = ",".join(f"{k}={v}" for k, v in d.splits.items())
     parser.add_argument(
         "--splits",
         default=None,
         metavar="train=N,validation=N,test=N",
-        help=f"split sizes (default: {splits})",
+        help=f"split sizes (unset: {splits})",
     )
-    parser.add_argument("--preset", default=None, help="dataset preset instead of --splits")
+    parser.add_argument(
+        "--preset", default=None, choices=list(PRESETS), help="dataset preset instead of --splits"
+    )
     parser.add_argument(
         "--data",
         default=None,
@@ -37,33 +40,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fit-subjects", type=int, default=d.fit_subjects, help="subjects per FOCE fit"
     )
-    parser.add_argument(
-        "--noise-levels",
-        default=",".join(str(k) for k in d.noise_levels),
-        help="comma-separated sigma2 levels (default: all five)",
-    )
+    add_noise_levels(parser, default=",".join(str(k) for k in d.noise_levels))
     parser.add_argument("--epochs", type=int, default=d.epochs, help="ResNet18 epochs per level")
     parser.add_argument(
         "--input-size", type=int, default=d.input_size, help="ResNet18 input side in px"
     )
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--n-bootstrap", type=int, default=d.n_bootstrap)
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="ResNet18 batch")
+    parser.add_argument(
+        "--n-bootstrap", type=int, default=d.n_bootstrap, help="bootstrap resamples per score"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=d.seed, help="dataset, training and bootstrap seed"
+    )
     parser.add_argument("--workers", type=int, default=d.workers, help="dataset build workers")
     parser.add_argument("--device", default=d.device, help="auto, cpu, cuda")
     parser.add_argument(
         "--eta-visibility",
         type=float,
         default=None,
-        help="phantom: how strongly eta shows in the image (its default if not given)",
+        help="phantom: how strongly eta shows in the image (unset: the phantom's own default)",
     )
     parser.add_argument(
         "--resume", action="store_true", help="reuse the data and checkpoints already in --out"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from synthoct_bench.atomic import write_json
     from synthoct_bench.dataset.layout import parse_noise_levels, parse_splits
     from synthoct_bench.demo import DemoConfig, run_demo
 
@@ -90,10 +94,13 @@ def run(args: argparse.Namespace) -> int:
         config.generator_kwargs["eta_visibility"] = args.eta_visibility
     result = run_demo(config, log=sys.stderr)
     text = result.format_tables()
-    if args.json:
+    if args.json == "-":
         print(text, file=sys.stderr)
         json.dump(result.to_dict(), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         print(text)
+        if args.json:
+            write_json(args.json, result.to_dict())
+            print(f"JSON written to {args.json}")
     return 0

@@ -10,7 +10,7 @@ HELP = "upload a built dataset to the Hub (token from HF_TOKEN or the cached log
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="dataset folder (verified before upload)")
     parser.add_argument("--repo-id", required=True, help="dataset repo, ORG/NAME")
-    parser.add_argument("--revision", default=None, help="branch to upload to (default main)")
+    parser.add_argument("--revision", default=None, help="branch to upload to (unset: main)")
     parser.add_argument("--tag", default=None, help="tag the uploaded commit, e.g. v1.0")
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument(

@@ -5,23 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
-from synthoct_bench import latent
+from synthoct_bench.commands.common import add_json_flag, add_noise_levels, add_progress_flag
 
 HELP = "Reproduce the paper's Table 1 and 2 cells that follow from the NLME model alone."
-
-
-def _noise_levels(text: str) -> list[float]:
-    try:
-        levels = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"--noise-levels must be numbers like 0,1,9; got {text}"
-        ) from err
-    if not levels or any(not math.isfinite(v) or v < 0 for v in levels):
-        raise argparse.ArgumentTypeError(f"noise levels must be finite and >= 0; got {text}")
-    return levels
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,21 +16,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="global seed (latents, noise, bootstrap)"
     )
-    parser.add_argument(
-        "--noise-levels",
-        type=_noise_levels,
-        default=list(latent.NOISE_LEVELS),
-        help="comma-separated noise levels sigma2 (default 0,1,9,18,49)",
-    )
+    add_noise_levels(parser)
     parser.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples")
-    parser.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' = stdout)")
+    add_json_flag(parser)
     parser.add_argument("--plot", metavar="PNG", help="also save a plot of Table 2")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
     parser.add_argument(
         "--fit-subjects",
         type=int,
         default=2000,
-        help="subjects in each level's population fit for the EBE cells (default 2000)",
+        help="subjects in each level's population fit for the EBE cells",
     )
     parser.add_argument(
         "--estimator",
@@ -61,6 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from synthoct_bench.atomic import write_text
+    from synthoct_bench.dataset.layout import parse_noise_levels
     from synthoct_bench.reproduce import (
         Encoder,
         format_table1,
@@ -72,21 +55,20 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 2 or args.n_bootstrap < 1 or args.seed < 0:
         raise ValueError("need --n >= 2, --n-bootstrap >= 1 and --seed >= 0")
+    levels = parse_noise_levels(args.noise_levels)
     encoder = None
     if not args.no_encoder:
         encoder = Encoder(fit_subjects=args.fit_subjects, estimator=args.estimator)
     result = reproduce_table2(
         n=args.n,
         seed=args.seed,
-        noise_levels=args.noise_levels,
+        noise_levels=levels,
         n_bootstrap=args.n_bootstrap,
         encoder=encoder,
-        progress=not args.quiet,
+        progress=not args.no_progress,
     )
     if encoder is not None:
-        result["table1"] = reproduce_table1(
-            args.n, args.seed, args.noise_levels, encoder, args.n_bootstrap
-        )
+        result["table1"] = reproduce_table1(args.n, args.seed, levels, encoder, args.n_bootstrap)
     text = json.dumps(result, indent=2)
     if args.json == "-":
         print(text)

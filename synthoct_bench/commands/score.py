@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from synthoct_bench.commands.common import add_json_flag
+
 HELP = "score submissions of predicted random effects (Tables 1 and 2, bootstrap intervals)"
 
 
@@ -30,21 +32,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--noise",
         type=int,
         default=None,
-        help="noise level sigma2, one of the dataset's (default: the level each file records)",
+        help="noise level sigma2, one of the dataset's (unset: the level each file records)",
     )
-    parser.add_argument("--split", default="test", help="split to score (default: test)")
+    parser.add_argument("--split", default="test", help="split to score")
     parser.add_argument(
         "--compare", metavar="FILE", help="second submission: paired differences (this - other)"
     )
-    parser.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="write the report(s) as JSON to PATH, or to stdout instead of the tables",
-    )
+    add_json_flag(parser, "the reports")
     parser.add_argument("--plot", metavar="FILE.png", help="plot R2 and fraction of max")
-    parser.add_argument("--n-bootstrap", type=int, default=1000, help="resamples (default 1000)")
+    parser.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap and simulation seed")
     parser.add_argument("--revision", default=None, help="Hub revision (tag or commit) to pin")
     parser.add_argument(
@@ -54,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--nll-params",
         choices=("simulation", "fitted"),
         default="simulation",
-        help="NLME parameters of the NLLs: the dataset's simulation ones (default) or its "
+        help="NLME parameters of the NLLs: the dataset's simulation ones or its "
         "FOCE fit at this noise level",
     )
 

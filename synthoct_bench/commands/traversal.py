@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
+
+from synthoct_bench.commands.common import add_generator_arg
 
 HELP = "Draw a latent traversal figure (rows = latent dims, columns = values -3..3) as a PNG."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--generator", default="phantom", help="registered generator name")
+    parser.add_argument(
+        "--generator",
+        default="phantom",
+        help="image generator: phantom (CPU), diffusion, or package.module:Class",
+    )
     parser.add_argument("--out", default="traversal.png", help="output PNG path")
     parser.add_argument(
         "--dims",
         type=int,
         nargs="+",
         default=None,
-        help="0-based latent dims, one per row (default: the generator's config()"
+        help="0-based latent dims, one per row (unset: the generator's config()"
         "['traversal_dims'], else its eta_dims)",
     )
     parser.add_argument(
@@ -27,25 +32,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         nargs=3,
         default=(-3.0, 3.0, 7),
         metavar=("LOW", "HIGH", "COUNT"),
-        help="column values as np.linspace(LOW, HIGH, COUNT) (default: -3 3 7)",
+        help="column values as np.linspace(LOW, HIGH, COUNT)",
     )
-    parser.add_argument("--image-size", type=int, default=None, help="generator image size")
-    parser.add_argument("--seed", type=int, default=0, help="base latent and image seed")
     parser.add_argument(
-        "--generator-kwargs",
-        default="{}",
-        help="extra generator arguments as JSON, e.g. '{\"eta_visibility\": 0.5}'",
+        "--image-size", type=int, default=None, help="image side in px (unset: the generator's)"
     )
+    parser.add_argument("--seed", type=int, default=0, help="base latent and image seed")
+    add_generator_arg(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from synthoct_bench.generators import get_generator
     from synthoct_bench.generators.traversal import save_traversal_figure
 
-    try:
-        kwargs = json.loads(args.generator_kwargs)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--generator-kwargs is not valid JSON: {err}") from None
+    kwargs = dict(args.generator_arg)
     if args.image_size is not None:
         kwargs["image_size"] = args.image_size
     low, high, count = args.values

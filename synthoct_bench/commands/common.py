@@ -1,0 +1,107 @@
+"""Options and parsers shared by the `synthoct` subcommands, so each concept has one spelling.
+
+    --no-progress             no progress bars
+    --generator-arg KEY=VALUE extra generator keyword (repeatable)
+    --noise N / --noise-levels 0,1,9,18,49
+    --json [PATH]             JSON to a file, or to stdout in place of the text
+
+Every subcommand's parser uses :class:`HelpFormatter`, which shows each option's
+default in ``--help``; help strings therefore never spell out a default themselves
+(a ``None`` default that means something, such as "the stored size", is described in
+the help text, since the formatter does not print ``None``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = [
+    "HelpFormatter",
+    "default_text",
+    "key_value",
+    "add_progress_flag",
+    "add_generator_arg",
+    "add_noise_levels",
+    "add_json_flag",
+]
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with every option's default (``argparse.ArgumentDefaultsHelpFormatter``),
+    but leaving out absent values and off switches (``None``, ``False``, ``[]``), since
+    "(default: None)" says nothing, and writing a sequence as it is typed (``-3 3 7``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or default is argparse.SUPPRESS
+            or default is None
+            or default is False
+            or default == []
+            or not action.option_strings
+        ):
+            return text
+        shown = default_text(default)
+        return f"{text} (default: {shown.replace('%', '%%')})".lstrip()
+
+
+def default_text(default: object) -> str:
+    """A default as ``--help`` shows it: sequences space-separated, as they are typed."""
+    if isinstance(default, list | tuple):
+        return " ".join(str(v) for v in default)
+    return str(default)
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """Parse ``KEY=VALUE``; VALUE is read as JSON when it can be (``3``, ``true``,
+    ``[1, 2]``), else kept as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_progress_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--no-progress``: the one spelling of "no progress bars"."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_generator_arg(parser: argparse.ArgumentParser) -> None:
+    """``--generator-arg KEY=VALUE`` (repeatable) into ``args.generator_arg``, a list of
+    (key, value) pairs: ``dict(args.generator_arg)`` gives the generator's keywords."""
+    parser.add_argument(
+        "--generator-arg",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra generator keyword (VALUE parsed as JSON when it can be); repeatable",
+    )
+
+
+def add_noise_levels(parser: argparse.ArgumentParser, default: str = "0,1,9,18,49") -> None:
+    """``--noise-levels`` as text; the command parses it with
+    ``synthoct_bench.dataset.layout.parse_noise_levels`` (a ValueError: one line, exit 2)."""
+    parser.add_argument(
+        "--noise-levels",
+        default=default,
+        metavar="K,K,...",
+        help="noise levels sigma2, comma-separated non-negative integers",
+    )
+
+
+def add_json_flag(parser: argparse.ArgumentParser, what: str = "the result") -> None:
+    """``--json [PATH]``: JSON to PATH, or to stdout (no PATH, or ``-``) in place of text."""
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="PATH",
+        help=f"write {what} as JSON to PATH, or to stdout (no PATH or '-') instead of the text",
+    )
