@@ -9,6 +9,7 @@ Keys use this package's names: ``eta_noisy`` is the paper's η̂, ``eta_ebe`` it
 from __future__ import annotations
 
 __all__ = [
+    "CITATION_BIBTEX",
     "PAPER_SYMBOLS",
     "PAPER_TABLE1",
     "PAPER_FRACTION_OF_MAX",
@@ -16,6 +17,19 @@ __all__ = [
     "TABLE2_COLUMNS",
     "paper_symbol",
 ]
+
+#: The one citation of the paper: the README and the dataset card both print exactly this.
+CITATION_BIBTEX = """\
+@misc{deltadahl2024framework,
+  title         = {A Framework for Evaluating Predictive Models Using Synthetic Image
+                   Covariates and Longitudinal Data},
+  author        = {Deltadahl, Simon and Vall, Andreu and Ivaturi, Vijay and Korsbo, Niklas},
+  year          = {2024},
+  eprint        = {2410.16177},
+  archivePrefix = {arXiv},
+  note          = {Data and models: https://doi.org/10.57967/hf/2089;
+                   code: https://github.com/Deltadahl/Image-Longitudinal}
+}"""
 
 #: Our name -> the paper's symbol (ASCII), for printed table headers.
 PAPER_SYMBOLS: dict[str, str] = {

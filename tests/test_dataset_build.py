@@ -10,6 +10,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+import yaml
 from conftest import TINY_BUILD
 
 import synthoct_bench
@@ -26,6 +27,7 @@ from synthoct_bench.dataset import (
 from synthoct_bench.dataset import pipeline as pipeline_module
 from synthoct_bench.dataset.records import Manifest
 from synthoct_bench.nlme import PopulationParams, simulate
+from synthoct_bench.paper import CITATION_BIBTEX
 
 #: A cheaper build for the tests that build several times: one noise level, 5 shards.
 SMALL_BUILD = {**TINY_BUILD, "n": 30, "shard_size": 10, "noise_levels": (9,)}
@@ -154,6 +156,17 @@ def test_card_records_configs_fits_and_citation(tiny_dataset: Path):
     for text in ("Deltadahl", "Korsbo", "FOCE", "synthetic", "License", "sha256"):
         assert text in card
     assert dataset_fingerprint(tiny_dataset) in card
+    # One citation: the card's equals the repository README's, character for character.
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for text in (card, readme):
+        block = text.split("```bibtex\n", 1)[1].split("\n```", 1)[0]
+        assert block == CITATION_BIBTEX
+    # Prose that must match the data: three per-level things, and z in two configs.
+    assert "three things" in card and "five things" not in card
+    header_configs = {c["config_name"]: c.get("columns") for c in yaml.safe_load(header)["configs"]}
+    z_configs = {name for name, cols in header_configs.items() if cols is None or "z" in cols}
+    assert z_configs == {"latents", "all"}
+    assert "(configs `latents` and `all`; not in `sigma2_{k}`)" in card
 
 
 def test_same_seed_same_bytes_whatever_the_workers(small_reference: Path, tmp_path: Path):

@@ -21,6 +21,7 @@ from synthoct_bench.dataset.features import features_yaml
 from synthoct_bench.dataset.layout import config_columns, config_name
 from synthoct_bench.dataset.manifest import manifest_fingerprint
 from synthoct_bench.dataset.records import Manifest
+from synthoct_bench.paper import CITATION_BIBTEX
 
 __all__ = ["DEFAULT_CONFIG_LEVEL", "TEMPLATE_PATH", "config_names", "card_yaml", "render_card"]
 
@@ -218,6 +219,7 @@ def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
         "fingerprint": manifest_fingerprint(manifest),
         "image_limits": _IMAGE_LIMITS[kind],
         "license_text": license_text,
+        "citation": CITATION_BIBTEX,
     }
     return Template(text).substitute(values)
 
