@@ -53,6 +53,52 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+#: Noise levels of ``seeds_folder``.
+SEED_LEVELS = (0, 1, 9, 18, 49)
+
+
+def seed_submission(
+    folder: Path,
+    data: Path,
+    noise: int,
+    seed: int,
+    model: str = "mine",
+    tied: bool = True,
+    sd: float = 0.3,
+) -> Path:
+    """Oracle predictions plus noise drawn with ``seed``: one training seed of ``model``
+    (``tied``: the file records the dataset's fingerprint)."""
+    import numpy as np
+
+    from synthoct_bench.dataset import read_columns
+    from synthoct_bench.scoring import write_submission
+
+    cols = read_columns(data, "test", ["subject_id", "eta"])
+    oracle = cols["eta"].astype(np.float64) / np.sqrt(1 + noise)
+    pred = oracle + np.random.default_rng(seed).normal(0.0, sd, oracle.shape)
+    path = folder / f"{model}_seed{seed}_s{noise}.parquet"
+    return write_submission(
+        path,
+        cols["subject_id"],
+        pred,
+        noise=noise,
+        split="test",
+        model=model,
+        dataset=data if tied else None,
+    )
+
+
+@pytest.fixture(scope="session")
+def seeds_folder(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three training seeds of model "mine" at every level, written in glob order s0, s1,
+    s18, s49, s9 (file names sort by level as text)."""
+    folder = tmp_path_factory.mktemp("seeds")
+    for k in SEED_LEVELS:
+        for seed in (1, 2, 3):
+            seed_submission(folder, tiny_dataset, k, seed)
+    return folder
+
+
 class ToyBandGenerator:
     """An ImageGenerator whose band depth follows z[:, 7] and brightness z[:, 2]; nothing
     else shows, so tests know which latent dims an image carries."""

@@ -27,8 +27,11 @@ def test_score_file_provenance_and_tables(tmp_path, tiny_dataset):
     rep = score(path, tiny_dataset, noise=9, split="test", n_bootstrap=50, seed=3)
     out = json.loads(json.dumps(rep.to_dict()))
     prov = out["provenance"]
-    assert prov["submission_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    (sub,) = out["submissions"]
+    assert sub["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sub["source"] == str(path) and sub["model"] == "oracle" and sub["declared_noise"] == 9
     assert prov["dataset_fingerprint"] == dataset_fingerprint(tiny_dataset)
+    assert out["seeds"] is None
     assert prov["scorer_version"]
     assert out["bootstrap"]["seed"] == 3 and out["bootstrap"]["n_resamples"] == 50
     assert (out["noise"], out["split"], out["model"]) == (9.0, "test", "oracle")
@@ -40,7 +43,11 @@ def test_score_file_provenance_and_tables(tmp_path, tiny_dataset):
         "average",
     }
     assert "dataset's simulation parameters" in out["nll_params"]
-    assert "Table 2" in str(rep)
+    text = str(rep)
+    assert "Table 2" in text
+    # Provenance prints whole values: the full fingerprint and sha256, nothing cut short.
+    assert f"dataset_fingerprint: {prov['dataset_fingerprint']}" in text
+    assert f"{path} (sha256 {sub['sha256']})" in text
 
 
 def test_score_rejects_wrong_split_level_and_unknown_level(tmp_path, tiny_dataset):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from synthoct_bench.latent import theoretical_max_r2
 from synthoct_bench.scoring import metrics as M
 from synthoct_bench.scoring import nll as L
-from synthoct_bench.scoring.report import ScoreReport, pred_dependent
+from synthoct_bench.scoring.report import ScoreReport, SeedSpread, pred_dependent
 from synthoct_bench.scoring.submission import (
     Submission,
     SubmissionError,
@@ -134,8 +135,13 @@ def _score_core(
     n_bootstrap: int,
     seed: int,
     nll_params: str | None,
+    n_seeds: int = 1,
 ) -> ScoreReport:
+    """Score ``preds``: the first ``n_seeds`` are training seeds of one model (their
+    metrics averaged); one more, if given, is the paired comparison (one seed only)."""
     n = eta.shape[0]
+    if not 1 <= n_seeds <= len(preds) or (n_seeds > 1 and len(preds) > n_seeds):
+        raise ValueError("compare a single submission, not several training seeds")
     if n < 2:
         raise ValueError(f"scoring needs at least 2 subjects, got {n}")
     if not np.isfinite(noise) or noise < 0:
@@ -180,7 +186,7 @@ def _score_core(
             other = L.Table2Inputs(f={**nl.f, "eta_pred": f_preds[k]}, sigma=nl.sigma)
             t2_by_pred[k] = {"predicted": L.table2_nll(other, subject_ids, seed)["predicted"]}
 
-    prefixes = ["", *(f"other{k}:" for k in range(1, len(preds)))]
+    prefixes = ["", *(f"sub{k}:" for k in range(1, len(preds)))]
     for k, prefix in enumerate(prefixes):
         _pred_stats(
             stats,
@@ -207,7 +213,13 @@ def _score_core(
             and not name.endswith("predicted")
         ):
             shared[name] = M.mean_metric(name)
-    main = {**_pred_metrics("", noise, names), **shared}
+    per_seed = [_pred_metrics(prefixes[j], noise, names) for j in range(n_seeds)]
+    common = [k for k in per_seed[0] if all(k in fns for fns in per_seed)]
+    if n_seeds == 1:
+        main = {**per_seed[0], **shared}
+    else:
+        main = {k: M.mean_of([fns[k] for fns in per_seed]) for k in common}
+        main.update(shared)
     order = [
         "r2",
         "mse",
@@ -235,8 +247,17 @@ def _score_core(
     ]
     main = {k: main[k] for k in order if k in main}
     all_metrics: dict[str, M.MetricFn] = dict(main)
+    # Table 1's (eta_noisy, eta_pred) row is r2 and mse again: spread once, under those.
+    spread_names = [
+        k
+        for k in main
+        if n_seeds > 1 and pred_dependent(k) and not k.startswith("table1/eta_noisy/eta_pred/")
+    ]
+    for k in spread_names:
+        for j in range(n_seeds):
+            all_metrics[f"seed{j}:{k}"] = per_seed[j][k]
     other_fns: dict[str, M.MetricFn] = {}
-    if len(preds) > 1:
+    if len(preds) > n_seeds:
         theirs = {**_pred_metrics(prefixes[1], noise, names), **shared}
         for k, fn in theirs.items():
             if k in main:
@@ -246,8 +267,12 @@ def _score_core(
                     all_metrics[f"diff:{k}"] = M.difference(main[k], fn)
     est = M.evaluate(stats, all_metrics, n_resamples=n_bootstrap, seed=seed)
 
+    across_seeds = {
+        k: SeedSpread(tuple(est[f"seed{j}:{k}"].value for j in range(n_seeds)))
+        for k in spread_names
+    }
     other = difference = None
-    if len(preds) > 1:
+    if len(preds) > n_seeds:
         other = {k: est[f"other:{k}"] for k in main if f"other:{k}" in est}
         difference = {k: est[f"diff:{k}"] for k in main if f"diff:{k}" in est}
     return ScoreReport(
@@ -264,7 +289,8 @@ def _score_core(
         marginal_method=MARGINAL_METHOD if "marginal_nll" in est else None,
         other=other,
         difference=difference,
-        other_info={"model": preds[1].label} if len(preds) > 1 else None,
+        other_info={"model": preds[1].label} if len(preds) > n_seeds else None,
+        across_seeds=across_seeds,
     )
 
 
@@ -387,6 +413,43 @@ def _check_finite(report: ScoreReport) -> None:
                 )
 
 
+def _submission_record(sub: Submission) -> dict[str, Any]:
+    """What a report says about one scored submission."""
+    return {
+        "source": sub.source,
+        "sha256": sub.sha256,
+        "sha256_of": "parsed arrays" if sub.source == "<in-memory>" else "file bytes",
+        "model": sub.model,
+        "declared_noise": sub.noise,
+        "declared_split": sub.split,
+        "declared_dataset_fingerprint": sub.dataset_fingerprint,
+    }
+
+
+def _seed_list(predictions: Any) -> list[Any]:
+    """One submission, or a list/tuple of them (training seeds of one model)."""
+    if isinstance(predictions, list | tuple):
+        if not predictions:
+            raise ValueError("no submissions given: pass one, or a list of training seeds")
+        return list(predictions)
+    return [predictions]
+
+
+def _check_seeds(subs: list[Submission]) -> None:
+    """Several training seeds must be one model's, each a different file."""
+    models = sorted({s.model for s in subs if s.model is not None})
+    if len(models) > 1:
+        raise ValueError(
+            f"training seeds of one model are scored together, but these submissions record "
+            f"models {', '.join(models)}; score each model on its own"
+        )
+    sources = [s.source for s in subs if s.source != "<in-memory>"]
+    resolved = [str(Path(src).resolve()) for src in sources]
+    twice = sorted({src for src, r in zip(sources, resolved, strict=True) if resolved.count(r) > 1})
+    if twice:
+        raise ValueError(f"{twice[0]} is given twice; give each training seed's file once")
+
+
 def score(
     predictions: str | os.PathLike | Any,
     data: str | os.PathLike,
@@ -402,6 +465,10 @@ def score(
     verify: bool = True,
 ) -> ScoreReport:
     """Score a submission (path, DataFrame, pyarrow Table or dict) against a dataset.
+
+    ``predictions`` may also be a list of submissions of one model trained with different
+    seeds: each metric is then the mean over seeds (bootstrapped on shared resamples),
+    and ``report.across_seeds`` gives each seed's value, their mean and sample SD.
 
     ``data`` is a local dataset directory or a Hub repo id (``revision`` pins it). Its
     shards are checked against the manifest's sha256 before scoring (``verify=False``
@@ -432,8 +499,12 @@ def score(
             loaded, ids, noise=noise, split=split, dataset_fingerprint=fingerprint
         )
 
-    sub = aligned(predictions)
-    preds = [_Pred(sub.eta_pred, sub.eta_cov_full, sub.model)]
+    subs = [aligned(p) for p in _seed_list(predictions)]
+    _check_seeds(subs)
+    if compare is not None and len(subs) > 1:
+        raise ValueError("compare takes one submission, not several training seeds")
+    model = next((s.model for s in subs if s.model is not None), None)
+    preds = [_Pred(s.eta_pred, s.eta_cov_full, model) for s in subs]
     other_sub = None
     if compare is not None:
         other_sub = aligned(compare)
@@ -452,9 +523,13 @@ def score(
         n_bootstrap=n_bootstrap,
         seed=seed,
         nll_params=params_desc,
+        n_seeds=len(subs),
     )
     report.split = split
-    report.unchecked = _unchecked(sub, noise, split)
+    report.unchecked = []
+    for s in subs:
+        prefix = f"{s.source}: " if len(subs) > 1 else ""
+        report.unchecked += [prefix + item for item in _unchecked(s, noise, split)]
     if not verify:
         report.unchecked.insert(
             0, "the dataset's shards were not checked against the manifest (verify=False)"
@@ -465,14 +540,9 @@ def score(
         "data_verified": verify,
         "revision": revision,
         "scorer_version": synthoct_bench.__version__,
-        "submission_sha256": sub.sha256,
-        "submission_sha256_of": "parsed arrays" if sub.source == "<in-memory>" else "file bytes",
-        "submission_source": sub.source,
-        "submission_declared_noise": sub.noise,
-        "submission_declared_split": sub.split,
-        "submission_dataset_fingerprint": sub.dataset_fingerprint,
         "dataset_seed": meta.seed,
     }
+    report.submissions = [_submission_record(s) for s in subs]
     if other_sub is not None:
         report.other_info = {
             "model": other_sub.model,

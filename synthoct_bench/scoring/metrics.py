@@ -153,6 +153,11 @@ def scaled(fn: MetricFn, factor: float) -> MetricFn:
     return lambda t, n: factor * fn(t, n)
 
 
+def mean_of(fns: list[MetricFn]) -> MetricFn:
+    """The mean of several metrics on the same totals (one metric over training seeds)."""
+    return lambda t, n: sum(fn(t, n) for fn in fns) / len(fns)
+
+
 def difference(a: MetricFn, b: MetricFn) -> MetricFn:
     """``a - b`` evaluated on the same totals: a paired difference."""
     return lambda t, n: a(t, n) - b(t, n)

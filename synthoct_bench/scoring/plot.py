@@ -20,10 +20,8 @@ __all__ = ["plot_reports"]
 
 
 def _label(report: ScoreReport, index: int) -> str:
-    if report.model:
-        return report.model
-    source = report.provenance.get("submission_source") if report.provenance else None
-    return Path(source).stem if source else f"submission {index + 1}"
+    label = report.label
+    return f"submission {index + 1}" if label == "submission" else label
 
 
 def plot_reports(

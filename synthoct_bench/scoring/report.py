@@ -2,12 +2,17 @@
 
 ``ScoreReport.estimates`` holds every metric under a flat name (see
 :data:`METRIC_DOC`); ``to_dict()`` nests them into the JSON the CLI writes and
-``str(report)`` prints the tables.
+``str(report)`` prints the tables. A report of several training seeds of one model
+also holds, per submission-dependent metric, each seed's value with their mean and
+sample SD (:class:`SeedSpread`).
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from synthoct_bench.paper import (
@@ -19,7 +24,7 @@ from synthoct_bench.paper import (
 )
 from synthoct_bench.stats import Estimate
 
-__all__ = ["ScoreReport", "METRIC_DOC"]
+__all__ = ["ScoreReport", "SeedSpread", "METRIC_DOC", "metric_label"]
 
 #: Flat metric names in ScoreReport.estimates and what they mean.
 METRIC_DOC: dict[str, str] = {
@@ -52,6 +57,49 @@ _PRED_DEPENDENT = (
     "marginal_nll",
     "eta_noisy_nll",
 )
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """One metric over training seeds: each seed's value, their mean and sample SD."""
+
+    values: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return math.fsum(self.values) / len(self.values)
+
+    @property
+    def sd(self) -> float:
+        """Sample standard deviation (n - 1 in the denominator); 0 for one seed."""
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "sd": self.sd, "values": list(self.values)}
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".4f"
+        return f"{self.mean:{spec}} ± {self.sd:{spec}}"
+
+
+def metric_label(name: str) -> str:
+    """A flat metric name in the paper's symbols, for printed tables."""
+    if name.startswith("table1/"):
+        _, a, b, m = name.split("/")
+        return f"{m.upper()} ({paper_symbol(a)}, {paper_symbol(b)})"
+    if name.startswith("table2/"):
+        return f"Table 2 {name.split('/')[1].capitalize()} NLL"
+    if name.startswith("heldout_nll/"):
+        return f"held-out NLL under {name.split('/')[1]}"
+    if name.startswith("r2_dim"):
+        return f"R2 dim {name[len('r2_dim') :]} (eta_hat, eta_pred)"
+    return {
+        "r2": "R2 (eta_hat, eta_pred)",
+        "mse": "MSE (eta_hat, eta_pred)",
+        "fraction_of_max": "fraction of max",
+        "marginal_nll": "marginal NLL of obs",
+        "eta_noisy_nll": "Gaussian NLL of eta_hat",
+    }.get(name, name)
 
 
 def _paper_key(noise: float) -> float | None:
@@ -89,6 +137,11 @@ class ScoreReport:
     #: What could not be checked (a submission without level, split or dataset
     #: fingerprint; data read without verification): the report's first lines.
     unchecked: list[str] = field(default_factory=list)
+    #: The submission file(s) scored: source, sha256, model and what each records.
+    submissions: list[dict[str, Any]] = field(default_factory=list)
+    #: Several training seeds of one model: ``estimates`` then bootstrap the seed mean,
+    #: and this holds each submission-dependent metric's per-seed values, mean and SD.
+    across_seeds: dict[str, SeedSpread] = field(default_factory=dict)
 
     # -- access ---------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Estimate:
@@ -101,6 +154,22 @@ class ScoreReport:
     @property
     def fraction_of_max(self) -> Estimate:
         return self.estimates["fraction_of_max"]
+
+    @property
+    def n_seeds(self) -> int:
+        """Training seeds averaged in this report (1 for a single submission)."""
+        spread = next(iter(self.across_seeds.values()), None)
+        return len(spread.values) if spread is not None else 1
+
+    @property
+    def label(self) -> str:
+        """The model name the submission records, else its file's stem."""
+        if self.model:
+            return self.model
+        source = self.submissions[0].get("source") if self.submissions else None
+        if source and not str(source).startswith("<"):
+            return Path(source).stem
+        return "submission"
 
     # -- JSON -----------------------------------------------------------------------------
     def _nested(self, est: dict[str, Estimate]) -> dict[str, Any]:
@@ -172,7 +241,16 @@ class ScoreReport:
                 "method": "percentile; resamples subjects; all metrics on the same resamples",
             },
             "provenance": dict(self.provenance),
+            "submissions": [dict(sub) for sub in self.submissions],
+            "seeds": None,
         }
+        if self.across_seeds:
+            out["seeds"] = {
+                "n": self.n_seeds,
+                "note": "each seed's score, their mean and sample SD (n - 1); the intervals "
+                "above bootstrap the mean over seeds (all seeds on the same resamples)",
+                "metrics": {k: v.as_dict() for k, v in self.across_seeds.items()},
+            }
         if self.other is not None and self.difference is not None:
             out["comparison"] = {
                 "other": dict(self.other_info or {}),
@@ -203,7 +281,9 @@ class ScoreReport:
         pct = int(round(self.level * 100))
         head = (
             f"synthoct-bench score: sigma2={self.noise:g}, split {self.split or '?'}, "
-            f"{self.n_subjects:,} subjects" + (f", model {self.model}" if self.model else "")
+            f"{self.n_subjects:,} subjects"
+            + (f", model {self.model}" if self.model else "")
+            + (f", {self.n_seeds} training seeds" if self.across_seeds else "")
         )
         lines = [head, "=" * len(head)]
         for item in self.unchecked:
@@ -213,6 +293,8 @@ class ScoreReport:
         lines.append(
             f"Table 1 ({pct}% bootstrap intervals, {self.n_bootstrap} resamples, seed {self.seed})"
         )
+        if self.across_seeds:
+            lines.append(f"  (every value: the mean over {self.n_seeds} training seeds)")
         lines.append("  (the paper's symbols: eta_hat = column eta_noisy, eta_approx = eta_ebe)")
         lines.append(
             f"{'Term 1':<11}{'Term 2':<11}{'MSE':<26}{'R2':<26}{'paper MSE':>10}{'paper R2':>10}"
@@ -245,6 +327,15 @@ class ScoreReport:
                 paper = PAPER_TABLE2[key][c] if key is not None else None
                 ptxt = f"{paper[0]:.0f} [{paper[1]:.0f}, {paper[2]:.0f}]" if paper else "-"
                 lines.append(f"{c.capitalize():<13}{format(e[f'table2/{c}'], '.1f'):<30}{ptxt:<24}")
+        if self.across_seeds:
+            lines += [
+                "",
+                f"Across {self.n_seeds} training seeds: mean ± sample SD of each seed's score "
+                "(the intervals above bootstrap the seed mean)",
+            ]
+            for k, v in self.across_seeds.items():
+                spec = ".1f" if k.startswith(("table2/", "heldout_nll/", "marginal_nll")) else ".4f"
+                lines.append(f"  {metric_label(k):<32}{format(v, spec)}")
         beyond = []
         dims = [f"{e[f'r2_dim{d}'].value:.4f}" for d in (1, 2, 3) if f"r2_dim{d}" in e]
         if dims:
@@ -269,13 +360,13 @@ class ScoreReport:
                 spec = "+.1f" if abs(v.value) >= 100 else "+.4f"
                 lines.append(f"  {k:<32}{format(v, spec)}{sig}")
             lines.append("  (* interval excludes 0)")
-        prov = self.provenance
+        prov = {k: v for k, v in self.provenance.items() if v is not None}
         if prov:
-            lines += [
-                "",
-                "provenance: "
-                + ", ".join(f"{k}={str(v)[:16]}" for k, v in prov.items() if v is not None),
-            ]
+            lines += ["", "provenance"]
+            lines += [f"  {k}: {v}" for k, v in prov.items()]
+        for i, sub in enumerate(self.submissions):
+            label = f"submission {i + 1}" if len(self.submissions) > 1 else "submission"
+            lines.append(f"  {label}: {sub.get('source')} (sha256 {sub.get('sha256')})")
         return "\n".join(lines)
 
 
