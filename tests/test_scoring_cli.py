@@ -74,7 +74,8 @@ def test_cli_several_levels_json_plot_and_compare(tmp_path, tiny_dataset, capsys
     )  # fmt: skip
     assert rc == 0
     payload = json.loads(js.read_text())
-    assert sorted((r["model"], r["noise"]) for r in payload["reports"]) == [
+    assert payload["schema_version"] == 1
+    assert [(r["model"], r["noise"]) for r in payload["reports"]] == [
         ("half", 1.0),
         ("half", 9.0),
         ("oracle", 1.0),
@@ -90,7 +91,9 @@ def test_cli_several_levels_json_plot_and_compare(tmp_path, tiny_dataset, capsys
          "--compare", str(b), "--json", "--n-bootstrap", "30"]
     )  # fmt: skip
     assert rc == 0
-    out = json.loads(capsys.readouterr().out)
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["schema_version"] == 1 and len(payload["reports"]) == 1
+    out = payload["reports"][0]
     assert out["comparison"]["other"]["model"] == "half"
     diff = out["comparison"]["difference"]["r2"]["value"]
     assert diff == pytest.approx(

@@ -6,6 +6,13 @@
 ``--predictions`` may be repeated and may name a directory (every *.parquet and
 *.csv in it): each file is scored at the noise level it records (or ``--noise``),
 and ``--plot`` draws R² and fraction of max across levels, one line per model.
+
+    synthoct score --data D --predictions subs/ --seeds-of mine --summary \
+        --leaderboard-entry mine.jsonl --model-index mine.yaml --dataset-id ORG/NAME
+
+``--seeds-of MODEL`` scores that model's files at each level as training seeds;
+``--summary`` prints one row per level; the JSON is always
+``{"schema_version": 1, "reports": [...]}`` (:mod:`synthoct_bench.scoring.leaderboard`).
 """
 
 from __future__ import annotations
@@ -47,6 +54,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--no-nll", action="store_true", help="skip the NLME-based NLLs (Table 2 and beyond)"
     )
     parser.add_argument(
+        "--seeds-of",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="score the files recording this model as its training seeds: one report per "
+        "level, mean ± sd over seeds beside the bootstrap interval; repeatable",
+    )
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="print one row per noise level (R2 with interval, fraction of max, Table 2 "
+        "Predicted NLL) instead of the full tables",
+    )
+    parser.add_argument(
+        "--leaderboard-entry",
+        metavar="FILE",
+        help="write one model's leaderboard entry as one JSON line (see BENCHMARK.md)",
+    )
+    parser.add_argument(
+        "--model-index",
+        metavar="FILE.yaml",
+        help="write a Hugging Face model-index YAML snippet for the model card",
+    )
+    parser.add_argument(
+        "--dataset-id",
+        metavar="ORG/NAME",
+        help="Hub dataset id for --model-index (unset: --data, if it is a Hub id)",
+    )
+    parser.add_argument(
         "--nll-params",
         choices=("simulation", "fitted"),
         default="simulation",
@@ -55,71 +91,63 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _expand(entries: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for entry in entries:
-        path = Path(entry)
-        if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq", ".csv")
-            )
-            if not found:
-                raise ValueError(f"{path}: directory holds no *.parquet or *.csv submissions")
-            files.extend(found)
-        else:
-            files.append(path)
-    return files
-
-
 def run(args: argparse.Namespace) -> int:
     from synthoct_bench.atomic import write_text
-    from synthoct_bench.scoring import read_submission, score
-    from synthoct_bench.scoring.submission import max_submission_bytes
+    from synthoct_bench.scoring import leaderboard as lb
+    from synthoct_bench.scoring.batch import expand_predictions, score_files
 
-    for flag, target in (("--json", args.json), ("--plot", args.plot)):
+    outputs = (
+        ("--json", args.json),
+        ("--plot", args.plot),
+        ("--leaderboard-entry", args.leaderboard_entry),
+        ("--model-index", args.model_index),
+    )
+    for flag, target in outputs:
         if target and target != "-" and Path(target).is_dir():
             raise ValueError(f"{flag} {target} is a folder; give a file name")
-    files = _expand(args.predictions)
-    if args.compare and len(files) != 1:
+    if args.compare and len(expand_predictions(args.predictions)) != 1:
         raise ValueError("--compare needs exactly one --predictions file")
-    reports = []
-    for path in files:
-        noise = args.noise
-        if noise is None:
-            # Peek at the declared level; size is re-checked against the split in score().
-            declared = read_submission(path, max_bytes=max_submission_bytes(10**7)).noise
-            if declared is None:
-                raise ValueError(f"{path}: the file records no noise level; pass --noise")
-            noise = declared
-        reports.append(
-            score(
-                path,
-                args.data,
-                noise,
-                args.split,
-                compare=args.compare,
-                n_bootstrap=args.n_bootstrap,
-                seed=args.seed,
-                revision=args.revision,
-                nll=not args.no_nll,
-                nll_params=args.nll_params,
-            )
-        )
-
-    payload = (
-        reports[0].to_dict() if len(reports) == 1 else {"reports": [r.to_dict() for r in reports]}
+    if args.compare and args.seeds_of:
+        raise ValueError("--compare takes one submission, not --seeds-of training seeds")
+    reports = score_files(
+        args.predictions,
+        args.data,
+        noise=args.noise,
+        split=args.split,
+        seeds_of=args.seeds_of,
+        compare=args.compare,
+        n_bootstrap=args.n_bootstrap,
+        seed=args.seed,
+        revision=args.revision,
+        nll=not args.no_nll,
+        nll_params=args.nll_params,
     )
-    if args.json == "-":
-        print(json.dumps(payload, indent=2))
-    else:
-        print("\n\n".join(str(r) for r in reports))
-        if args.json:
-            write_text(args.json, json.dumps(payload, indent=2) + "\n")
-            print(f"\nJSON written to {args.json}")
+    # Build every leaderboard output before writing any, so a refusal leaves no file.
+    entry = lb.entry_line(lb.leaderboard_entry(reports)) if args.leaderboard_entry else None
+    card = lb.model_index_yaml(reports, dataset_id=args.dataset_id) if args.model_index else None
+    payload = json.dumps(lb.reports_payload(reports), indent=2)
+    notes = []
+    if args.json and args.json != "-":
+        write_text(args.json, payload + "\n")
+        notes.append(f"JSON written to {args.json}")
+    if entry is not None:
+        write_text(args.leaderboard_entry, entry + "\n")
+        notes.append(f"leaderboard entry written to {args.leaderboard_entry}")
+    if card is not None:
+        write_text(args.model_index, card)
+        notes.append(f"model-index written to {args.model_index}")
     if args.plot:
         from synthoct_bench.scoring.plot import plot_reports
 
         plot_reports(reports, args.plot)
-        if args.json != "-":
-            print(f"plot written to {args.plot}")
+        notes.append(f"plot written to {args.plot}")
+    if args.json == "-":
+        print(payload)
+        return 0
+    if args.summary:
+        print(lb.format_summary(reports))
+    else:
+        print("\n\n".join(str(r) for r in reports))
+    if notes:
+        print("\n" + "\n".join(notes))
     return 0
