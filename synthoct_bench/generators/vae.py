@@ -58,7 +58,7 @@ ARCHITECTURES: dict[str, str] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class BetaVAEConfig:
     """Architecture settings; defaults are the paper's Table 3."""
 
@@ -70,7 +70,7 @@ class BetaVAEConfig:
     upsample_mode: str = "nearest"
 
     def __post_init__(self) -> None:
-        self.decoder_widths = tuple(int(w) for w in self.decoder_widths)
+        object.__setattr__(self, "decoder_widths", tuple(int(w) for w in self.decoder_widths))
         if self.encoder_width < 1:
             raise ValueError(f"encoder_width must be >= 1, got {self.encoder_width}")
         if self.latent_dim < 1:
