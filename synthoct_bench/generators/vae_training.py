@@ -96,6 +96,9 @@ class VAETrainingConfig:
     max_steps: int | None = None
     #: rows removed by the random vertical crop at 224 px; scaled for other sizes.
     crop_rows_at_224: int = 34
+    #: False: no flips or crops, training and validation see the images as they are
+    #: (e.g. phantom images whose factors, like tilt, a flip would change).
+    augment: bool = True
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 2000
@@ -592,9 +595,10 @@ def train_vae(
         state = _State(payload["step"], payload["history"], payload["val_history"])
 
     if val is not None and state.step == 0:
-        state.val_history.append(
-            {"step": 0, **_validate(model, objective, val, cfg, crop, 0.0, device)}
-        )
+        # the paper's β starts its warm-up at 0; the other objectives at full weight
+        anneal0 = 0.0 if objective.warmup else 1.0
+        row = _validate(model, objective, val, cfg, crop, anneal0, device)
+        state.val_history.append({"step": 0, **row})
     model.train()
     acc: dict[str, float] = {}
     acc_n = 0
@@ -607,9 +611,10 @@ def train_vae(
             keys = rng.uniform(cfg.seed, rng.stream_id("vae_train/order", epoch), np.arange(n), 1)
             perm, perm_epoch = np.argsort(keys[:, 0], kind="stable"), epoch
         idx = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
-        x = augment_batch(
-            data.get(idx), crop, _step_generator(cfg.seed, "vae_train/augment", state.step)
-        ).to(device)
+        x = data.get(idx)
+        if cfg.augment:
+            x = augment_batch(x, crop, _step_generator(cfg.seed, "vae_train/augment", state.step))
+        x = x.to(device)
         beta = beta_at(state.step, warmup_steps, cfg.beta_max)
         anneal = beta_at(state.step, warmup_steps, 1.0)
         lr = cfg.learning_rate_at(state.step, steps_per_epoch)
@@ -701,7 +706,8 @@ def _validate(
     totals: dict[str, float] = {}
     count = 0
     for i, idx in enumerate(_validation_batches(len(val), cfg.batch_size, objective.min_batch)):
-        x = augment_batch(val.get(idx), crop, None, train=False).to(device)
+        x = val.get(idx)
+        x = (augment_batch(x, crop, None, train=False) if cfg.augment else x).to(device)
         generators = (None, None)
         if objective.uses_samples:
             generators = (
