@@ -93,14 +93,14 @@ def discrete_mutual_info(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ``b`` (N, n), from their joint histogram (the plug-in estimate)."""
     a, b = np.asarray(a), np.asarray(b)
     n = a.shape[0]
+    codes_a = [np.unique(col, return_inverse=True)[1].reshape(-1) for col in a.T]
+    codes_b = [np.unique(col, return_inverse=True)[1].reshape(-1) for col in b.T]
     out = np.zeros((a.shape[1], b.shape[1]))
-    for i in range(a.shape[1]):
-        _, ai = np.unique(a[:, i], return_inverse=True)
-        for j in range(b.shape[1]):
-            _, bj = np.unique(b[:, j], return_inverse=True)
-            joint = np.zeros((ai.max() + 1, bj.max() + 1))
-            np.add.at(joint, (ai, bj), 1.0)
-            joint /= n
+    for i, ai in enumerate(codes_a):
+        na = int(ai.max()) + 1
+        for j, bj in enumerate(codes_b):
+            nb = int(bj.max()) + 1
+            joint = np.bincount(ai * nb + bj, minlength=na * nb).reshape(na, nb) / n
             pa, pb = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
             nz = joint > 0
             out[i, j] = float(np.sum(joint[nz] * np.log(joint[nz] / (pa @ pb)[nz])))
