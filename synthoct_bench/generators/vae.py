@@ -11,6 +11,12 @@ run a narrow, small copy with the same structure.
 Weights are saved the diffusers way: a folder with ``config.json`` and
 ``model.safetensors``; :meth:`BetaVAE.from_pretrained` takes that folder or a
 Hub repo id.
+
+:class:`VAEBase` holds what every VAE architecture here shares (the
+reparameterised forward, the numpy helpers, save/load), so the trainer can take
+any of them; :data:`ARCHITECTURES` names them (``paper``: this module's
+:class:`BetaVAE`; ``small``: seed 003's :class:`~synthoct_bench.generators.vae_small.SmallConvVAE`)
+and :func:`load_vae` loads a saved folder of either kind.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -29,14 +35,30 @@ from torch import nn
 from synthoct_bench.atomic import atomic_write_dir
 from synthoct_bench.latent import LATENT_DIM, PAPER_ETA_DIMS
 
-__all__ = ["BetaVAEConfig", "BetaVAE", "kl_divergence", "BetaVAEGenerator"]
+__all__ = [
+    "BetaVAEConfig",
+    "BetaVAE",
+    "VAEBase",
+    "ARCHITECTURES",
+    "get_architecture",
+    "build_vae",
+    "load_vae",
+    "kl_divergence",
+    "BetaVAEGenerator",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 PAPER_DECODER_WIDTHS: tuple[int, ...] = (1024, 512, 256, 128, 64, 32)
 
+#: Architecture registry: name -> "module:Class" of a :class:`VAEBase` subclass.
+ARCHITECTURES: dict[str, str] = {
+    "paper": "synthoct_bench.generators.vae:BetaVAE",
+    "small": "synthoct_bench.generators.vae_small:SmallConvVAE",
+}
 
-@dataclass
+
+@dataclass(frozen=True)
 class BetaVAEConfig:
     """Architecture settings; defaults are the paper's Table 3."""
 
@@ -48,7 +70,7 @@ class BetaVAEConfig:
     upsample_mode: str = "nearest"
 
     def __post_init__(self) -> None:
-        self.decoder_widths = tuple(int(w) for w in self.decoder_widths)
+        object.__setattr__(self, "decoder_widths", tuple(int(w) for w in self.decoder_widths))
         if self.encoder_width < 1:
             raise ValueError(f"encoder_width must be >= 1, got {self.encoder_width}")
         if self.latent_dim < 1:
@@ -130,48 +152,104 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return torch.mean(-0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=1))
 
 
-class BetaVAE(nn.Module):
-    """β-VAE of the paper's Table 3 on 1-channel images in [0, 1]."""
+def get_architecture(name: str) -> type[VAEBase]:
+    """The VAE class registered as ``name`` in :data:`ARCHITECTURES`."""
+    from synthoct_bench.lazy import resolve
 
-    def __init__(self, config: BetaVAEConfig | None = None) -> None:
-        super().__init__()
-        self.config = config or BetaVAEConfig()
-        c = self.config
-        w = c.decoder_widths
-        self.encoder = _resnet18_encoder(c.encoder_width)
-        features = 8 * c.encoder_width
-        self.fc_mu = nn.Linear(features, c.latent_dim)
-        self.fc_logvar = nn.Linear(features, c.latent_dim)
-        self.fc_decode = nn.Linear(c.latent_dim, w[0] * c.base_size**2)
-        up = nn.Upsample(scale_factor=2, mode=c.upsample_mode)
-        layers: list[nn.Module] = [*_conv_bn_relu(w[0], w[1]), up]
-        for k in range(1, len(w) - 1):
-            layers += [*_conv_bn_relu(w[k], w[k]), *_conv_bn_relu(w[k], w[k + 1]), up]
-        layers += [*_conv_bn_relu(w[-1], w[-1]), nn.Conv2d(w[-1], 1, 3, 1, 1), nn.Sigmoid()]
-        self.decoder = nn.Sequential(*layers)
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown VAE architecture {name!r}; choose from {sorted(ARCHITECTURES)}")
+    return resolve(ARCHITECTURES[name])
 
-    def _check_images(self, x: torch.Tensor) -> None:
-        s = self.config.image_size
-        if x.ndim != 4 or x.shape[1] != 1 or x.shape[2] != s or x.shape[3] != s:
+
+def build_vae(arch: str, config: Any = None) -> VAEBase:
+    """A freshly initialised VAE of architecture ``arch``; ``config`` is its config
+    object, a dict of its fields, or None for its defaults."""
+    cls = get_architecture(arch)
+    if config is None:
+        config = cls.config_class()
+    elif isinstance(config, dict):
+        config = cls.config_class.from_dict(config)
+    if not isinstance(config, cls.config_class):
+        raise ValueError(
+            f"architecture {arch!r} takes a {cls.config_class.__name__}, got "
+            f"{type(config).__name__}"
+        )
+    return cls(config)
+
+
+def _resolve_folder(
+    path_or_repo_id: str | os.PathLike, revision: str | None, subfolder: str | None
+) -> Path:
+    folder = Path(path_or_repo_id)
+    if not folder.is_dir():
+        if os.path.exists(folder) or str(path_or_repo_id).count("/") != 1:
             raise ValueError(
-                f"BetaVAE expects images of shape (N, 1, {s}, {s}) in [0, 1], got {tuple(x.shape)}"
+                f"{path_or_repo_id!r} is neither a folder with {CONFIG_NAME} and "
+                f"{WEIGHTS_NAME} nor a Hub repo id of the form 'owner/name'"
             )
+        from huggingface_hub import snapshot_download
+
+        pattern = f"{subfolder}/*" if subfolder else "*"
+        folder = Path(
+            snapshot_download(str(path_or_repo_id), revision=revision, allow_patterns=[pattern])
+        )
+    if subfolder:
+        folder = folder / subfolder
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (folder / name).is_file():
+            raise ValueError(f"{folder} has no {name}; save the model with save_pretrained()")
+    return folder
+
+
+def load_vae(
+    path_or_repo_id: str | os.PathLike,
+    revision: str | None = None,
+    subfolder: str | None = None,
+    device: str | torch.device = "cpu",
+) -> VAEBase:
+    """Load a VAE of any registered architecture from a folder written by
+    ``save_pretrained`` (or a Hub repo id); the class is the config's ``_class_name``."""
+    folder = _resolve_folder(path_or_repo_id, revision, subfolder)
+    name = json.loads((folder / CONFIG_NAME).read_text()).get("_class_name", "BetaVAE")
+    classes = {target.rpartition(":")[2]: arch for arch, target in ARCHITECTURES.items()}
+    if name not in classes:
+        raise ValueError(f"{folder} holds a {name!r}, not one of {sorted(classes)}")
+    return get_architecture(classes[name]).from_pretrained(folder, device=device)
+
+
+class VAEBase(nn.Module):
+    """What every VAE here shares: ``encode`` -> (μ, log σ²), ``decode`` -> images in
+    [0, 1], a reparameterised ``forward``, batched numpy helpers and diffusers-style
+    ``save_pretrained``/``from_pretrained``. Subclasses set ``config_class`` and
+    implement ``encode`` and ``decode``; their config has ``image_size``,
+    ``latent_dim``, ``to_dict`` (with ``_class_name``) and ``from_dict``."""
+
+    config_class: ClassVar[type]
+    config: Any
+
+    @property
+    def in_channels(self) -> int:
+        return int(getattr(self.config, "channels", 1))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ, log σ²), each (N, latent_dim), for images (N, 1, S, S) in [0, 1]."""
-        self._check_images(x)
-        h = F.relu(self.encoder(x))
-        return self.fc_mu(h), self.fc_logvar(h)
+        raise NotImplementedError
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Images (N, 1, S, S) in [0, 1] for latents (N, latent_dim)."""
+        raise NotImplementedError
+
+    def _check_images(self, x: torch.Tensor) -> None:
+        s, c = self.config.image_size, self.in_channels
+        if x.ndim != 4 or x.shape[1] != c or x.shape[2] != s or x.shape[3] != s:
+            raise ValueError(
+                f"{type(self).__name__} expects images of shape (N, {c}, {s}, {s}) in [0, 1], "
+                f"got {tuple(x.shape)}"
+            )
+
+    def _check_latents(self, z: torch.Tensor) -> None:
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
             raise ValueError(
                 f"z must have shape (N, {self.config.latent_dim}), got {tuple(z.shape)}"
             )
-        c = self.config
-        h = F.relu(self.fc_decode(z)).view(-1, c.decoder_widths[0], c.base_size, c.base_size)
-        return self.decoder(h)
 
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None
@@ -189,14 +267,17 @@ class BetaVAE(nn.Module):
         return next(self.parameters()).device
 
     def images_to_tensor(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 or [0, 1] float images (N, H, W) -> (N, 1, S, S) float on the model device."""
+        """uint8 or [0, 1] float images (N, H, W), or (N, C, H, W) for C channels, ->
+        (N, C, S, S) float on the model device."""
         images = np.asarray(images)
-        if images.ndim != 3:
-            raise ValueError(f"images must have shape (N, H, W), got {images.shape}")
+        c = self.in_channels
+        if not (images.ndim == 3 and c == 1) and not (images.ndim == 4 and images.shape[1] == c):
+            want = "(N, H, W)" if c == 1 else f"(N, {c}, H, W)"
+            raise ValueError(f"images must have shape {want}, got {images.shape}")
         x = torch.from_numpy(images.astype(np.float32))
         if images.dtype == np.uint8:
             x = x / 255.0
-        x = x[:, None].to(self.device)
+        x = (x[:, None] if images.ndim == 3 else x).to(self.device)
         s = self.config.image_size
         if x.shape[-2:] != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
@@ -204,7 +285,7 @@ class BetaVAE(nn.Module):
 
     @torch.no_grad()
     def encode_images(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """μ (N, latent_dim) float64 for grayscale images (N, H, W), resized to image_size."""
+        """μ (N, latent_dim) float64 for images (N, H, W), resized to image_size."""
         was_training = self.training
         self.eval()
         try:
@@ -218,22 +299,22 @@ class BetaVAE(nn.Module):
 
     @torch.no_grad()
     def decode_latents(self, z: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Images (N, S, S) float32 in [0, 1] for latents z (N, latent_dim)."""
+        """Images (N, S, S) float32 in [0, 1] for latents z (N, latent_dim);
+        (N, C, S, S) for a model with C > 1 channels."""
         was_training = self.training
         self.eval()
+        squeeze = self.in_channels == 1
         try:
-            out = [
-                self.decode(
-                    torch.as_tensor(z[i : i + batch_size], dtype=torch.float32).to(self.device)
-                )[:, 0]
-                .float()
-                .cpu()
-                for i in range(0, len(z), batch_size)
-            ]
+            out = []
+            for i in range(0, len(z), batch_size):
+                batch = torch.as_tensor(z[i : i + batch_size], dtype=torch.float32)
+                images = self.decode(batch.to(self.device))
+                out.append((images[:, 0] if squeeze else images).float().cpu())
         finally:
             self.train(was_training)
         s = self.config.image_size
-        return torch.cat(out).numpy() if out else np.zeros((0, s, s), np.float32)
+        empty = (0, s, s) if squeeze else (0, self.in_channels, s, s)
+        return torch.cat(out).numpy() if out else np.zeros(empty, np.float32)
 
     # ---- save / load ----------------------------------------------------------------------
 
@@ -255,32 +336,68 @@ class BetaVAE(nn.Module):
         revision: str | None = None,
         subfolder: str | None = None,
         device: str | torch.device = "cpu",
-    ) -> BetaVAE:
+    ) -> Any:
         """Load from a folder written by :meth:`save_pretrained` or a Hub repo id."""
         from safetensors.torch import load_file
 
-        folder = Path(path_or_repo_id)
-        if not folder.is_dir():
-            if os.path.exists(folder) or str(path_or_repo_id).count("/") != 1:
-                raise ValueError(
-                    f"{path_or_repo_id!r} is neither a folder with {CONFIG_NAME} and "
-                    f"{WEIGHTS_NAME} nor a Hub repo id of the form 'owner/name'"
-                )
-            from huggingface_hub import snapshot_download
-
-            pattern = f"{subfolder}/*" if subfolder else "*"
-            folder = Path(
-                snapshot_download(str(path_or_repo_id), revision=revision, allow_patterns=[pattern])
+        folder = _resolve_folder(path_or_repo_id, revision, subfolder)
+        raw = json.loads((folder / CONFIG_NAME).read_text())
+        saved = raw.get("_class_name", cls.__name__)
+        if saved != cls.__name__:
+            raise ValueError(
+                f"{folder} holds a {saved}, not a {cls.__name__}; load it with "
+                f"{saved}.from_pretrained or synthoct_bench.generators.vae.load_vae"
             )
-        if subfolder:
-            folder = folder / subfolder
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (folder / name).is_file():
-                raise ValueError(f"{folder} has no {name}; save the model with save_pretrained()")
-        config = BetaVAEConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text()))
-        model = cls(config)
+        model = cls(cls.config_class.from_dict(raw))
         model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
         return model.to(device).eval()
+
+
+class BetaVAE(VAEBase):
+    """β-VAE of the paper's Table 3 on 1-channel images in [0, 1]."""
+
+    config_class = BetaVAEConfig
+
+    def __init__(self, config: BetaVAEConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or BetaVAEConfig()
+        c = self.config
+        w = c.decoder_widths
+        self.encoder = _resnet18_encoder(c.encoder_width)
+        features = 8 * c.encoder_width
+        self.fc_mu = nn.Linear(features, c.latent_dim)
+        self.fc_logvar = nn.Linear(features, c.latent_dim)
+        self.fc_decode = nn.Linear(c.latent_dim, w[0] * c.base_size**2)
+        up = nn.Upsample(scale_factor=2, mode=c.upsample_mode)
+        layers: list[nn.Module] = [*_conv_bn_relu(w[0], w[1]), up]
+        for k in range(1, len(w) - 1):
+            layers += [*_conv_bn_relu(w[k], w[k]), *_conv_bn_relu(w[k], w[k + 1]), up]
+        layers += [*_conv_bn_relu(w[-1], w[-1]), nn.Conv2d(w[-1], 1, 3, 1, 1), nn.Sigmoid()]
+        self.decoder = nn.Sequential(*layers)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, log σ²), each (N, latent_dim), for images (N, 1, S, S) in [0, 1]."""
+        self._check_images(x)
+        h = F.relu(self.encoder(x))
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images (N, 1, S, S) in [0, 1] for latents (N, latent_dim)."""
+        self._check_latents(z)
+        c = self.config
+        h = F.relu(self.fc_decode(z)).view(-1, c.decoder_widths[0], c.base_size, c.base_size)
+        return self.decoder(h)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | os.PathLike,
+        revision: str | None = None,
+        subfolder: str | None = None,
+        device: str | torch.device = "cpu",
+    ) -> BetaVAE:
+        """Load from a folder written by :meth:`save_pretrained` or a Hub repo id."""
+        return super().from_pretrained(path_or_repo_id, revision, subfolder, device)
 
 
 class BetaVAEGenerator:

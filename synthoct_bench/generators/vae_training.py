@@ -1,15 +1,24 @@
-"""Training recipe of the paper's β-VAE (section 2.1), resumable and pickle-free.
+"""Training recipe of the paper's β-VAE (section 2.1), resumable and pickle-free,
+and of the VAE family around it.
 
-Loss = α·MSE + γ·perceptual(relu1_2) + τ·perceptual(relu3_3) + β·KL, with
-α = 400/3, γ = 25/12, τ = 1/3 and β warmed up linearly from 0 to 0.0376, then
-a fixed number of epochs (the paper: 100); Adam lr 1e-3, batch 5; training
-augmentation: horizontal flip + random vertical crop removing 34 rows (of 224)
-then resize back; validation uses the central crop.
+Defaults (the paper's recipe): loss = α·MSE + γ·perceptual(relu1_2) +
+τ·perceptual(relu3_3) + β·KL, with α = 400/3, γ = 25/12, τ = 1/3 and β warmed up
+linearly from 0 to 0.0376, then a fixed number of epochs (the paper: 100); Adam
+lr 1e-3, batch 5; training augmentation: horizontal flip + random vertical crop
+removing 34 rows (of 224) then resize back; validation uses the central crop.
 
-Every random choice (epoch order, flips, crops, reparameterisation noise) is
-keyed by (seed, epoch or step) through :mod:`synthoct_bench.rng`, so a run
-killed and resumed from its last checkpoint takes the same path as one that
-never stopped. Checkpoints are folders of safetensors + JSON, written atomically.
+Other settings of :class:`VAETrainingConfig` select the rest of the family:
+``objective`` (any of :data:`~synthoct_bench.generators.vae_objectives.OBJECTIVES`,
+constants in ``objective_config``), ``arch`` (``paper`` or seed 003's ``small``),
+``optimizer`` (adam, sgd, rmsprop), ``lr_decay`` (exponential, per epoch) and
+``grad_clip``. :class:`PhantomImageSource` renders phantom images on the fly as
+training data, with the phantom's generating factors alongside.
+
+Every random choice (epoch order, flips, crops, reparameterisation noise, prior
+draws) is keyed by (seed, epoch or step) through :mod:`synthoct_bench.rng`, and
+the learning rate is a function of the step, so a run killed and resumed from its
+last checkpoint takes the same path as one that never stopped. Checkpoints are
+folders of safetensors + JSON, written atomically.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +38,20 @@ import torch.nn.functional as F
 from synthoct_bench import rng
 from synthoct_bench.atomic import atomic_write_dir, save_figure
 from synthoct_bench.checkpoint import load_optimizer_state, save_optimizer_state
-from synthoct_bench.generators.perceptual import VGGPerceptualLoss
-from synthoct_bench.generators.vae import BetaVAE, BetaVAEConfig, kl_divergence
+from synthoct_bench.generators.vae import VAEBase, get_architecture, load_vae
+from synthoct_bench.generators.vae_objectives import (
+    BetaConfig,
+    Objective,
+    get_objective,
+    objective_config,
+)
 
 __all__ = [
     "VAETrainingConfig",
+    "OPTIMIZERS",
+    "make_optimizer",
     "ImageSource",
+    "PhantomImageSource",
     "load_image_source",
     "augment_batch",
     "beta_at",
@@ -45,11 +62,22 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+#: Optimizers ``VAETrainingConfig.optimizer`` can name (seed 004 compares these three).
+OPTIMIZERS: tuple[str, ...] = ("adam", "sgd", "rmsprop")
+#: Settings a checkpoint must share with the run resuming it.
+_RESUME_FIELDS = ("objective", "objective_config", "arch", "optimizer")
 
 
-@dataclass
+@dataclass(frozen=True)
 class VAETrainingConfig:
-    """Settings of the recipe; defaults are the paper's where it gives them."""
+    """Settings of the recipe; defaults are the paper's where it gives them.
+
+    ``alpha``, ``perceptual_*``, ``vgg_weights``, ``beta_max`` and ``perceptual`` are
+    the ``beta`` objective's constants (the paper's loss); the other objectives take
+    theirs from ``objective_config``. ``warmup_epochs`` is the β warm-up of the
+    ``beta`` objective; the other objectives' seeds do not warm up, so for them it is
+    0 whatever its value here.
+    """
 
     batch_size: int = 5
     learning_rate: float = 1e-3
@@ -68,14 +96,37 @@ class VAETrainingConfig:
     max_steps: int | None = None
     #: rows removed by the random vertical crop at 224 px; scaled for other sizes.
     crop_rows_at_224: int = 34
+    #: False: no flips or crops, training and validation see the images as they are
+    #: (e.g. phantom images whose factors, like tilt, a flip would change).
+    augment: bool = True
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 2000
     keep_checkpoints: int = 2
+    #: a name in ``vae_objectives.OBJECTIVES``: beta, vae, tcvae, iwae, infovae, logcosh.
+    objective: str = "beta"
+    #: constants of an objective other than ``beta``: its config, a dict of its fields,
+    #: or None for its defaults (the seeds' constants).
+    objective_config: Any = None
+    #: False drops the ``beta`` objective's VGG16 terms.
+    perceptual: bool = True
+    #: a name in ``vae.ARCHITECTURES``: "paper" (Table 3) or "small" (seed 003).
+    arch: str = "paper"
+    #: "adam", "sgd" or "rmsprop" (torch's defaults besides the settings below).
+    optimizer: str = "adam"
+    #: momentum of sgd and rmsprop.
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    #: exponential decay per epoch, lr · lr_decay ** epoch (seed 004: 0.95); None: constant.
+    lr_decay: float | None = None
+    #: clip the gradients' global L2 norm to this; None: the objective's own clipping
+    #: (InfoVAE: 0.8, seed 004) if it has one, else none.
+    grad_clip: float | None = None
 
     def __post_init__(self) -> None:
-        self.perceptual_weights = tuple(float(w) for w in self.perceptual_weights)
-        self.perceptual_layers = tuple(self.perceptual_layers)
+        set_ = object.__setattr__
+        set_(self, "perceptual_weights", tuple(float(w) for w in self.perceptual_weights))
+        set_(self, "perceptual_layers", tuple(self.perceptual_layers))
         if len(self.perceptual_weights) != len(self.perceptual_layers):
             raise ValueError(
                 f"perceptual_weights {self.perceptual_weights} needs one weight per layer in "
@@ -86,9 +137,64 @@ class VAETrainingConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.learning_rate <= 0 or self.beta_max < 0 or self.warmup_epochs < 0:
             raise ValueError("learning_rate must be > 0, beta_max and warmup_epochs >= 0")
+        if self.objective == "beta":
+            if self.objective_config is not None:
+                raise ValueError(
+                    "the beta objective takes its constants from alpha, beta_max, perceptual, "
+                    "perceptual_layers, perceptual_weights and vgg_weights; leave "
+                    "objective_config None"
+                )
+        else:
+            set_(self, "objective_config", objective_config(self.objective, self.objective_config))
+        get_architecture(self.arch)  # raises for an unknown name
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.momentum < 0 or self.weight_decay < 0:
+            raise ValueError("momentum and weight_decay must be >= 0")
+        if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1] or None, got {self.lr_decay}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
 
     def crop_rows(self, image_size: int) -> int:
         return int(round(self.crop_rows_at_224 * image_size / 224))
+
+    def objective_settings(self) -> Any:
+        """The typed config of ``objective`` (for ``beta``, built from this config's fields)."""
+        if self.objective != "beta":
+            return self.objective_config
+        return BetaConfig(
+            alpha=self.alpha,
+            beta=self.beta_max,
+            perceptual=self.perceptual,
+            perceptual_layers=self.perceptual_layers,
+            perceptual_weights=self.perceptual_weights,
+            vgg_weights=self.vgg_weights,
+        )
+
+    def learning_rate_at(self, step: int, steps_per_epoch: int) -> float:
+        """The learning rate of optimiser step ``step`` (0-based): constant, or decayed by
+        ``lr_decay`` once per completed epoch (as torch's ExponentialLR stepped per epoch)."""
+        if self.lr_decay is None:
+            return self.learning_rate
+        return self.learning_rate * self.lr_decay ** (step // steps_per_epoch)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "objective_config" and value is not None:
+                value = value.to_dict()
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VAETrainingConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown VAETrainingConfig keys {unknown}")
+        return cls(**d)
 
 
 # ---- data ---------------------------------------------------------------------------------
@@ -140,12 +246,99 @@ class ImageSource:
         return torch.from_numpy(arr.astype(np.float32) / 255.0)[:, None]
 
 
+class PhantomImageSource:
+    """Phantom images rendered on the fly, deterministic by seed and index.
+
+    Item ``i`` is subject ``offset + i`` of a phantom dataset built with ``seed``:
+    z = ``latent.sample_z`` and the speckle seed = the build pipeline's
+    ``image_seeds``, so the images are the ones ``synthoct build --seed SEED``
+    stores (rendered at ``image_size`` instead of resized). ``factors`` gives the
+    phantom's named generating factors of the same items, the ground truth for
+    :mod:`~synthoct_bench.generators.disentanglement`.
+
+    Args:
+        n: number of images.
+        image_size: side of the rendered images (>= 32).
+        seed: the dataset seed the latents and speckle are keyed by.
+        offset: index of the first subject (e.g. ``n_train`` for a validation source).
+        generator_kwargs: keyword arguments of :class:`PhantomGenerator` (eta_dims,
+            eta_visibility, nuisance, dims).
+    """
+
+    kind = "phantom"
+
+    def __init__(
+        self,
+        n: int,
+        image_size: int = 64,
+        seed: int = 0,
+        offset: int = 0,
+        generator_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        from synthoct_bench.generators.phantom import PhantomGenerator
+
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or offset < 0:
+            raise ValueError(f"offset must be a non-negative int, got {offset!r}")
+        self.n, self.seed, self.offset = int(n), int(seed), int(offset)
+        self.generator_kwargs = dict(generator_kwargs or {})
+        self.generator = PhantomGenerator(image_size=image_size, **self.generator_kwargs)
+        self.image_size = self.generator.image_size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def resized(self, image_size: int) -> PhantomImageSource:
+        """The same items rendered at another size."""
+        if image_size == self.image_size:
+            return self
+        return PhantomImageSource(self.n, image_size, self.seed, self.offset, self.generator_kwargs)
+
+    def subject_ids(self, indices: Sequence[int]) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise IndexError(f"indices must be in 0..{self.n - 1}")
+        return self.offset + idx
+
+    def latents(self, indices: Sequence[int]) -> np.ndarray:
+        """z (B, 128) of the items."""
+        from synthoct_bench.latent import sample_z
+
+        return sample_z(self.subject_ids(indices), self.seed)
+
+    def images(self, indices: Sequence[int]) -> np.ndarray:
+        """uint8 images (B, S, S) of the items."""
+        from synthoct_bench.dataset.pipeline import image_seeds
+
+        ids = self.subject_ids(indices)
+        return self.generator.generate(self.latents(indices), image_seeds(ids, self.seed))
+
+    def get(self, indices: Sequence[int]) -> torch.Tensor:
+        return torch.from_numpy(self.images(indices).astype(np.float32) / 255.0)[:, None]
+
+    def factors(
+        self, indices: Sequence[int], names: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, tuple[str, ...]]:
+        """(factors (B, k) float64, their names): ``PhantomGenerator.parameters`` of the
+        items, all 21 in the phantom's order unless ``names`` picks some."""
+        params = self.generator.parameters(self.latents(indices))
+        names = tuple(params) if names is None else tuple(names)
+        unknown = sorted(set(names) - set(params))
+        if unknown:
+            raise ValueError(f"unknown phantom factors {unknown}; choose from {list(params)}")
+        return np.stack([params[k] for k in names], axis=1), names
+
+
 def load_image_source(
     source: Any, image_size: int, split: str = "train", image_column: str = "image"
-) -> ImageSource:
+) -> ImageSource | PhantomImageSource:
     """An :class:`ImageSource` from a uint8 array (N, H, W), a folder of images
     (searched recursively), a `datasets.Dataset`, a `save_to_disk` folder, or a Hub
-    dataset repo id (loaded with ``datasets.load_dataset(source, split=split)``)."""
+    dataset repo id (loaded with ``datasets.load_dataset(source, split=split)``); a
+    :class:`PhantomImageSource` is used as it is, rendered at ``image_size``."""
+    if isinstance(source, PhantomImageSource):
+        return source.resized(image_size)
     if isinstance(source, np.ndarray):
         if source.ndim != 3 or source.dtype != np.uint8 or len(source) == 0:
             raise ValueError(
@@ -226,7 +419,8 @@ def plot_loss_curves(
     path: str | os.PathLike,
     val_history: list[dict[str, float]] | None = None,
 ) -> Path:
-    """Loss terms (log scale), validation loss if any, and β against the step (atomic PNG)."""
+    """Loss terms (log scale; values <= 0 left out), validation loss if any, and β (or
+    the learning rate when no β is logged) against the step (atomic PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,7 +428,7 @@ def plot_loss_curves(
 
     path = Path(path)
     steps = [h["step"] for h in history]
-    keys = [k for k in (history[0] if history else {}) if k not in ("step", "epoch", "beta")]
+    keys = [k for k in (history[0] if history else {}) if k not in ("step", "epoch", "beta", "lr")]
     fig, (ax, ax_beta) = plt.subplots(1, 2, figsize=(9, 3.2), width_ratios=(3, 1))
     for key in keys:
         values = np.array([h[key] for h in history], dtype=float)
@@ -245,8 +439,9 @@ def plot_loss_curves(
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.legend(fontsize=7, loc="upper right")
-    ax_beta.plot(steps, [h.get("beta", np.nan) for h in history], color="k")
-    ax_beta.set_title("β")
+    schedule = "beta" if history and "beta" in history[0] else "lr"
+    ax_beta.plot(steps, [h.get(schedule, np.nan) for h in history], color="k")
+    ax_beta.set_title("β" if schedule == "beta" else "learning rate")
     ax_beta.set_xlabel("step")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
     return save_figure(fig, path, dpi=90)
@@ -269,13 +464,13 @@ def _latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def _save_checkpoint(
-    output_dir: Path, model: BetaVAE, opt: torch.optim.Optimizer, state: _State, cfg: Any
+    output_dir: Path, model: VAEBase, opt: torch.optim.Optimizer, state: _State, cfg: Any
 ) -> Path:
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp / "model")
         save_optimizer_state(opt, tmp / "optimizer.safetensors")
         payload = {"step": state.step, "history": state.history, "val_history": state.val_history}
-        payload["training_config"] = asdict(cfg)
+        payload["training_config"] = cfg.to_dict()
         (tmp / "trainer_state.json").write_text(json.dumps(payload) + "\n")
 
     target = atomic_write_dir(output_dir / "checkpoints" / f"step-{state.step:09d}", write)
@@ -290,53 +485,81 @@ def _step_generator(seed: int, name: str, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(s)
 
 
+def make_optimizer(cfg: VAETrainingConfig, params: Any) -> torch.optim.Optimizer:
+    """The optimizer ``cfg.optimizer`` names, at ``cfg.learning_rate``."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    return torch.optim.RMSprop(
+        params, lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+
+
 def _loss_terms(
-    model: BetaVAE,
-    vgg: VGGPerceptualLoss,
+    model: VAEBase,
+    objective: Objective,
     x: torch.Tensor,
-    cfg: VAETrainingConfig,
-    beta: float,
+    dataset_size: int,
+    anneal: float,
     generator: torch.Generator | None,
+    prior_generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
-    if generator is None:  # validation: decode μ
-        mu, logvar = model.encode(x)
+    """The objective's terms and ``loss`` on batch x. ``generator`` None (validation of
+    an objective that does not use z) decodes μ; otherwise z = μ + σ·ε with ε (B, d),
+    or (k, B, d) decoded as one k·B batch for an objective that wants k samples."""
+    mu, logvar = model.encode(x)
+    if generator is None and not objective.uses_samples:
+        z = mu
         recon = model.decode(mu)
     else:
-        recon, mu, logvar = model(x, generator=generator)
-    terms = {"mse": F.mse_loss(recon, x)}
-    perceptual = vgg(recon, x)
-    for name, value in zip(cfg.perceptual_layers, perceptual, strict=True):
-        terms[f"perceptual_{name}"] = value
-    terms["kl"] = kl_divergence(mu, logvar)
-    weighted = cfg.alpha * terms["mse"] + torch.dot(
-        torch.tensor(cfg.perceptual_weights, dtype=perceptual.dtype, device=perceptual.device),
-        perceptual,
-    )
-    terms["loss"] = weighted + beta * terms["kl"]
-    return terms
+        k = objective.num_samples
+        shape = mu.shape if k == 1 else (k, *mu.shape)
+        eps = torch.randn(shape, generator=generator, device="cpu").to(mu)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        recon = model.decode(z.reshape(-1, mu.shape[1]))
+        if k > 1:
+            recon = recon.view(k, *x.shape)
+    out = objective(
+        x, recon, mu, logvar, z, dataset_size=dataset_size, anneal=anneal,
+        generator=prior_generator,
+    )  # fmt: skip
+    return {**out.terms, "loss": out.loss}
 
 
 def train_vae(
     train_source: Any,
     output_dir: str | os.PathLike,
     config: VAETrainingConfig | None = None,
-    model_config: BetaVAEConfig | None = None,
+    model_config: Any = None,
     val_source: Any = None,
     device: str | torch.device = "cpu",
     resume: bool = True,
     progress: bool = True,
     image_column: str = "image",
 ) -> dict[str, Any]:
-    """Train (or resume training) the β-VAE; returns the logged history.
+    """Train (or resume training) a VAE; returns the logged history.
 
-    Writes ``output_dir/checkpoints/step-*/`` (model, optimizer, trainer state),
-    ``output_dir/model/`` (final weights, loadable with ``BetaVAE.from_pretrained``)
-    and ``output_dir/loss_curves.png``.
+    ``model_config`` is the config of ``config.arch``'s model (``BetaVAEConfig`` for
+    ``paper``, ``SmallConvVAEConfig`` for ``small``; None: its defaults). Writes
+    ``output_dir/checkpoints/step-*/`` (model, optimizer, trainer state),
+    ``output_dir/model/`` (final weights, loadable with ``load_vae`` or the
+    architecture's ``from_pretrained``) and ``output_dir/loss_curves.png``.
     """
     from tqdm.auto import tqdm
 
     cfg = config or VAETrainingConfig()
-    mcfg = model_config or BetaVAEConfig()
+    arch = get_architecture(cfg.arch)
+    mcfg = model_config if model_config is not None else arch.config_class()
+    if not isinstance(mcfg, arch.config_class):
+        raise ValueError(
+            f"arch {cfg.arch!r} takes a {arch.config_class.__name__}, got "
+            f"{type(mcfg).__name__}; set VAETrainingConfig(arch=...) to match the model config"
+        )
+    if getattr(mcfg, "channels", 1) != 1:
+        raise ValueError("train_vae reads grayscale images: the model needs channels=1")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     data = load_image_source(train_source, mcfg.image_size, image_column=image_column)
@@ -349,34 +572,37 @@ def train_vae(
     if n < cfg.batch_size:
         raise ValueError(f"{n} training images is fewer than one batch of {cfg.batch_size}")
     steps_per_epoch = n // cfg.batch_size  # drop the last partial batch (BatchNorm needs > 1)
-    warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
-    total_steps = cfg.max_steps or warmup_steps + cfg.epochs * steps_per_epoch
     crop = cfg.crop_rows(mcfg.image_size)
 
     torch.manual_seed(cfg.seed)  # initial weights
-    model = BetaVAE(mcfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    vgg = VGGPerceptualLoss(cfg.perceptual_layers, weights=cfg.vgg_weights).to(device)
+    model = arch(mcfg).to(device)
+    opt = make_optimizer(cfg, model.parameters())
+    objective = get_objective(cfg.objective, cfg.objective_settings()).to(device)
+    if cfg.batch_size < objective.min_batch:
+        raise ValueError(
+            f"objective {cfg.objective!r} needs a batch of at least {objective.min_batch}"
+        )
+    grad_clip = cfg.grad_clip if cfg.grad_clip is not None else objective.grad_clip
+    warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch)) if objective.warmup else 0
+    total_steps = cfg.max_steps or warmup_steps + cfg.epochs * steps_per_epoch
     state = _State()
     ckpt = _latest_checkpoint(output_dir) if resume else None
     if ckpt is not None:
-        saved = BetaVAE.from_pretrained(ckpt / "model")
-        if saved.config.to_dict() != mcfg.to_dict():
-            raise ValueError(
-                f"checkpoint {ckpt} has model config {saved.config.to_dict()}, not "
-                f"{mcfg.to_dict()}; use another output_dir or resume=False"
-            )
-        model.load_state_dict(saved.state_dict())
+        _check_resumable(ckpt, cfg, mcfg)
+        model.load_state_dict(load_vae(ckpt / "model").state_dict())
         load_optimizer_state(opt, ckpt / "optimizer.safetensors")
         payload = json.loads((ckpt / "trainer_state.json").read_text())
         state = _State(payload["step"], payload["history"], payload["val_history"])
 
     if val is not None and state.step == 0:
-        state.val_history.append({"step": 0, **_validate(model, vgg, val, cfg, crop, 0.0, device)})
+        # the paper's β starts its warm-up at 0; the other objectives at full weight
+        anneal0 = 0.0 if objective.warmup else 1.0
+        row = _validate(model, objective, val, cfg, crop, anneal0, device)
+        state.val_history.append({"step": 0, **row})
     model.train()
     acc: dict[str, float] = {}
     acc_n = 0
-    bar = tqdm(total=total_steps, initial=state.step, disable=not progress, desc="β-VAE")
+    bar = tqdm(total=total_steps, initial=state.step, disable=not progress, desc=cfg.objective)
     perm: np.ndarray | None = None
     perm_epoch = -1
     while state.step < total_steps:
@@ -385,15 +611,29 @@ def train_vae(
             keys = rng.uniform(cfg.seed, rng.stream_id("vae_train/order", epoch), np.arange(n), 1)
             perm, perm_epoch = np.argsort(keys[:, 0], kind="stable"), epoch
         idx = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
-        x = augment_batch(
-            data.get(idx), crop, _step_generator(cfg.seed, "vae_train/augment", state.step)
-        ).to(device)
+        x = data.get(idx)
+        if cfg.augment:
+            x = augment_batch(x, crop, _step_generator(cfg.seed, "vae_train/augment", state.step))
+        x = x.to(device)
         beta = beta_at(state.step, warmup_steps, cfg.beta_max)
+        anneal = beta_at(state.step, warmup_steps, 1.0)
+        lr = cfg.learning_rate_at(state.step, steps_per_epoch)
+        if cfg.lr_decay is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr
         terms = _loss_terms(
-            model, vgg, x, cfg, beta, _step_generator(cfg.seed, "vae_train/eps", state.step)
+            model,
+            objective,
+            x,
+            n,
+            anneal,
+            _step_generator(cfg.seed, "vae_train/eps", state.step),
+            _step_generator(cfg.seed, "vae_train/prior", state.step),
         )
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
         state.step += 1
         bar.update(1)
@@ -402,14 +642,16 @@ def train_vae(
         acc_n += 1
         if state.step % cfg.log_every == 0 or state.step == total_steps:
             row = {"step": state.step, "epoch": epoch, **{k: v / acc_n for k, v in acc.items()}}
-            row["beta"] = beta
+            if objective.warmup:
+                row["beta"] = beta
+            row["lr"] = lr
             state.history.append(row)
-            bar.set_postfix(loss=f"{row['loss']:.4g}", beta=f"{beta:.3g}")
+            bar.set_postfix(loss=f"{row['loss']:.4g}")
             acc, acc_n = {}, 0
         end_of_epoch = state.step % steps_per_epoch == 0 or state.step == total_steps
         if val is not None and end_of_epoch:
             state.val_history.append(
-                {"step": state.step, **_validate(model, vgg, val, cfg, crop, beta, device)}
+                {"step": state.step, **_validate(model, objective, val, cfg, crop, anneal, device)}
             )
         if state.step % cfg.checkpoint_every == 0 or state.step == total_steps:
             _save_checkpoint(output_dir, model, opt, state, cfg)
@@ -422,23 +664,57 @@ def train_vae(
     return {"step": state.step, "history": state.history, "val_history": state.val_history}
 
 
+def _check_resumable(ckpt: Path, cfg: VAETrainingConfig, mcfg: Any) -> None:
+    """Refuse a checkpoint of another model, objective or optimizer."""
+    saved = json.loads((ckpt / "model" / "config.json").read_text())
+    if saved != mcfg.to_dict():
+        raise ValueError(
+            f"checkpoint {ckpt} has model config {saved}, not {mcfg.to_dict()}; use another "
+            "output_dir or resume=False"
+        )
+    payload = json.loads((ckpt / "trainer_state.json").read_text())
+    defaults, ours = VAETrainingConfig().to_dict(), cfg.to_dict()
+    theirs = {**defaults, **payload.get("training_config", {})}
+    differ = {k: (theirs[k], ours[k]) for k in _RESUME_FIELDS if theirs[k] != ours[k]}
+    if differ:
+        raise ValueError(
+            f"checkpoint {ckpt} was trained with other settings {differ} (saved, now); use "
+            "another output_dir or resume=False"
+        )
+
+
+def _validation_batches(n: int, batch_size: int, min_batch: int) -> list[range]:
+    batches = [range(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < min_batch:  # fold a too-small tail in
+        batches[-2:] = [range(batches[-2].start, n)]
+    return batches
+
+
 @torch.no_grad()
 def _validate(
-    model: BetaVAE,
-    vgg: VGGPerceptualLoss,
-    val: ImageSource,
+    model: VAEBase,
+    objective: Objective,
+    val: ImageSource | PhantomImageSource,
     cfg: VAETrainingConfig,
     crop: int,
-    beta: float,
+    anneal: float,
     device: str | torch.device,
 ) -> dict[str, float]:
+    """Mean validation terms. Objectives that use z sample it with noise keyed by the
+    batch's index, the same at every validation, so the values compare across steps."""
     model.eval()
     totals: dict[str, float] = {}
     count = 0
-    for start in range(0, len(val), cfg.batch_size):
-        idx = range(start, min(start + cfg.batch_size, len(val)))
-        x = augment_batch(val.get(idx), crop, None, train=False).to(device)
-        terms = _loss_terms(model, vgg, x, cfg, beta, None)
+    for i, idx in enumerate(_validation_batches(len(val), cfg.batch_size, objective.min_batch)):
+        x = val.get(idx)
+        x = (augment_batch(x, crop, None, train=False) if cfg.augment else x).to(device)
+        generators = (None, None)
+        if objective.uses_samples:
+            generators = (
+                _step_generator(cfg.seed, "vae_val/eps", i),
+                _step_generator(cfg.seed, "vae_val/prior", i),
+            )
+        terms = _loss_terms(model, objective, x, len(val), anneal, *generators)
         for k, v in terms.items():
             totals[k] = totals.get(k, 0.0) + float(v) * len(idx)
         count += len(idx)
