@@ -2,7 +2,7 @@
 
 Examples::
 
-    # laptop preview: 2,200 subjects, phantom images, both cores
+    # laptop preview: 4,000 subjects, phantom images, both cores
     python builders/build_dataset.py --preset mini --workers 2 --out oct-mini
 
     # the paper's scale on a SLURM array of 64 tasks sharing one filesystem:

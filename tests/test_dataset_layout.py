@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datasets
+import numpy as np
 import pytest
 
 from synthoct_bench.dataset.build import resolve_rank_world
@@ -13,26 +14,42 @@ from synthoct_bench.dataset.layout import (
     config_columns,
     parse_noise_levels,
     plan_shards,
-    resolve_n,
+    resolve_splits,
     split_sizes,
 )
 
 
 def test_full_preset_has_the_paper_splits():
-    assert split_sizes(PRESETS["full"]) == {"train": 950_000, "validation": 50_000, "test": 100_000}
-    assert split_sizes(PRESETS["mini"]) == {"train": 1_900, "validation": 100, "test": 200}
+    assert PRESETS["full"] == {"train": 950_000, "validation": 50_000, "test": 100_000}
+    assert PRESETS["small"] == split_sizes(55_000)
+    # mini's test split is enlarged so that it can be scored at noise 49
+    assert PRESETS["mini"] == {"train": 1_900, "validation": 100, "test": 2_000}
     for n in (3, 7, 60, 1234, 99_999):
         sizes = split_sizes(n)
         assert sum(sizes.values()) == n and min(sizes.values()) >= 1
 
 
-def test_resolve_n_and_bad_input_name_the_fix():
-    assert resolve_n("small", None) == 55_000
-    assert resolve_n("full", 500) == 500
+def test_resolve_splits_and_bad_input_name_the_fix():
+    assert sum(resolve_splits("small", None).values()) == 55_000
+    assert resolve_splits("full", 500) == split_sizes(500)
     with pytest.raises(ValueError, match="mini, small, full"):
-        resolve_n("huge", None)
+        resolve_splits("huge", None)
     with pytest.raises(ValueError, match="n must be >= 3"):
-        resolve_n(None, 2)
+        resolve_splits(None, 2)
+
+
+def test_mini_can_tell_the_oracle_from_the_average_at_noise_49():
+    from synthoct_bench import latent
+    from synthoct_bench.scoring import score_arrays
+
+    n = PRESETS["mini"]["test"]
+    ids = np.arange(n) + 10_000
+    eta = latent.select_eta(latent.sample_z(ids, 0))
+    noisy = latent.add_noise(eta, 49, ids, 0)
+    oracle = score_arrays(eta, noisy, noisy, eta / np.sqrt(50), 49, nll=False, n_bootstrap=300)
+    assert oracle.r2.low > 0.005 and not oracle.warnings
+    average = score_arrays(eta, noisy, noisy, np.zeros_like(eta), 49, nll=False, n_bootstrap=300)
+    assert average.r2.high < oracle.r2.low
 
 
 def test_shards_tile_ids_contiguously_in_split_order():
@@ -158,3 +175,17 @@ def test_one_column_table_types_every_stored_column():
     assert parse_level_column("eta") is None and parse_level_column("obs_sx") is None
     with pytest.raises(ValueError, match="unknown column"):
         column_type("eta_pred")
+
+
+def test_score_warns_when_a_split_cannot_tell_a_model_from_the_mean():
+    from synthoct_bench import latent
+    from synthoct_bench.scoring import score_arrays
+
+    ids = np.arange(60)
+    eta = latent.select_eta(latent.sample_z(ids, 0))
+    noisy = latent.add_noise(eta, 49, ids, 0)
+    report = score_arrays(eta, noisy, noisy, eta / np.sqrt(50), 49, nll=False, n_bootstrap=300)
+    assert report.r2.low <= 0 <= report.r2.high
+    assert "cannot tell this model from predicting the mean" in report.warnings[0]
+    assert "WARNING: the R2 interval" in str(report)
+    assert report.to_dict()["warnings"] == report.warnings

@@ -18,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from synthoct_bench.dataset.build import DEFAULT_FIT_SUBJECTS
     from synthoct_bench.dataset.layout import PRESETS
 
-    sizes = ", ".join(f"{k} {v:,}" for k, v in PRESETS.items())
+    sizes = ", ".join(f"{k} {sum(v.values()):,}" for k, v in PRESETS.items())
     parser.add_argument("--out", required=True, help="output folder (the dataset root)")
     parser.add_argument("--preset", default="mini", choices=list(PRESETS), help=f"size ({sizes})")
     parser.add_argument("--n", type=int, default=None, help="total subjects (overrides --preset)")

@@ -33,8 +33,7 @@ from synthoct_bench.dataset.layout import (
     explicit_split_sizes,
     parse_noise_levels,
     plan_shards,
-    resolve_n,
-    split_sizes,
+    resolve_splits,
 )
 from synthoct_bench.dataset.manifest import (
     BUILD_DIR,
@@ -376,8 +375,8 @@ def build(
         sizes = explicit_split_sizes(splits)
         n_total = sum(sizes.values())
     else:
-        n_total = resolve_n(preset, n)
-        sizes = split_sizes(n_total)
+        sizes = resolve_splits(preset, n)
+        n_total = sum(sizes.values())
     if image_size < 8:
         raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
     shard_size = int(shard_size) if shard_size else default_shard_size(image_size, n_total)

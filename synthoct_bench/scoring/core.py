@@ -25,6 +25,7 @@ from synthoct_bench.scoring.submission import (
     max_submission_bytes,
     read_submission,
 )
+from synthoct_bench.stats import Estimate
 
 if TYPE_CHECKING:
     from synthoct_bench.dataset.records import Manifest
@@ -291,7 +292,20 @@ def _score_core(
         difference=difference,
         other_info={"model": preds[1].label} if len(preds) > n_seeds else None,
         across_seeds=across_seeds,
+        warnings=_resolution_warnings(est["r2"], n, noise),
     )
+
+
+def _resolution_warnings(r2: Estimate, n: int, noise: float) -> list[str]:
+    """Say when the R² interval contains 0, the average baseline's R² (it predicts the
+    training mean): the split is then too small to tell the model from the mean."""
+    if r2.low <= 0.0 <= r2.high:
+        return [
+            f"the R2 interval [{r2.low:.4f}, {r2.high:.4f}] contains 0, the average "
+            f"baseline's R2: {n:,} subjects cannot tell this model from predicting the mean "
+            f"at noise {noise:g}; score on a larger test split"
+        ]
+    return []
 
 
 def score_arrays(

@@ -137,6 +137,9 @@ class ScoreReport:
     #: What could not be checked (a submission without level, split or dataset
     #: fingerprint; data read without verification): the report's first lines.
     unchecked: list[str] = field(default_factory=list)
+    #: What the figures cannot tell (e.g. an R² interval too wide to separate the model
+    #: from the average baseline): printed after the unchecked items.
+    warnings: list[str] = field(default_factory=list)
     #: The submission file(s) scored: source, sha256, model and what each records.
     submissions: list[dict[str, Any]] = field(default_factory=list)
     #: Several training seeds of one model: ``estimates`` then bootstrap the seed mean,
@@ -225,6 +228,7 @@ class ScoreReport:
             "split": self.split,
             "model": self.model,
             "unchecked": list(self.unchecked),
+            "warnings": list(self.warnings),
             "n_subjects": self.n_subjects,
             "r2": body.pop("r2"),
             "mse": body.pop("mse"),
@@ -288,7 +292,9 @@ class ScoreReport:
         lines = [head, "=" * len(head)]
         for item in self.unchecked:
             lines.append(f"NOT CHECKED: {item}")
-        if self.unchecked:
+        for item in self.warnings:
+            lines.append(f"WARNING: {item}")
+        if self.unchecked or self.warnings:
             lines.append("")
         lines.append(
             f"Table 1 ({pct}% bootstrap intervals, {self.n_bootstrap} resamples, seed {self.seed})"
