@@ -123,3 +123,24 @@ def test_vae_generator_needs_eta_dims(tmp_path):
     images = gen.generate(z, np.arange(2))
     np.testing.assert_array_equal(images, gen.generate(np.c_[z[:, :4], z[:, 4:] * 0], [0, 1]))
     assert gen.get_config()["eta_dims_source"] == "explicit"
+
+
+def test_train_on_a_folder_of_class_folders(tmp_path, capsys, one_torch_thread):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        folder = tmp_path / "images" / ("CNV" if i % 2 else "NORMAL")
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = ".png" if i < 4 else ".jpeg"
+        Image.fromarray(rng.integers(0, 255, (40, 48), dtype=np.uint8)).save(
+            folder / f"{i}{suffix}"
+        )
+    out = tmp_path / "run"
+    argv = [*TRAIN, "--images", str(tmp_path / "images"), "--out", str(out), "--max-steps", "1"]
+    assert main(argv) == 0
+    assert json.loads((out / "run.json").read_text())["training"]["augment"] is True
+    capsys.readouterr()
+    assert main(["vae", "evaluate", str(out / "model"), "--n", "8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["offset"] == 0  # phantom images, none trained on
+    assert main([*TRAIN, "--images", str(tmp_path / "nothing"), "--out", str(out)]) == 2
