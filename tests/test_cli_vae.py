@@ -99,6 +99,7 @@ def test_select_writes_selection_and_builds_a_dataset(run_dir, tmp_path, capsys)
     manifest = read_manifest(out / "manifest.json")
     assert list(manifest.eta_dims) == sel["eta_dims"]
     assert manifest.generator.config["eta_dims_source"] == "selection.json"
+    assert '"eta_dims_source": "selection.json"' in (out / "README.md").read_text()
     report = verify(out)
     assert report.ok, report.problems
     # an explicit eta_dims wins over the selection; a VAE without either is an error
