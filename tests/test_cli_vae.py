@@ -102,7 +102,7 @@ def test_select_writes_selection_and_builds_a_dataset(run_dir, tmp_path, capsys)
     assert '"eta_dims_source": "selection.json"' in (out / "README.md").read_text()
     report = verify(out)
     assert report.ok, report.problems
-    # an explicit eta_dims wins over the selection; a VAE without either is an error
+    # without a selection.json and without eta_dims the build is refused
     (run_dir / "model" / "selection.json").unlink()
     assert main([*build[:-7], "--out", str(tmp_path / "none"), "--no-progress"]) == 2
     assert "selection.json" in capsys.readouterr().err
