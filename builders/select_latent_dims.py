@@ -21,7 +21,7 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--vae", help="BetaVAE folder or Hub repo id (decoder and/or encoder)")
+    p.add_argument("--vae", help="saved VAE folder or Hub repo id (decoder and/or encoder)")
     p.add_argument("--revision", default=None, help="Hub revision of --vae")
     p.add_argument("--generator", help="registered generator name used as decoder (e.g. phantom)")
     p.add_argument("--n1", type=int, default=1_000_000, help="Method 1 draws (paper: 1,000,000)")
@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
     vae = None
     if args.vae is not None:
-        from synthoct_bench.generators.vae import BetaVAE
+        from synthoct_bench.generators.vae import load_vae
 
-        vae = BetaVAE.from_pretrained(args.vae, revision=args.revision, device=args.device)
+        vae = load_vae(args.vae, revision=args.revision, device=args.device)
     if args.generator is not None:
         from synthoct_bench.generators import get_generator
 
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         n_method1=args.n1,
         n_method2=args.n2,
         seed=args.seed,
+        latent_dim=vae.config.latent_dim if vae is not None else 128,
         batch_size=args.batch_size,
         progress=True,
     )

@@ -6,6 +6,10 @@
 Kill it at any time and run the same command again: it resumes from the last
 checkpoint in --out. The final weights land in --out/model (load them with
 ``BetaVAE.from_pretrained``); the loss curves in --out/loss_curves.png.
+
+This is the paper's recipe on the paper's architecture; ``synthoct vae train`` runs
+the whole family (objectives, the small architecture, phantom images) and
+``synthoct vae evaluate|select`` take its run folder further.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "verify": "synthoct_bench.commands.verify",
     "push": "synthoct_bench.commands.push",
     "traversal": "synthoct_bench.commands.traversal",
+    "vae": "synthoct_bench.commands.vae",
     "baseline": "synthoct_bench.commands.baseline",
     "demo": "synthoct_bench.commands.demo",
 }

@@ -36,7 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights",
         default=None,
-        help="diffusion generator: saved pipeline folder or Hub repo (path_or_repo_id=...)",
+        help="diffusion: saved pipeline folder or Hub repo; vae: a `synthoct vae` run or model "
+        "folder, its eta dims from `synthoct vae select` (path_or_repo_id=...)",
     )
     add_generator_arg(parser)
     parser.add_argument("--image-size", type=int, default=224, help="image side in px")
@@ -95,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
     kwargs = dict(args.generator_arg)
     if args.weights:
         kwargs["path_or_repo_id"] = args.weights
+        if args.generator == "vae":
+            from synthoct_bench.generators.vae_run import run_model_dir
+
+            kwargs["path_or_repo_id"] = str(run_model_dir(args.weights))
     summary = build(
         args.out,
         preset=args.preset,

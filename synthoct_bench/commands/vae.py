@@ -1,0 +1,190 @@
+"""`synthoct vae train|evaluate|select`: a VAE run folder from training to a dataset's η dims.
+
+The logic lives in :mod:`synthoct_bench.generators.vae_run`; this module only maps
+options onto it. Names the library validates (objective, architecture, optimizer) are
+checked there, so ``synthoct --help`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from synthoct_bench.commands.common import (
+    HelpFormatter,
+    add_json_flag,
+    add_progress_flag,
+    key_value,
+)
+
+HELP = "train a VAE (phantom or image folder), evaluate it, select its eta dims for a dataset"
+
+_OBJECTIVES = "beta, vae, tcvae, iwae, infovae, logcosh"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(_vae_parser=parser)
+    sub = parser.add_subparsers(dest="vae_command", metavar="SUBCOMMAND")
+
+    t = sub.add_parser(
+        "train",
+        help="train a VAE into a run folder (resumable)",
+        description="Train a VAE; writes OUT/run.json, OUT/model (safetensors + config.json), "
+        "OUT/checkpoints and OUT/loss_curves.png.",
+        formatter_class=HelpFormatter,
+    )
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--objective", default="beta", help=f"training objective: {_OBJECTIVES}")
+    t.add_argument(
+        "--objective-arg",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="constant of a non-beta objective (e.g. beta=4 for tcvae); repeatable",
+    )
+    t.add_argument("--arch", default="small", help="architecture: paper (Table 3) or small")
+    t.add_argument(
+        "--images",
+        default="phantom",
+        help="'phantom' (rendered on the fly) or a folder of PNG/JPEG images, searched "
+        "recursively (one sub-folder per class is fine)",
+    )
+    t.add_argument("--n", type=int, default=512, help="number of phantom training images")
+    t.add_argument("--image-size", type=int, default=64, help="image side in px")
+    t.add_argument("--latent-dim", type=int, default=32, help="latent dims")
+    t.add_argument("--epochs", type=int, default=100, help="epochs (after the beta warm-up)")
+    t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    t.add_argument("--batch-size", type=int, default=32, help="images per step")
+    t.add_argument("--optimizer", default="adam", help="adam, sgd or rmsprop")
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    t.add_argument("--lr-decay", type=float, default=None, help="exponential decay per epoch")
+    t.add_argument(
+        "--augment",
+        action="store_true",
+        help="the paper's flips and vertical crops (off by default for phantom images, whose "
+        "tilt a flip changes; on for a folder)",
+    )
+    t.add_argument(
+        "--no-perceptual", action="store_true", help="beta objective without the VGG16 terms"
+    )
+    t.add_argument("--log-every", type=int, default=50, help="steps per logged loss row")
+    t.add_argument("--checkpoint-every", type=int, default=2000, help="steps per checkpoint")
+    t.add_argument("--seed", type=int, default=0, help="weights, data order and phantom seed")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    add_progress_flag(t)
+    t.set_defaults(_vae_run=_train)
+
+    e = sub.add_parser(
+        "evaluate",
+        help="reconstruction, KL, active units, MIG/DCI/SAP and the eta-probe on held-out "
+        "phantom images",
+        description="Evaluate a trained VAE on phantom images after the training subjects.",
+        formatter_class=HelpFormatter,
+    )
+    e.add_argument("dir", metavar="DIR", help="run folder (or its model folder)")
+    e.add_argument("--n", type=int, default=512, help="held-out phantom images")
+    add_json_flag(e, "the evaluation")
+    e.add_argument("--plots", default=None, metavar="DIR", help="write the four plots here")
+    e.add_argument("--device", default="cpu", help="torch device")
+    e.set_defaults(_vae_run=_evaluate)
+
+    s = sub.add_parser(
+        "select",
+        help="rank latent dims by the paper's Methods 1 and 2; save DIR's eta dims",
+        description="Run the paper's Methods 1 and 2, compare them (and with the phantom's own "
+        "ranking), and write selection.json beside the weights for `synthoct build "
+        "--generator vae --weights DIR`.",
+        formatter_class=HelpFormatter,
+    )
+    s.add_argument("dir", metavar="DIR", help="run folder (or its model folder)")
+    s.add_argument("--n1", type=int, default=10_000, help="Method 1 draws (paper: 1,000,000)")
+    s.add_argument("--n2", type=int, default=1_000, help="Method 2 draws (paper: 10,000)")
+    s.add_argument("--n-phantom", type=int, default=512, help="phantom images for its ranking")
+    s.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    s.add_argument("--batch-size", type=int, default=256, help="decoder batch")
+    s.add_argument("--device", default="cpu", help="torch device")
+    add_json_flag(s, "the selection")
+    add_progress_flag(s)
+    s.set_defaults(_vae_run=_select)
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "_vae_run", None) is None:
+        args._vae_parser.print_help()
+        return 2
+    return args._vae_run(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from synthoct_bench.generators.vae_run import VAERunSpec, train_run
+    from synthoct_bench.generators.vae_training import VAETrainingConfig
+
+    spec = VAERunSpec(
+        images=args.images,
+        n=args.n,
+        image_size=args.image_size,
+        latent_dim=args.latent_dim,
+        arch=args.arch,
+        seed=args.seed,
+    )
+    config = VAETrainingConfig(
+        objective=args.objective,
+        objective_config=dict(args.objective_arg) or None,
+        arch=args.arch,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        lr_decay=args.lr_decay,
+        optimizer=args.optimizer,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        augment=args.augment or not spec.is_phantom,
+        perceptual=not args.no_perceptual,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+    )
+    result = train_run(
+        args.out, spec, config, device=args.device, resume=args.resume,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    last = result["history"][-1] if result["history"] else {}
+    loss = f", loss {last['loss']:.4g}" if "loss" in last else ""
+    print(f"trained {result['step']} steps{loss}")
+    print(f"model: {args.out}/model  loss curves: {args.out}/loss_curves.png")
+    return 0
+
+
+def _emit(args: argparse.Namespace, result: object) -> None:
+    text = json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"  # type: ignore[attr-defined]
+    if args.json == "-":
+        print(text, end="")
+        return
+    print(result.summary())  # type: ignore[attr-defined]
+    if args.json:
+        from synthoct_bench.atomic import write_text
+
+        write_text(args.json, text)
+        print(f"json: {args.json}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from synthoct_bench.generators.vae_run import evaluate_run
+
+    _emit(args, evaluate_run(args.dir, n=args.n, plots_dir=args.plots, device=args.device))
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from synthoct_bench.generators.vae_run import run_model_dir, select_run
+
+    selection = select_run(
+        args.dir, n_method1=args.n1, n_method2=args.n2, n_phantom=args.n_phantom,
+        seed=args.seed, device=args.device, batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    _emit(args, selection)
+    if args.json != "-":
+        print(f"selection: {run_model_dir(args.dir) / 'selection.json'}")
+    return 0
