@@ -23,12 +23,23 @@ from synthoct_bench.dataset.manifest import manifest_fingerprint
 from synthoct_bench.dataset.records import Manifest
 from synthoct_bench.paper import CITATION_BIBTEX
 
-__all__ = ["DEFAULT_CONFIG_LEVEL", "TEMPLATE_PATH", "config_names", "card_yaml", "render_card"]
+__all__ = [
+    "DEFAULT_CONFIG_LEVEL",
+    "TEMPLATE_PATH",
+    "REPO_PLACEHOLDER",
+    "config_names",
+    "card_yaml",
+    "card_data",
+    "dataset_version",
+    "render_card",
+]
 
 #: The config ``load_dataset(path)`` picks without a name: the middle level, as the
 #: default of ``synthoct_bench.load``.
 DEFAULT_CONFIG_LEVEL = 9
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "dataset_card.md"
+#: The repo id the local card's quick start shows; ``push`` renders the real one.
+REPO_PLACEHOLDER = "ORG/synthoct-bench"
 
 _LICENSES = {
     "phantom": (
@@ -72,6 +83,13 @@ def default_config(levels: list[int]) -> str:
     return config_name(DEFAULT_CONFIG_LEVEL) if DEFAULT_CONFIG_LEVEL in levels else "all"
 
 
+def dataset_version(manifest: Manifest) -> str:
+    """The dataset's version: the synthoct-bench release that built it (CHANGELOG.md)."""
+    from synthoct_bench import __version__
+
+    return manifest.software.get("synthoct-bench", __version__)
+
+
 def card_yaml(manifest: Manifest, license_id: str) -> dict[str, Any]:
     """The YAML header as a dict (configs, dataset_info, metadata tags)."""
     levels = list(manifest.noise_levels)
@@ -113,7 +131,17 @@ def card_yaml(manifest: Manifest, license_id: str) -> dict[str, Any]:
         "size_categories": [_size_category(manifest.n)],
         "configs": configs,
         "dataset_info": infos,
+        "dataset_version": dataset_version(manifest),
+        "format_version": manifest.format_version,
     }
+
+
+def card_data(manifest: Manifest, license_id: str) -> Any:
+    """The YAML header as ``huggingface_hub.DatasetCardData`` (offline; it checks the
+    standard fields and keeps ours, configs and dataset_info included)."""
+    from huggingface_hub import DatasetCardData
+
+    return DatasetCardData(**card_yaml(manifest, license_id))
 
 
 def _size_category(n: int) -> str:
@@ -163,8 +191,18 @@ def _fit_subjects_text(manifest: Manifest) -> str:
     return text
 
 
-def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
-    """The README.md text for a merged manifest."""
+def render_card(
+    manifest: Manifest,
+    template: str | Path | None = None,
+    *,
+    repo_id: str | None = None,
+    revision: str | None = None,
+) -> str:
+    """The README.md text for a merged manifest.
+
+    ``repo_id`` and ``revision`` go into the quick start (``push`` renders the card it
+    uploads with them); unset, it shows ``ORG/synthoct-bench``, as the local card does.
+    The result parses back with ``huggingface_hub.DatasetCard``."""
     template_path = Path(template) if template else TEMPLATE_PATH
     if not template_path.is_file():
         raise ValueError(f"card template {template_path} not found; pass template=PATH")
@@ -172,7 +210,7 @@ def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
     gen = manifest.generator
     kind = "diffusion" if "diffusion" in gen.name else "phantom"
     license_id, license_text = _LICENSES[kind]
-    header = card_yaml(manifest, license_id)
+    header = card_data(manifest, license_id).to_dict()
     levels = list(manifest.noise_levels)
     configs_table = "\n".join(
         ["| config | columns |", "|---|---|"]
@@ -197,7 +235,10 @@ def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
         "n_subjects": f"{manifest.n:,}",
         "image_size": manifest.image_size,
         "n_levels": len(levels),
-        "repo_hint": "ORG/synthoct-bench",
+        "repo_hint": repo_id or REPO_PLACEHOLDER,
+        "revision_arg": f", revision={revision!r}" if revision else "",
+        "dataset_version": dataset_version(manifest),
+        "format_version": manifest.format_version,
         "configs_table": configs_table,
         "default_config": default_config(levels),
         "eta_dims": ", ".join(str(d) for d in manifest.eta_dims),
@@ -221,7 +262,11 @@ def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
         "license_text": license_text,
         "citation": CITATION_BIBTEX,
     }
-    return Template(text).substitute(values)
+    rendered = Template(text).substitute(values)
+    from huggingface_hub import DatasetCard
+
+    DatasetCard(rendered)  # a header the Hub cannot parse fails here, not after upload
+    return rendered
 
 
 def write_card(root: str | Path, manifest: Manifest) -> Path:
