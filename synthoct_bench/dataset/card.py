@@ -18,7 +18,13 @@ import yaml
 
 from synthoct_bench.atomic import write_text
 from synthoct_bench.dataset.features import features_yaml
-from synthoct_bench.dataset.layout import config_columns, config_name
+from synthoct_bench.dataset.layout import (
+    BLIND_COLUMNS,
+    BLIND_CONFIG,
+    config_columns,
+    config_name,
+    references_path,
+)
 from synthoct_bench.dataset.manifest import manifest_fingerprint
 from synthoct_bench.dataset.records import Manifest
 from synthoct_bench.paper import CITATION_BIBTEX
@@ -93,21 +99,28 @@ def dataset_version(manifest: Manifest) -> str:
 def card_yaml(manifest: Manifest, license_id: str) -> dict[str, Any]:
     """The YAML header as a dict (configs, dataset_info, metadata tags)."""
     levels = list(manifest.noise_levels)
-    splits = manifest.present_splits()
+    blind = manifest.blind_split
+    splits = [s for s in manifest.present_splits() if s != blind]
     data_files = [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]
     default = default_config(levels)
     configs, infos = [], []
-    for name in config_names(levels):
+    names = config_names(levels) + ([BLIND_CONFIG] if blind else [])
+    for name in names:
         cols = list(config_columns(name, levels))
+        if name == BLIND_CONFIG:  # the blind split alone: its public columns
+            config_splits = [blind]
+            files = [{"split": blind, "path": f"data/{blind}-*.parquet"}]
+        else:
+            config_splits, files = splits, data_files
         entry: dict[str, Any] = {"config_name": name}
         if name == default:
             entry["default"] = True
-        entry["data_files"] = data_files
+        entry["data_files"] = files
         if name != "all":
             entry["columns"] = cols
         configs.append(entry)
         split_info = []
-        for s in splits:
+        for s in config_splits:
             col_bytes = manifest.column_bytes.get(s, {})
             split_info.append(
                 {
@@ -191,6 +204,32 @@ def _fit_subjects_text(manifest: Manifest) -> str:
     return text
 
 
+def _releases_text(manifest: Manifest) -> str:
+    """The card's "Releases" paragraph: public data, and (blind builds) private references."""
+    blind = manifest.blind_split
+    if blind is None:
+        return (
+            "Every split here carries its references (`eta`, `eta_noisy_s{k}`, "
+            "`eta_ebe_s{k}`, `obs_s{k}`, `z`), so anyone can score on the test split. A "
+            "blind build (`synthoct build --blind-test`) instead publishes the test split "
+            "as images and `subject_id` only and keeps its references in a private file."
+        )
+    public = ", ".join(f"`{c}`" for c in BLIND_COLUMNS)
+    ref = manifest.references
+    return (
+        f"This is a **blind** release: the `{blind}` split holds only {public} (config "
+        f"`{BLIND_CONFIG}`); the other configs list the other splits. Two releases come "
+        f"from one build:\n\n"
+        f"- **Public** (this repository): `data/`, `manifest.json` and this card. Train and "
+        f"validate on it; predict the `{blind}` split from its images.\n"
+        f"- **Private references**: `{references_path(blind)}` ({ref.rows:,} subjects, "
+        f"sha256 `{ref.sha256}`) with `references/manifest.json`, held by whoever scores. "
+        f"They are never uploaded; `synthoct score --references "
+        f"{references_path(blind)}` checks them against this dataset's manifest "
+        f"(the sha256 above is part of its fingerprint) before scoring."
+    )
+
+
 def render_card(
     manifest: Manifest,
     template: str | Path | None = None,
@@ -212,17 +251,19 @@ def render_card(
     license_id, license_text = _LICENSES[kind]
     header = card_data(manifest, license_id).to_dict()
     levels = list(manifest.noise_levels)
+    blind = manifest.blind_split
+    table_names = config_names(levels) + ([BLIND_CONFIG] if blind else [])
     configs_table = "\n".join(
         ["| config | columns |", "|---|---|"]
         + [
             f"| `{name}` | " + ", ".join(f"`{c}`" for c in config_columns(name, levels)) + " |"
-            for name in config_names(levels)
+            for name in table_names
         ]
     )
     splits_table = "\n".join(
         ["| split | subjects | first subject_id | shards |", "|---|---|---|---|"]
         + [
-            f"| {s} | {v.n:,} | {v.first_id:,} | {v.shards} |"
+            f"| {s}{' (blind)' if s == blind else ''} | {v.n:,} | {v.first_id:,} | {v.shards} |"
             for s, v in manifest.splits.items()
             if v.n > 0
         ]
@@ -260,6 +301,7 @@ def render_card(
         "fingerprint": manifest_fingerprint(manifest),
         "image_limits": _IMAGE_LIMITS[kind],
         "license_text": license_text,
+        "releases": _releases_text(manifest),
         "citation": CITATION_BIBTEX,
     }
     rendered = Template(text).substitute(values)
