@@ -414,6 +414,7 @@ def _check_content(root: Path, manifest: Manifest, report: VerifyReport) -> None
             blind_z, _ = latents(blind_ids, manifest.seed, manifest.eta_dims)
             expected = gen.generate(blind_z, image_seeds(blind_ids, manifest.seed))
             _differs(report, "image", decode_png(blind["image"]), expected, blind_ids)
+            what += f" (the image alone for the {blind_ids.size} of the blind split)"
             ids = np.concatenate([ids, blind_ids])
     if len(report.problems) == before:
         report.checked.append(
