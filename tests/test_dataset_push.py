@@ -86,7 +86,7 @@ def test_upload_calls_hfapi_and_never_shows_the_token(tiny_dataset, monkeypatch,
     )
     assert sent["manifest.json"] == str(tiny_dataset / "manifest.json")
     card = sent["README.md"].decode("utf-8")  # the rendered copy, as bytes
-    assert 'load_dataset("org/name", "sigma2_9", split="train", revision=\'v1.0\')' in card
+    assert 'load_dataset("org/name", "sigma2_9", split="train", revision="v1.0")' in card
     assert "ORG/synthoct-bench" not in card
     assert FakeApi.calls[4][2]["revision"] == "abc123"  # the tag pins the uploaded commit
     assert FakeApi.calls[0][2]["token_given"] is False  # the library resolves HF_TOKEN itself
@@ -154,13 +154,13 @@ def test_upload_card_names_the_repo_and_leaves_the_local_card_alone(tiny_dataset
     local = (tiny_dataset / "README.md").read_text(encoding="utf-8")
     before = dataset_fingerprint(tiny_dataset)
     plan = plan_push(tiny_dataset, "me/oct", revision="v2")
-    assert 'synthoct_bench.load("me/oct", noise=9, split="train", revision=\'v2\')' in plan.card
+    assert 'synthoct_bench.load("me/oct", noise=9, split="train", revision="v2")' in plan.card
     assert "ORG/synthoct-bench" in local and "me/oct" not in local
     assert (tiny_dataset / "README.md").read_text(encoding="utf-8") == local
     assert dataset_fingerprint(tiny_dataset) == before
     assert plan.files[0][1:] == ("README.md", len(plan.card.encode("utf-8")))
     main = plan_push(tiny_dataset, "me/oct").card
-    assert 'split="train")' in main and "revision='" not in main
+    assert 'split="train")' in main and 'revision="' not in main
     # the header is built and parsed back by huggingface_hub's card classes, offline
     meta = read_metadata(tiny_dataset)
     data = DatasetCard(plan.card).data

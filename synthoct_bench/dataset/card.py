@@ -277,7 +277,7 @@ def render_card(
         "image_size": manifest.image_size,
         "n_levels": len(levels),
         "repo_hint": repo_id or REPO_PLACEHOLDER,
-        "revision_arg": f", revision={revision!r}" if revision else "",
+        "revision_arg": f", revision={json.dumps(revision)}" if revision else "",
         "dataset_version": dataset_version(manifest),
         "format_version": manifest.format_version,
         "configs_table": configs_table,
