@@ -136,6 +136,22 @@ def test_load_gives_the_same_names_at_every_level(tiny_dataset: Path):
     assert sorted(next(iter(s))) == sorted(expected)
 
 
+def test_every_level_is_a_view_of_one_cache(tiny_dataset: Path):
+    """All five levels read one Arrow cache (one copy of the images), and each level's
+    view holds that level's stored values."""
+    levels = read_metadata(tiny_dataset).noise_levels
+    views = {k: synthoct_bench.load(tiny_dataset, noise=k, split="validation") for k in levels}
+    caches = {f["filename"] for ds in views.values() for f in ds.cache_files}
+    assert len(caches) == 1
+    for k, ds in views.items():
+        stored = read_columns(tiny_dataset, "validation", [f"eta_ebe_s{k}", f"obs_s{k}"])
+        np.testing.assert_array_equal(
+            np.asarray(ds["eta_ebe"], np.float32), stored[f"eta_ebe_s{k}"]
+        )
+        np.testing.assert_array_equal(np.asarray(ds["obs"], np.float32), stored[f"obs_s{k}"])
+        assert ds.features["image"].mode == "L"
+
+
 def test_unknown_level_split_or_column_says_what_exists(tiny_dataset: Path):
     with pytest.raises(ValueError, match="it has 0, 1, 9, 18, 49"):
         synthoct_bench.load(tiny_dataset, noise=4)

@@ -29,8 +29,8 @@ class FakeApi:
     def create_branch(self, *args, **kwargs):
         FakeApi.calls.append(("create_branch", args, kwargs))
 
-    def upload_folder(self, **kwargs):
-        FakeApi.calls.append(("upload_folder", (), kwargs))
+    def create_commit(self, **kwargs):
+        FakeApi.calls.append(("create_commit", (), kwargs))
 
         class Info:
             oid = "abc123"
@@ -76,14 +76,18 @@ def test_upload_calls_hfapi_and_never_shows_the_token(tiny_dataset, monkeypatch,
     captured = capsys.readouterr()
     assert SECRET not in captured.out + captured.err
     names = [c[0] for c in FakeApi.calls]
-    assert names == ["init", "create_repo", "create_branch", "upload_folder", "create_tag"]
-    upload = FakeApi.calls[3][2]
-    assert upload["repo_type"] == "dataset" and upload["revision"] == "v1-branch"
-    assert upload["folder_path"] == str(tiny_dataset)
+    assert names == ["init", "create_repo", "create_branch", "create_commit", "create_tag"]
+    commit = FakeApi.calls[3][2]
+    assert commit["repo_type"] == "dataset" and commit["revision"] == "v1-branch"
     manifest = json.loads((tiny_dataset / "manifest.json").read_text())
-    assert sorted(upload["allow_patterns"]) == sorted(
+    sent = {op.path_in_repo: op.path_or_fileobj for op in commit["operations"]}
+    assert sorted(sent) == sorted(
         ["README.md", "manifest.json", *(e["path"] for e in manifest["shards"])]
     )
+    assert sent["manifest.json"] == str(tiny_dataset / "manifest.json")
+    card = sent["README.md"].decode("utf-8")  # the rendered copy, as bytes
+    assert 'load_dataset("org/name", "sigma2_9", split="train", revision="v1.0")' in card
+    assert "ORG/synthoct-bench" not in card
     assert FakeApi.calls[4][2]["revision"] == "abc123"  # the tag pins the uploaded commit
     assert FakeApi.calls[0][2]["token_given"] is False  # the library resolves HF_TOKEN itself
     assert "abc123" in captured.out
@@ -139,3 +143,29 @@ def test_push_offline_is_one_line_and_exit_2(tiny_dataset, monkeypatch, capsys):
     assert main(["push", str(tiny_dataset), "--repo-id", "org/name"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Failed to resolve" in err and SECRET not in err
+
+
+def test_upload_card_names_the_repo_and_leaves_the_local_card_alone(tiny_dataset, tmp_path):
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    from synthoct_bench.dataset.card import card_data, card_yaml, dataset_version
+    from synthoct_bench.dataset.load import dataset_fingerprint, read_metadata
+
+    local = (tiny_dataset / "README.md").read_text(encoding="utf-8")
+    before = dataset_fingerprint(tiny_dataset)
+    plan = plan_push(tiny_dataset, "me/oct", revision="v2")
+    assert 'synthoct_bench.load("me/oct", noise=9, split="train", revision="v2")' in plan.card
+    assert "ORG/synthoct-bench" in local and "me/oct" not in local
+    assert (tiny_dataset / "README.md").read_text(encoding="utf-8") == local
+    assert dataset_fingerprint(tiny_dataset) == before
+    assert plan.files[0][1:] == ("README.md", len(plan.card.encode("utf-8")))
+    main = plan_push(tiny_dataset, "me/oct").card
+    assert 'split="train")' in main and 'revision="' not in main
+    # the header is built and parsed back by huggingface_hub's card classes, offline
+    meta = read_metadata(tiny_dataset)
+    data = DatasetCard(plan.card).data
+    assert isinstance(data, DatasetCardData)
+    assert data.to_dict() == card_data(meta, data.license).to_dict()
+    assert data.to_dict() == card_yaml(meta, data.license)
+    assert data.dataset_version == dataset_version(meta) and data.format_version == 1
+    assert f"Dataset version {dataset_version(meta)}" in plan.card

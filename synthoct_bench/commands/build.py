@@ -64,6 +64,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra nlme.fit_foce keyword, e.g. compute_se=false; repeatable",
     )
+    parser.add_argument(
+        "--blind-test",
+        action="store_true",
+        help="publish the test split as images and subject_id only; its references go to "
+        "references/test.parquet (private, never pushed; score with --references)",
+    )
     parser.add_argument("--resume", action="store_true", help="finish an interrupted build")
     parser.add_argument(
         "--rank",
@@ -118,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         fit_subjects=args.fit_subjects,
         fit_options=dict(args.fit_arg) or None,
+        blind_test=args.blind_test,
     )
     print(summary)
     return 0

@@ -51,6 +51,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap and simulation seed")
     parser.add_argument("--revision", default=None, help="Hub revision (tag or commit) to pin")
     parser.add_argument(
+        "--references",
+        metavar="FILE",
+        default=None,
+        help="a blind build's private references (references/test.parquet): needed to "
+        "score its blind test split; checked against the dataset's manifest",
+    )
+    parser.add_argument(
         "--no-nll", action="store_true", help="skip the NLME-based NLLs (Table 2 and beyond)"
     )
     parser.add_argument(
@@ -121,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         revision=args.revision,
         nll=not args.no_nll,
         nll_params=args.nll_params,
+        references=args.references,
     )
     # Build every leaderboard output before writing any, so a refusal leaves no file.
     entry = lb.entry_line(lb.leaderboard_entry(reports)) if args.leaderboard_entry else None

@@ -27,17 +27,23 @@ from tqdm.auto import tqdm
 
 from synthoct_bench.atomic import to_jsonable, write_json
 from synthoct_bench.dataset.layout import (
+    BLIND_COLUMNS,
+    BLIND_SPLIT,
     SPLIT_NAMES,
     ShardSpec,
     default_shard_size,
     explicit_split_sizes,
     parse_noise_levels,
     plan_shards,
+    reference_columns,
+    references_path,
     resolve_splits,
 )
 from synthoct_bench.dataset.manifest import (
     BUILD_DIR,
     MANIFEST_NAME,
+    REFERENCES_MANIFEST,
+    manifest_fingerprint,
     read_sidecar,
     shard_is_done,
     sidecar_path,
@@ -57,6 +63,8 @@ from synthoct_bench.dataset.records import (
     GeneratorSpec,
     Manifest,
     NLMERecord,
+    ReferencesManifest,
+    ShardRecord,
     ShardSidecar,
     SplitInfo,
     WriterSettings,
@@ -264,12 +272,33 @@ def _init_worker(ctx: ShardContext, out: str, threads: int | None, generator: An
             sys.modules["torch"].set_num_threads(threads)
 
 
+def _select(table: Any, ctx: ShardContext, columns: Sequence[str]) -> Any:
+    """``columns`` of a shard table, with the schema (and ``datasets`` metadata) of those
+    columns alone."""
+    from synthoct_bench.dataset.features import arrow_schema
+
+    schema = arrow_schema(ctx.config.noise_levels, columns)
+    return table.select(list(columns)).replace_schema_metadata(schema.metadata)
+
+
+def _reference_part(out: Path, spec: ShardSpec) -> Path:
+    """Where a blind shard's references wait for the merge (build state, never published)."""
+    return out / BUILD_DIR / "references" / f"{spec.name}.parquet"
+
+
 def _build_one(spec: ShardSpec) -> tuple[ShardSpec, ShardSidecar, dict[str, float]]:
     """Compute, write and record one shard (file first, then its sidecar)."""
     ctx: ShardContext = _WORKER["ctx"]
     out: Path = _WORKER["out"]
     table, timings, converged = shard_table(spec, ctx, _WORKER["gen"])
     t = time.perf_counter()
+    if ctx.config.blind_test and spec.split == BLIND_SPLIT:
+        # references first (build state, gathered by merge), then the public shard
+        write_parquet_atomic(
+            _select(table, ctx, reference_columns(ctx.config.noise_levels)),
+            _reference_part(out, spec),
+        )
+        table = _select(table, ctx, BLIND_COLUMNS)
     digest, size = write_parquet_atomic(table, out / spec.path)
     timings["parquet"] += time.perf_counter() - t
     entry = ShardSidecar(
@@ -357,6 +386,7 @@ def build(
     progress: bool = True,
     fit_subjects: int = DEFAULT_FIT_SUBJECTS,
     fit_options: dict[str, Any] | None = None,
+    blind_test: bool = False,
 ) -> BuildSummary:
     """Build the dataset (or this rank's share of it) into ``out``.
 
@@ -368,6 +398,9 @@ def build(
     world come from the arguments, else RANK/WORLD_SIZE (torchrun), else
     SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else (0, 1). The rank that finds every
     shard done writes ``manifest.json`` and ``README.md`` (or call :func:`merge`).
+    ``blind_test`` publishes the test split without references (``subject_id`` and
+    ``image`` only) and writes them to ``references/test.parquet`` with a private
+    ``references/manifest.json``: keep that folder to score, release ``data/``.
     """
     t_start = time.perf_counter()
     levels = parse_noise_levels(noise_levels)
@@ -423,6 +456,7 @@ def build(
             png_compress_level=PNG_COMPRESS_LEVEL,
         ),
         software=software_versions(),
+        blind_test=bool(blind_test),
     )
     _prepare_out(out, config, resume, world)
 
@@ -520,10 +554,40 @@ def merge(out: str | Path) -> Path:
         software=config.software,
         shards=tuple(e.record() for e in entries),
         column_bytes=_column_bytes(entries),
+        references=_merge_references(out, config, specs) if config.blind_test else None,
     )
     write_json(out / MANIFEST_NAME, manifest.to_dict())
+    if manifest.references is not None:
+        private = ReferencesManifest(manifest_fingerprint(manifest), manifest.references)
+        write_json(out / REFERENCES_MANIFEST, private.to_dict())
     write_card(out, manifest)
     return out / MANIFEST_NAME
+
+
+def _merge_references(out: Path, config: BuildConfig, specs: list[ShardSpec]) -> ShardRecord:
+    """Gather the blind split's reference parts into ``references/test.parquet``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = [s for s in specs if s.split == BLIND_SPLIT]
+    missing = [s.name for s in parts if not _reference_part(out, s).is_file()]
+    if missing:
+        raise ValueError(
+            f"cannot merge: the references of {', '.join(missing)} are missing from "
+            f"{BUILD_DIR}/references; rebuild those shards (delete them and --resume)"
+        )
+    table = pa.concat_tables(pq.read_table(_reference_part(out, s)) for s in parts)
+    rel = references_path(BLIND_SPLIT)
+    digest, size = write_parquet_atomic(table, out / rel)
+    return ShardRecord(
+        path=rel,
+        split=BLIND_SPLIT,
+        rows=table.num_rows,
+        first_id=parts[0].first_id,
+        last_id=parts[-1].last_id,
+        sha256=digest,
+        bytes=size,
+    )
 
 
 def _column_bytes(entries: list[ShardSidecar]) -> dict[str, dict[str, int]]:

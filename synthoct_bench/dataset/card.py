@@ -18,17 +18,34 @@ import yaml
 
 from synthoct_bench.atomic import write_text
 from synthoct_bench.dataset.features import features_yaml
-from synthoct_bench.dataset.layout import config_columns, config_name
+from synthoct_bench.dataset.layout import (
+    BLIND_COLUMNS,
+    BLIND_CONFIG,
+    config_columns,
+    config_name,
+    references_path,
+)
 from synthoct_bench.dataset.manifest import manifest_fingerprint
 from synthoct_bench.dataset.records import Manifest
 from synthoct_bench.paper import CITATION_BIBTEX
 
-__all__ = ["DEFAULT_CONFIG_LEVEL", "TEMPLATE_PATH", "config_names", "card_yaml", "render_card"]
+__all__ = [
+    "DEFAULT_CONFIG_LEVEL",
+    "TEMPLATE_PATH",
+    "REPO_PLACEHOLDER",
+    "config_names",
+    "card_yaml",
+    "card_data",
+    "dataset_version",
+    "render_card",
+]
 
 #: The config ``load_dataset(path)`` picks without a name: the middle level, as the
 #: default of ``synthoct_bench.load``.
 DEFAULT_CONFIG_LEVEL = 9
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "dataset_card.md"
+#: The repo id the local card's quick start shows; ``push`` renders the real one.
+REPO_PLACEHOLDER = "ORG/synthoct-bench"
 
 _LICENSES = {
     "phantom": (
@@ -72,24 +89,38 @@ def default_config(levels: list[int]) -> str:
     return config_name(DEFAULT_CONFIG_LEVEL) if DEFAULT_CONFIG_LEVEL in levels else "all"
 
 
+def dataset_version(manifest: Manifest) -> str:
+    """The dataset's version: the synthoct-bench release that built it (CHANGELOG.md)."""
+    from synthoct_bench import __version__
+
+    return manifest.software.get("synthoct-bench", __version__)
+
+
 def card_yaml(manifest: Manifest, license_id: str) -> dict[str, Any]:
     """The YAML header as a dict (configs, dataset_info, metadata tags)."""
     levels = list(manifest.noise_levels)
-    splits = manifest.present_splits()
+    blind = manifest.blind_split
+    splits = [s for s in manifest.present_splits() if s != blind]
     data_files = [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]
     default = default_config(levels)
     configs, infos = [], []
-    for name in config_names(levels):
+    names = config_names(levels) + ([BLIND_CONFIG] if blind else [])
+    for name in names:
         cols = list(config_columns(name, levels))
+        if name == BLIND_CONFIG:  # the blind split alone: its public columns
+            config_splits = [blind]
+            files = [{"split": blind, "path": f"data/{blind}-*.parquet"}]
+        else:
+            config_splits, files = splits, data_files
         entry: dict[str, Any] = {"config_name": name}
         if name == default:
             entry["default"] = True
-        entry["data_files"] = data_files
+        entry["data_files"] = files
         if name != "all":
             entry["columns"] = cols
         configs.append(entry)
         split_info = []
-        for s in splits:
+        for s in config_splits:
             col_bytes = manifest.column_bytes.get(s, {})
             split_info.append(
                 {
@@ -113,7 +144,17 @@ def card_yaml(manifest: Manifest, license_id: str) -> dict[str, Any]:
         "size_categories": [_size_category(manifest.n)],
         "configs": configs,
         "dataset_info": infos,
+        "dataset_version": dataset_version(manifest),
+        "format_version": manifest.format_version,
     }
+
+
+def card_data(manifest: Manifest, license_id: str) -> Any:
+    """The YAML header as ``huggingface_hub.DatasetCardData`` (offline; it checks the
+    standard fields and keeps ours, configs and dataset_info included)."""
+    from huggingface_hub import DatasetCardData
+
+    return DatasetCardData(**card_yaml(manifest, license_id))
 
 
 def _size_category(n: int) -> str:
@@ -163,8 +204,44 @@ def _fit_subjects_text(manifest: Manifest) -> str:
     return text
 
 
-def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
-    """The README.md text for a merged manifest."""
+def _releases_text(manifest: Manifest) -> str:
+    """The card's "Releases" paragraph: public data, and (blind builds) private references."""
+    blind = manifest.blind_split
+    if blind is None:
+        return (
+            "Every split here carries its references (`eta`, `eta_noisy_s{k}`, "
+            "`eta_ebe_s{k}`, `obs_s{k}`, `z`), so anyone can score on the test split. A "
+            "blind build (`synthoct build --blind-test`) instead publishes the test split "
+            "as images and `subject_id` only and keeps its references in a private file."
+        )
+    public = ", ".join(f"`{c}`" for c in BLIND_COLUMNS)
+    ref = manifest.references
+    return (
+        f"This is a **blind** release: the `{blind}` split holds only {public} (config "
+        f"`{BLIND_CONFIG}`); the other configs list the other splits. Two releases come "
+        f"from one build:\n\n"
+        f"- **Public** (this repository): `data/`, `manifest.json` and this card. Train and "
+        f"validate on it; predict the `{blind}` split from its images.\n"
+        f"- **Private references**: `{references_path(blind)}` ({ref.rows:,} subjects, "
+        f"sha256 `{ref.sha256}`) with `references/manifest.json`, held by whoever scores. "
+        f"They are never uploaded; `synthoct score --references "
+        f"{references_path(blind)}` checks them against this dataset's manifest "
+        f"(the sha256 above is part of its fingerprint) before scoring."
+    )
+
+
+def render_card(
+    manifest: Manifest,
+    template: str | Path | None = None,
+    *,
+    repo_id: str | None = None,
+    revision: str | None = None,
+) -> str:
+    """The README.md text for a merged manifest.
+
+    ``repo_id`` and ``revision`` go into the quick start (``push`` renders the card it
+    uploads with them); unset, it shows ``ORG/synthoct-bench``, as the local card does.
+    The result parses back with ``huggingface_hub.DatasetCard``."""
     template_path = Path(template) if template else TEMPLATE_PATH
     if not template_path.is_file():
         raise ValueError(f"card template {template_path} not found; pass template=PATH")
@@ -172,19 +249,21 @@ def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
     gen = manifest.generator
     kind = "diffusion" if "diffusion" in gen.name else "phantom"
     license_id, license_text = _LICENSES[kind]
-    header = card_yaml(manifest, license_id)
+    header = card_data(manifest, license_id).to_dict()
     levels = list(manifest.noise_levels)
+    blind = manifest.blind_split
+    table_names = config_names(levels) + ([BLIND_CONFIG] if blind else [])
     configs_table = "\n".join(
         ["| config | columns |", "|---|---|"]
         + [
             f"| `{name}` | " + ", ".join(f"`{c}`" for c in config_columns(name, levels)) + " |"
-            for name in config_names(levels)
+            for name in table_names
         ]
     )
     splits_table = "\n".join(
         ["| split | subjects | first subject_id | shards |", "|---|---|---|---|"]
         + [
-            f"| {s} | {v.n:,} | {v.first_id:,} | {v.shards} |"
+            f"| {s}{' (blind)' if s == blind else ''} | {v.n:,} | {v.first_id:,} | {v.shards} |"
             for s, v in manifest.splits.items()
             if v.n > 0
         ]
@@ -197,7 +276,10 @@ def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
         "n_subjects": f"{manifest.n:,}",
         "image_size": manifest.image_size,
         "n_levels": len(levels),
-        "repo_hint": "ORG/synthoct-bench",
+        "repo_hint": repo_id or REPO_PLACEHOLDER,
+        "revision_arg": f", revision={json.dumps(revision)}" if revision else "",
+        "dataset_version": dataset_version(manifest),
+        "format_version": manifest.format_version,
         "configs_table": configs_table,
         "default_config": default_config(levels),
         "eta_dims": ", ".join(str(d) for d in manifest.eta_dims),
@@ -219,9 +301,14 @@ def render_card(manifest: Manifest, template: str | Path | None = None) -> str:
         "fingerprint": manifest_fingerprint(manifest),
         "image_limits": _IMAGE_LIMITS[kind],
         "license_text": license_text,
+        "releases": _releases_text(manifest),
         "citation": CITATION_BIBTEX,
     }
-    return Template(text).substitute(values)
+    rendered = Template(text).substitute(values)
+    from huggingface_hub import DatasetCard
+
+    DatasetCard(rendered)  # a header the Hub cannot parse fails here, not after upload
+    return rendered
 
 
 def write_card(root: str | Path, manifest: Manifest) -> Path:

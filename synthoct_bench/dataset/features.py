@@ -105,9 +105,10 @@ def hf_features_dict(columns: Sequence[str]) -> dict[str, Any]:
     return {name: column_type(name).hf_feature() for name in columns}
 
 
-def arrow_schema(levels: Sequence[int]) -> pa.Schema:
-    """Schema of every shard, with the ``huggingface`` metadata ``datasets`` reads."""
-    names = all_columns(levels)
+def arrow_schema(levels: Sequence[int], columns: Sequence[str] | None = None) -> pa.Schema:
+    """Schema of every shard (or of ``columns`` of it: a blind split's public shards, its
+    references), with the ``huggingface`` metadata ``datasets`` reads."""
+    names = tuple(columns) if columns is not None else all_columns(levels)
     fields = [pa.field(name, column_type(name).arrow()) for name in names]
     meta = {"info": {"features": hf_features_dict(names)}}
     return pa.schema(fields, metadata={"huggingface": json.dumps(meta, sort_keys=True)})

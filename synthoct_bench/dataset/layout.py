@@ -35,6 +35,12 @@ __all__ = [
     "parse_noise_levels",
     "explicit_split_sizes",
     "parse_splits",
+    "BLIND_SPLIT",
+    "BLIND_CONFIG",
+    "BLIND_COLUMNS",
+    "REFERENCES_DIR",
+    "references_path",
+    "reference_columns",
 ]
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
@@ -49,6 +55,15 @@ LATENT_COLUMNS: tuple[str, ...] = ("subject_id", "z", "eta")
 #: Per-level column stems: the stored name is ``level_column(stem, k)``, e.g. eta_ebe_s9.
 LEVEL_STEMS: tuple[str, ...] = ("eta_noisy", "eta_ebe", "obs")
 _LEVEL_SUFFIX = "_s"
+
+#: The split a blind build (``build(..., blind_test=True)``) publishes without references.
+BLIND_SPLIT = "test"
+#: Its public columns: what a model needs to predict, nothing to score against.
+BLIND_COLUMNS: tuple[str, ...] = ("subject_id", "image")
+#: The card config that reads the blind split (the other configs list the other splits).
+BLIND_CONFIG = "blind_test"
+#: Where a blind build writes the references: beside ``data/``, never uploaded.
+REFERENCES_DIR = "references"
 
 
 @dataclass(frozen=True)
@@ -208,6 +223,17 @@ def all_columns(levels: Sequence[int]) -> tuple[str, ...]:
     return tuple(cols)
 
 
+def reference_columns(levels: Sequence[int]) -> tuple[str, ...]:
+    """The columns of a blind split's references file: ``subject_id`` to join on, then
+    every stored column the public shards leave out (file order)."""
+    return ("subject_id",) + tuple(c for c in all_columns(levels) if c not in BLIND_COLUMNS)
+
+
+def references_path(split: str = BLIND_SPLIT) -> str:
+    """Path of a blind split's references relative to the dataset root."""
+    return f"{REFERENCES_DIR}/{split}.parquet"
+
+
 def config_name(level: int) -> str:
     return f"sigma2_{level}"
 
@@ -218,6 +244,8 @@ def config_columns(config: str, levels: Sequence[int]) -> tuple[str, ...]:
         return all_columns(levels)
     if config == "latents":
         return LATENT_COLUMNS
+    if config == BLIND_CONFIG:
+        return BLIND_COLUMNS
     for k in levels:
         if config == config_name(k):
             return SHARED_COLUMNS + noise_columns(k)

@@ -30,11 +30,31 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthoct_bench.dataset.integrity import check_shard_files
-from synthoct_bench.dataset.layout import all_columns, config_columns, config_name, noise_columns
-from synthoct_bench.dataset.manifest import MANIFEST_NAME, manifest_fingerprint, read_manifest
+from synthoct_bench.dataset.layout import (
+    BLIND_COLUMNS,
+    BLIND_CONFIG,
+    all_columns,
+    config_columns,
+    config_name,
+    noise_columns,
+    reference_columns,
+)
+from synthoct_bench.dataset.manifest import (
+    MANIFEST_NAME,
+    manifest_fingerprint,
+    read_manifest,
+    read_references_manifest,
+)
 from synthoct_bench.dataset.records import Manifest
 
-__all__ = ["load", "read_columns", "read_metadata", "dataset_fingerprint", "UNIFORM_COLUMNS"]
+__all__ = [
+    "load",
+    "read_columns",
+    "read_references",
+    "read_metadata",
+    "dataset_fingerprint",
+    "UNIFORM_COLUMNS",
+]
 
 #: Column names ``load`` returns, whatever the noise level.
 UNIFORM_COLUMNS: tuple[str, ...] = (
@@ -109,6 +129,8 @@ def load(
     ``eta_noisy`` (3, η̂ that generated the data), ``eta_ebe`` (3, the target),
     ``obs`` (21), ``subject_id``. The split's shards are checked against the manifest
     first (``verify=False`` skips it; streaming from the Hub cannot check, and says so).
+    The blind split of a blind build has no references to return: it comes back as
+    ``image`` and ``subject_id`` only, what a model needs to predict it.
     """
     import datasets
 
@@ -116,7 +138,8 @@ def load(
     level = meta.check_noise(noise)
     meta.check_split(split)
     root = _local_root(path_or_repo_id)
-    config = config_name(level)
+    blind = meta.is_blind(split)
+    config = BLIND_CONFIG if blind else config_name(level)
     if root is None and streaming:
         warnings.warn(
             f"streaming {path_or_repo_id} from the Hub: its shards are not checked against "
@@ -128,16 +151,29 @@ def load(
         )
     else:
         files = _split_files(path_or_repo_id, meta, split, revision, verify)
+        # One Arrow cache per split for every level: the shared columns (images included)
+        # and every level's columns are read once; each level below is a view of it.
         ds = datasets.load_dataset(
             "parquet",
             data_files={split: [str(f) for f in files]},
-            columns=list(config_columns(config, meta.noise_levels)),
+            columns=list(BLIND_COLUMNS if blind else _cached_columns(meta.noise_levels)),
             split=split,
             streaming=streaming,
         )
+    if blind:
+        return ds.select_columns(["image", "subject_id"])
+    ds = ds.select_columns(list(config_columns(config, meta.noise_levels)))
     noisy, ebe, obs = noise_columns(level)
     ds = ds.rename_columns({noisy: "eta_noisy", ebe: "eta_ebe", obs: "obs"})
     return ds.select_columns(list(UNIFORM_COLUMNS))
+
+
+def _cached_columns(levels: Sequence[int]) -> tuple[str, ...]:
+    """The columns ``load`` reads into its one cache: every config ``sigma2_{k}`` column.
+    ``select_columns`` and ``rename_columns`` then give each level's view without copying
+    (they only relabel the memory-mapped Arrow table), so five levels cost one copy of the
+    images instead of five."""
+    return tuple(c for c in all_columns(levels) if c != "z")
 
 
 def _split_files(
@@ -159,8 +195,7 @@ def _split_files(
         check_shard_files(zip(files, shards, strict=True), str(path_or_repo_id))
     else:
         warnings.warn(
-            f"the shards of {path_or_repo_id} were not checked against the manifest "
-            "(verify=False)",
+            f"the shards of {path_or_repo_id} were not checked against the manifest (verify=False)",
             stacklevel=3,
         )
     return files
@@ -200,12 +235,15 @@ def read_columns(
     columns: Sequence[str],
     revision: str | None = None,
     verify: bool = True,
+    references: str | Path | None = None,
 ) -> dict[str, np.ndarray]:
     """Stored columns of one split as numpy arrays, rows sorted by ``subject_id``.
 
     Fixed-length lists come back 2-D (``eta_ebe_s9`` → (N, 3) float32, ``obs_s9`` →
     (N, 21)); ``subject_id`` → (N,) int64; ``image`` → (N,) object array of PNG bytes.
     The shards are checked against the manifest first (``verify=False`` skips it).
+    The blind split of a blind build holds only ``subject_id`` and ``image``; its other
+    columns come from its private ``references`` file (:func:`read_references`).
     """
     if isinstance(columns, str):
         raise ValueError(f"columns must be a list of names, e.g. [{columns!r}]")
@@ -219,6 +257,25 @@ def read_columns(
         )
     if not columns:
         raise ValueError("give at least one column to read")
+    hidden = [c for c in columns if c not in BLIND_COLUMNS] if meta.is_blind(split) else []
+    if references is not None and not meta.is_blind(split):
+        raise ValueError(
+            f"references are for a blind split, and split {split!r} of {path_or_repo_id} "
+            "is not blind: its shards hold every column; drop references"
+        )
+    if hidden:
+        if references is None:
+            raise ValueError(
+                f"the {split} split of {path_or_repo_id} is blind: it holds only "
+                f"{' and '.join(BLIND_COLUMNS)}; {', '.join(hidden)} are in its private "
+                "references file (pass references=FILE, or synthoct score --references FILE)"
+            )
+        refs = read_references(path_or_repo_id, references, ["subject_id", *hidden], revision)
+        public = [c for c in columns if c in BLIND_COLUMNS and c != "subject_id"]
+        if public:
+            own = read_columns(path_or_repo_id, split, ["subject_id", *public], revision, verify)
+            refs.update({c: own[c] for c in public})
+        return {c: refs[c] for c in columns}
     files = _split_files(path_or_repo_id, meta, split, revision, verify)
     shards = meta.split_shards(split)
     table = pa.concat_tables(
@@ -229,6 +286,65 @@ def read_columns(
         order = np.argsort(out["subject_id"], kind="stable")
         out = {k: v[order] for k, v in out.items()}
     return out
+
+
+def read_references(
+    path_or_repo_id: str | Path,
+    references: str | Path,
+    columns: Sequence[str],
+    revision: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Columns of a blind split from its private references file, rows sorted by
+    ``subject_id`` (the blind split's ids, every one).
+
+    The file must be the one the dataset's manifest records (size and sha256, which the
+    dataset fingerprint covers); a ``manifest.json`` beside it (the private references
+    manifest) must name this dataset's fingerprint.
+    """
+    meta = read_metadata(path_or_repo_id, revision)
+    record = meta.references
+    if record is None:
+        raise ValueError(f"{path_or_repo_id} has no blind split; it needs no references")
+    known = reference_columns(meta.noise_levels)
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown reference column(s) {', '.join(unknown)}; the references hold "
+            f"{', '.join(known)}"
+        )
+    path = Path(os.path.expanduser(str(references)))
+    if path.is_dir():
+        path = path / Path(record.path).name
+    if not path.is_file():
+        raise ValueError(f"no references file at {references}; give {record.path} of the build")
+    fingerprint = manifest_fingerprint(meta)
+    private = path.parent / MANIFEST_NAME
+    if private.is_file():
+        owner = read_references_manifest(private).dataset_fingerprint
+        if owner != fingerprint:
+            raise ValueError(
+                f"{private} belongs to the dataset with fingerprint {owner[:12]}…, not to "
+                f"{path_or_repo_id} ({fingerprint[:12]}…): these references score another "
+                "dataset"
+            )
+    try:
+        check_shard_files([(path, record)], str(path_or_repo_id))
+    except ValueError:
+        raise ValueError(
+            f"{path} is not the references file of {path_or_repo_id}: its size or sha256 "
+            f"differs from the manifest's ({record.sha256[:12]}…); give the file written "
+            "by that build"
+        ) from None
+    table = _read_table(
+        path, ["subject_id", *[c for c in columns if c != "subject_id"]], record.rows, record.path
+    )
+    out = {name: column_to_numpy(table.column(name)) for name in table.column_names}
+    order = np.argsort(out["subject_id"], kind="stable")
+    out = {k: v[order] for k, v in out.items()}
+    expected = np.arange(record.first_id, record.last_id + 1)
+    if not np.array_equal(out["subject_id"], expected):
+        raise ValueError(f"{path}: its subject ids are not those of the {record.split} split")
+    return {c: out[c] for c in columns}
 
 
 def dataset_fingerprint(path_or_repo_id: str | Path, revision: str | None = None) -> str:

@@ -13,7 +13,12 @@ from importlib import metadata
 from pathlib import Path
 
 from synthoct_bench.dataset.layout import ShardSpec
-from synthoct_bench.dataset.records import FORMAT_VERSION, Manifest, ShardSidecar
+from synthoct_bench.dataset.records import (
+    FORMAT_VERSION,
+    Manifest,
+    ReferencesManifest,
+    ShardSidecar,
+)
 from synthoct_bench.dataset.writer import sha256_file
 
 __all__ = [
@@ -26,11 +31,15 @@ __all__ = [
     "shard_is_done",
     "software_versions",
     "manifest_fingerprint",
+    "REFERENCES_MANIFEST",
+    "read_references_manifest",
 ]
 
 MANIFEST_NAME = "manifest.json"
 #: Build state (config, population fits, per-shard sidecars); not uploaded to the Hub.
 BUILD_DIR = "_build"
+#: A blind build's private manifest, beside its references (never uploaded).
+REFERENCES_MANIFEST = "references/manifest.json"
 _PACKAGES = (
     "synthoct-bench",
     "numpy",
@@ -110,3 +119,12 @@ def manifest_fingerprint(manifest: Manifest) -> str:
 
     text = json.dumps(manifest.to_dict(), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_references_manifest(path: str | Path) -> ReferencesManifest:
+    """Parse a blind build's private ``references/manifest.json``."""
+    path = Path(path)
+    try:
+        return ReferencesManifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} is not a references manifest ({exc})") from None

@@ -3,10 +3,12 @@
 Exactly the dataset goes up: the manifest's shards, ``manifest.json`` and the
 card ``README.md``, nothing else in the folder (no build state, no ``.env``, no
 ``.git``), and no symlink is followed: a symlinked file or folder is refused.
-``--dry-run`` lists exactly those files. Uses ``HfApi.upload_folder`` restricted
-to that list; the token comes from the usual places (``HF_TOKEN``, the cached
-``hf auth login``) or an explicit argument, and is never printed, logged or
-written.
+``--dry-run`` lists exactly those files. The uploaded ``README.md`` is a copy of
+the local card rendered with the real repo id and revision in its quick start
+(the local card, and so the manifest fingerprint, stay as they are). One
+``HfApi.create_commit`` sends the files; the token comes from the usual places
+(``HF_TOKEN``, the cached ``hf auth login``) or an explicit argument, and is
+never printed, logged or written.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class PushPlan:
     files: list[tuple[Path, str, int]] = field(default_factory=list)
     commit: str | None = None
     url: str | None = None
+    #: The README.md that goes up: the card with this repo id and revision in its quick start.
+    card: str = ""
 
     @property
     def bytes(self) -> int:
@@ -67,13 +71,24 @@ def plan_push(
         raise ValueError(f"refusing to push a dataset that fails verification: {problems}")
     manifest = read_manifest(root / MANIFEST_NAME)
     plan = PushPlan(repo_id, revision, tag)
+    plan.card = upload_card(root, manifest, repo_id, tag or revision)
     for rel in ["README.md", MANIFEST_NAME, *(e.path for e in manifest.shards)]:
         parts = [Path(rel), *Path(rel).parents][:-1]  # the file, then its folders
         if any((root / part).is_symlink() for part in parts):
             raise ValueError(f"{rel} is (or lies under) a symlink; copy the real file in place")
         file = root / rel
-        plan.files.append((file, rel, file.stat().st_size))
+        size = len(plan.card.encode("utf-8")) if rel == "README.md" else file.stat().st_size
+        plan.files.append((file, rel, size))
     return plan
+
+
+def upload_card(root: Path, manifest: Any, repo_id: str, revision: str | None) -> str:
+    """The card to upload: the local card's text with ``repo_id`` (and ``revision`` when it
+    is not main) in the quick start instead of the placeholder."""
+    from synthoct_bench.dataset.card import render_card
+
+    pin = revision if revision and revision != "main" else None
+    return render_card(manifest, repo_id=repo_id, revision=pin)
 
 
 def push(
@@ -92,18 +107,26 @@ def push(
     plan = plan_push(path, repo_id, revision, tag)
     if dry_run:
         return plan
-    from huggingface_hub import HfApi
+    import huggingface_hub
 
-    api = HfApi(token=token)  # None: HF_TOKEN or the cached login, resolved by the library
+    api = huggingface_hub.HfApi(
+        token=token
+    )  # None: HF_TOKEN or the cached login, resolved by the library
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     if revision and revision != "main":
         api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
-    info: Any = api.upload_folder(
+    operations = [
+        huggingface_hub.CommitOperationAdd(
+            path_in_repo=rel,
+            path_or_fileobj=plan.card.encode("utf-8") if rel == "README.md" else str(local),
+        )
+        for local, rel, _ in plan.files
+    ]
+    info: Any = api.create_commit(
         repo_id=repo_id,
-        folder_path=str(path),
+        operations=operations,
         repo_type="dataset",
         revision=revision,
-        allow_patterns=[rel for _, rel, _ in plan.files],
         commit_message=commit_message or f"synthoct-bench dataset ({len(plan.files)} files)",
     )
     plan.commit = getattr(info, "oid", None)

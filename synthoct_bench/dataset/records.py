@@ -28,6 +28,7 @@ __all__ = [
     "SplitInfo",
     "NLMERecord",
     "Manifest",
+    "ReferencesManifest",
 ]
 
 FORMAT_VERSION = 1
@@ -110,10 +111,14 @@ class BuildConfig:
     writer: WriterSettings
     software: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    #: The test split is published without references (written to references/ instead).
+    blind_test: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"blind_test": True} if self.blind_test else {}
         return {
             "format_version": self.format_version,
+            **extra,
             "seed": self.seed,
             "n": self.n,
             "preset": self.preset,
@@ -153,6 +158,7 @@ class BuildConfig:
             fit_options=dict(data.get("fit_options") or {}),
             writer=WriterSettings.from_dict(need("writer")),
             software={str(k): str(v) for k, v in (data.get("software") or {}).items()},
+            blind_test=bool(data.get("blind_test", False)),
         )
 
     def build_key(self) -> dict[str, Any]:
@@ -339,9 +345,15 @@ class Manifest:
     software: dict[str, str] = field(default_factory=dict)
     name: str = "synthoct-bench"
     format_version: int = FORMAT_VERSION
+    #: A blind build's references file (``references/test.parquet``, kept private): its
+    #: subjects and checksum, so the fingerprint ties it to this dataset. None: no blind split.
+    references: ShardRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        # "references" only when set, so the fingerprints of datasets without it never change
+        extra = {"references": self.references.to_dict()} if self.references else {}
         return {
+            **extra,
             "format_version": self.format_version,
             "name": self.name,
             "seed": self.seed,
@@ -390,9 +402,20 @@ class Manifest:
                 str(s): {str(c): int(b) for c, b in cols.items()}
                 for s, cols in (data.get("column_bytes") or {}).items()
             },
+            references=(
+                ShardRecord.from_dict(data["references"]) if data.get("references") else None
+            ),
         )
 
     # -- questions readers ask ---------------------------------------------------------------
+    @property
+    def blind_split(self) -> str | None:
+        """The split published without references (a blind build's test split), or None."""
+        return self.references.split if self.references is not None else None
+
+    def is_blind(self, split: str) -> bool:
+        return split == self.blind_split
+
     def present_splits(self) -> list[str]:
         """Splits with at least one subject, in the canonical order."""
         return [s for s in SPLIT_NAMES if s in self.splits and self.splits[s].n > 0]
@@ -418,3 +441,29 @@ class Manifest:
                 + ", ".join(str(k) for k in self.noise_levels)
             )
         return int(noise)
+
+
+@dataclass(frozen=True)
+class ReferencesManifest:
+    """The private ``references/manifest.json`` of a blind build: which dataset the
+    references belong to (its fingerprint) and the references file's checksum."""
+
+    dataset_fingerprint: str
+    references: ShardRecord
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "dataset_fingerprint": self.dataset_fingerprint,
+            "references": self.references.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReferencesManifest:
+        where = "the references manifest"
+        return cls(
+            format_version=int(data.get("format_version", FORMAT_VERSION)),
+            dataset_fingerprint=str(_need(data, "dataset_fingerprint", where)),
+            references=ShardRecord.from_dict(_need(data, "references", where)),
+        )

@@ -14,6 +14,11 @@ Four layers, each reported by name:
    observations and EBEs at every level, and the image for the phantom) and
    compared with what is stored. An edited parameter or seed in the manifest
    cannot pass this, even though the shards' checksums still match.
+
+A blind build's test shards hold only ``subject_id`` and ``image``: their other
+columns are checked from the private ``references/test.parquet`` when it is in
+the folder (its size and sha256 against the manifest first), else only their
+images are.
 """
 
 from __future__ import annotations
@@ -25,7 +30,13 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from synthoct_bench.dataset.layout import SPLIT_NAMES, all_columns, noise_columns, plan_shards
+from synthoct_bench.dataset.layout import (
+    BLIND_COLUMNS,
+    SPLIT_NAMES,
+    all_columns,
+    noise_columns,
+    plan_shards,
+)
 from synthoct_bench.dataset.manifest import MANIFEST_NAME, read_manifest
 from synthoct_bench.dataset.records import Manifest
 from synthoct_bench.dataset.writer import sha256_file
@@ -91,6 +102,7 @@ def verify(path: str | Path, check_sha: bool = True, content: bool = True) -> Ve
     _check_consistency(manifest, report)
     _check_card(root, manifest, report)
     _check_shards(root, manifest, report, check_sha)
+    _check_references(root, manifest, report, check_sha)
     _check_coverage(manifest, report)
     if content and report.ok:
         _check_content(root, manifest, report)
@@ -235,6 +247,26 @@ def _check_shards(root: Path, manifest: Manifest, report: VerifyReport, check_sh
         report.checked.append(f"{report.shards_checked} shards: {what}; no stray files")
 
 
+def _check_references(
+    root: Path, manifest: Manifest, report: VerifyReport, check_sha: bool
+) -> None:
+    """A blind build's references, when they are here: the manifest's size and sha256."""
+    record = manifest.references
+    if record is None:
+        return
+    file = root / record.path
+    if not file.is_file():
+        report.checked.append(
+            f"the {record.split} split is blind; its references ({record.path}) are not "
+            "here, so its rows are checked by image only"
+        )
+        return
+    if file.stat().st_size != record.bytes or (check_sha and sha256_file(file)[0] != record.sha256):
+        report.problems.append(f"{record.path}: corrupt (size or sha256 differs from the manifest)")
+        return
+    report.checked.append(f"references of the blind {record.split} split: {record.path} matches")
+
+
 def _check_coverage(manifest: Manifest, report: VerifyReport) -> None:
     """Shard id ranges must tile each split exactly, splits contiguous in order."""
     expected_first = 0
@@ -254,8 +286,7 @@ def _check_coverage(manifest: Manifest, report: VerifyReport) -> None:
             cursor = e.last_id + 1
         if cursor != info.first_id + info.n:
             report.problems.append(
-                f"split {split}: shards cover {cursor - info.first_id} subjects, "
-                f"expected {info.n}"
+                f"split {split}: shards cover {cursor - info.first_id} subjects, expected {info.n}"
             )
         expected_first = info.first_id + info.n
 
@@ -268,11 +299,52 @@ def _first_rows(root: Path, manifest: Manifest) -> dict[str, np.ndarray]:
     from synthoct_bench.dataset.load import column_to_numpy
 
     columns = list(all_columns(manifest.noise_levels))
+    refs = _reference_rows(root, manifest)
     parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
     for entry in manifest.shards:
-        table = pq.ParquetFile(root / entry.path).read_row_group(0, columns=columns).slice(0, 1)
-        for c in columns:
+        blind = entry.split == manifest.blind_split
+        if blind and refs is None:
+            continue  # checked by image only (_blind_images)
+        wanted = list(BLIND_COLUMNS) if blind else columns
+        table = pq.ParquetFile(root / entry.path).read_row_group(0, columns=wanted).slice(0, 1)
+        for c in wanted:
             parts[c].append(column_to_numpy(table.column(c)))
+        if blind:
+            row = int(np.searchsorted(refs["subject_id"], entry.first_id))
+            for c in columns:
+                if c not in BLIND_COLUMNS:
+                    parts[c].append(refs[c][row : row + 1])
+    return {c: np.concatenate(v) for c, v in parts.items()}
+
+
+def _reference_rows(root: Path, manifest: Manifest) -> dict[str, np.ndarray] | None:
+    """A blind build's references, sorted by subject id, when they are in the folder (and
+    checked by ``_check_references``); else None."""
+    from synthoct_bench.dataset.load import column_to_numpy
+
+    record = manifest.references
+    if record is None or not (root / record.path).is_file():
+        return None
+    table = pq.read_table(root / record.path)
+    out = {c: column_to_numpy(table.column(c)) for c in table.column_names}
+    order = np.argsort(out["subject_id"], kind="stable")
+    return {c: v[order] for c, v in out.items()}
+
+
+def _blind_images(root: Path, manifest: Manifest) -> dict[str, np.ndarray] | None:
+    """``subject_id`` and ``image`` of the first subject of each blind shard, when the
+    references are not here to check the rest; else None."""
+    from synthoct_bench.dataset.load import column_to_numpy
+
+    if manifest.references is None or (root / manifest.references.path).is_file():
+        return None
+    columns = list(BLIND_COLUMNS)
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
+    for entry in manifest.shards:
+        if entry.split == manifest.blind_split:
+            table = pq.ParquetFile(root / entry.path).read_row_group(0, columns=columns)
+            for c in columns:
+                parts[c].append(column_to_numpy(table.slice(0, 1).column(c)))
     return {c: np.concatenate(v) for c, v in parts.items()}
 
 
@@ -336,6 +408,14 @@ def _check_content(root: Path, manifest: Manifest, report: VerifyReport) -> None
         gen = make_generator("phantom", manifest.image_size, manifest.generator.kwargs)
         images = gen.generate(z, image_seeds(ids, manifest.seed))
         _differs(report, "image", decode_png(stored["image"]), images, ids)
+        blind = _blind_images(root, manifest)
+        if blind is not None:
+            blind_ids = blind["subject_id"].astype(np.int64)
+            blind_z, _ = latents(blind_ids, manifest.seed, manifest.eta_dims)
+            expected = gen.generate(blind_z, image_seeds(blind_ids, manifest.seed))
+            _differs(report, "image", decode_png(blind["image"]), expected, blind_ids)
+            what += f" (the image alone for the {blind_ids.size} of the blind split)"
+            ids = np.concatenate([ids, blind_ids])
     if len(report.problems) == before:
         report.checked.append(
             f"content: {what} of {ids.size} subjects (the first of each shard) regenerated "

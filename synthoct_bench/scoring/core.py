@@ -477,6 +477,7 @@ def score(
     nll: bool = True,
     nll_params: str = "simulation",
     verify: bool = True,
+    references: str | os.PathLike | None = None,
 ) -> ScoreReport:
     """Score a submission (path, DataFrame, pyarrow Table or dict) against a dataset.
 
@@ -492,6 +493,9 @@ def score(
     dataset was simulated with, the default) or ``"fitted"`` (the dataset's FOCE fit at
     this noise level, what a practitioner would have). ``compare`` is a second
     submission scored on the same subjects and resamples.
+    ``references`` is the private references file of a blind build
+    (``references/test.parquet``), needed to score its blind split: it must be the file
+    the dataset's manifest records (sha256) and belong to this dataset (fingerprint).
     """
     import synthoct_bench
     from synthoct_bench.dataset.layout import noise_columns
@@ -504,7 +508,9 @@ def score(
     fingerprint = manifest_fingerprint(meta)
     noisy_col, ebe_col, obs_col = noise_columns(noise)
     cols = ["subject_id", "eta", noisy_col, ebe_col] + ([obs_col] if nll else [])
-    data_cols = read_columns(data, split, cols, revision=revision, verify=verify)
+    data_cols = read_columns(
+        data, split, cols, revision=revision, verify=verify, references=references
+    )
     ids = np.asarray(data_cols["subject_id"]).astype(np.int64)
 
     def aligned(submission: Any) -> Submission:
@@ -555,6 +561,7 @@ def score(
         "revision": revision,
         "scorer_version": synthoct_bench.__version__,
         "dataset_seed": meta.seed,
+        **({"references": str(references)} if references is not None else {}),
     }
     report.submissions = [_submission_record(s) for s in subs]
     if other_sub is not None:
