@@ -4,6 +4,7 @@ or, where nothing can be checked, the output says so."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -270,3 +271,20 @@ def test_the_card_states_how_many_subjects_each_fit_used(tiny_dataset: Path):
     used = {fit.n_subjects_used for fit in read_metadata(tiny_dataset).nlme.fits.values()}
     assert used == {52}
     assert "52 (of the 1,000 requested) training subjects" in card
+
+
+def test_the_batched_png_writer_is_lossless_and_deterministic():
+    from PIL import Image
+
+    from synthoct_bench.dataset.writer import encode_png
+
+    rng = np.random.default_rng(3)
+    for shape in [(3, 1, 1), (2, 7, 5), (2, 32, 32), (1, 3, 300)]:
+        images = rng.integers(0, 256, shape, dtype=np.uint8)
+        blobs = encode_png(images)
+        assert blobs == encode_png(images)
+        for blob, image in zip(blobs, images, strict=True):
+            with Image.open(io.BytesIO(blob)) as img:
+                assert img.mode == "L" and img.size == image.shape[::-1]
+                np.testing.assert_array_equal(np.asarray(img), image)
+    assert encode_png(np.zeros((0, 8, 8), np.uint8)) == []

@@ -72,6 +72,7 @@ from synthoct_bench.dataset.records import (
 from synthoct_bench.dataset.writer import (
     PARQUET_SETTINGS,
     PNG_COMPRESS_LEVEL,
+    PNG_ENCODER,
     ROW_GROUP_SIZE,
     write_json_first_wins,
     write_parquet_atomic,
@@ -454,6 +455,7 @@ def build(
         writer=WriterSettings(
             parquet={**PARQUET_SETTINGS, "row_group_size": ROW_GROUP_SIZE},
             png_compress_level=PNG_COMPRESS_LEVEL,
+            png_encoder=PNG_ENCODER,
         ),
         software=software_versions(),
         blind_test=bool(blind_test),

@@ -75,9 +75,15 @@ class WriterSettings:
 
     parquet: dict[str, Any]
     png_compress_level: int
+    #: "pil" for datasets written with PIL's PNG encoder, before the batched writer.
+    png_encoder: str = "pil"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"parquet": dict(self.parquet), "png_compress_level": self.png_compress_level}
+        return {
+            "parquet": dict(self.parquet),
+            "png_compress_level": self.png_compress_level,
+            "png_encoder": self.png_encoder,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WriterSettings:
@@ -85,6 +91,7 @@ class WriterSettings:
         return cls(
             parquet=dict(_need(data, "parquet", where)),
             png_compress_level=int(_need(data, "png_compress_level", where)),
+            png_encoder=str(data.get("png_encoder", "pil")),
         )
 
 
