@@ -157,7 +157,7 @@ def log_importance_weights(
     remaining N − 1, share (N − 1)/N, each (N − 1)/(N(B − 1)). Rows sum to 1, and
     at B = N the estimate is the exact mixture. Chen et al. (2018, App. C.2)
     stratify with one specially weighted member instead; the public copies of that
-    matrix are contested (disentangling-vae issue 58), so this is the plain
+    matrix are contested (in the disentangling-vae repository), so this is the plain
     two-stratum form of the same idea.
 
     ``"mws"``, minibatch-weighted (Chen et al. 2018, App. C.1): every entry
