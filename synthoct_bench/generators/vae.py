@@ -25,7 +25,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -219,6 +219,9 @@ def load_vae(
     return get_architecture(classes[name]).from_pretrained(folder, device=device)
 
 
+_VAE = TypeVar("_VAE", bound="VAEBase")
+
+
 class VAEBase(nn.Module):
     """What every VAE here shares: ``encode`` -> (μ, log σ²), ``decode`` -> images in
     [0, 1], a reparameterised ``forward``, batched numpy helpers and diffusers-style
@@ -333,12 +336,12 @@ class VAEBase(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls,
+        cls: type[_VAE],
         path_or_repo_id: str | os.PathLike,
         revision: str | None = None,
         subfolder: str | None = None,
         device: str | torch.device = "cpu",
-    ) -> Any:
+    ) -> _VAE:
         """Load from a folder written by :meth:`save_pretrained` or a Hub repo id."""
         from safetensors.torch import load_file
 
@@ -389,17 +392,6 @@ class BetaVAE(VAEBase):
         c = self.config
         h = F.relu(self.fc_decode(z)).view(-1, c.decoder_widths[0], c.base_size, c.base_size)
         return self.decoder(h)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        path_or_repo_id: str | os.PathLike,
-        revision: str | None = None,
-        subfolder: str | None = None,
-        device: str | torch.device = "cpu",
-    ) -> BetaVAE:
-        """Load from a folder written by :meth:`save_pretrained` or a Hub repo id."""
-        return super().from_pretrained(path_or_repo_id, revision, subfolder, device)
 
 
 #: File beside a saved VAE's weights naming its η dims (written by ``synthoct vae select``).

@@ -18,7 +18,6 @@ work on either (registry name ``small``).
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -130,14 +129,3 @@ class SmallConvVAE(VAEBase):
         c = self.config
         h = self.fc_decode(z).view(-1, c.widths[-1], c.base_size, c.base_size)
         return self.decoder(h)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        path_or_repo_id: str | os.PathLike,
-        revision: str | None = None,
-        subfolder: str | None = None,
-        device: str | torch.device = "cpu",
-    ) -> SmallConvVAE:
-        """Load from a folder written by :meth:`save_pretrained` or a Hub repo id."""
-        return super().from_pretrained(path_or_repo_id, revision, subfolder, device)
