@@ -145,3 +145,32 @@ def test_train_on_a_folder_of_class_folders(tmp_path, capsys, one_torch_thread):
     assert main(["vae", "evaluate", str(out / "model"), "--n", "8", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["offset"] == 0  # phantom images, none trained on
     assert main([*TRAIN, "--images", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+def test_validation_images_and_the_convergence_stop(tmp_path, capsys, one_torch_thread):
+    from synthoct_bench.generators.vae_run import VAERunSpec
+
+    out = tmp_path / "run"
+    argv = [*TRAIN, "--out", str(out), "--val-n", "8", "--epochs", "5", "--lr", "1e-7",
+            "--stop-rel-change", "0.5"]  # fmt: skip
+    assert main(argv) == 0
+    assert "stopped at epoch 1" in capsys.readouterr().out
+    state = json.loads(next((out / "checkpoints").glob("step-*/trainer_state.json")).read_text())
+    assert state["converged_step"] == 2 and len(state["val_history"]) == 2
+    assert main(["vae", "evaluate", str(out), "--n", "8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["offset"] == 24  # after 16 trained, 8 validated
+    assert main([*TRAIN, "--out", str(tmp_path / "x"), "--stop-rel-change", "0.01"]) == 2
+    assert "set --val-n" in capsys.readouterr().err
+    # a folder's validation files are drawn by seed, disjoint from the training files
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(10):
+        Image.fromarray(np.full((20, 20), i * 20, dtype=np.uint8)).save(folder / f"{i}.png")
+    spec = VAERunSpec(images=str(folder), n=1, image_size=16, val_n=3)
+    train, val = spec.sources()
+    assert len(train) == 7 and len(val) == 3 and not set(train.items) & set(val.items)
+    assert spec.sources()[1].items == val.items  # the same draw again
+    with pytest.raises(ValueError, match="lower --val-n"):
+        VAERunSpec(images=str(folder), val_n=10).sources()

@@ -228,3 +228,40 @@ def test_gradient_clipping_bounds_the_step(tmp_path, monkeypatch):
     after = load_vae(tmp_path / "clip" / "model").state_dict()
     step = torch.sqrt(sum(((after[k] - before[k]) ** 2).sum() for k in before))
     assert float(step) == pytest.approx(0.1 * 1e-3, rel=0.01)  # lr · clip: the norm was cut
+
+
+def test_converged_is_seed_004s_relative_change_rule():
+    from synthoct_bench.generators.vae_training import converged
+
+    rows = [{"val_mse": 0.1}, {"val_mse": 0.0995}]
+    assert converged(rows, 0.01) and not converged(rows, 0.004)
+    assert not converged(rows[:1], 0.01)  # nothing to compare with yet
+    assert converged([{"val_mse": 0.1}, {"val_mse": 0.1008}], 0.01)  # a rise counts as a move
+    assert not converged([{"val_mse": 0.1}, {"val_mse": 0.05}], 0.01)
+
+
+def test_stop_rel_change_ends_the_run_and_resume_keeps_it_ended(tmp_path):
+    from synthoct_bench.generators.vae_training import (
+        PhantomImageSource,
+        VAETrainingConfig,
+        train_vae,
+    )
+
+    data, val = PhantomImageSource(16, 32), PhantomImageSource(8, 32, offset=16)
+    # a tiny learning rate barely moves the validation MSE: the first epoch meets the rule
+    cfg = VAETrainingConfig(arch="small", objective="vae", batch_size=8, learning_rate=1e-7,
+                            epochs=20, stop_rel_change=0.5, checkpoint_every=100)  # fmt: skip
+    out = train_vae(data, tmp_path / "run", cfg, SMALL, val_source=val, progress=False)
+    assert out["converged_step"] == 2 and out["step"] == 2 and out["epochs"] == 1
+    assert len(out["val_history"]) == 2  # before training and after the first epoch
+    again = train_vae(data, tmp_path / "run", cfg, SMALL, val_source=val, progress=False)
+    assert again["step"] == 2 and again["converged_step"] == 2  # resumed: already converged
+    # a strict rule does not stop: all 20 epochs run
+    strict = VAETrainingConfig(arch="small", objective="vae", batch_size=8, learning_rate=3e-3,
+                               epochs=3, stop_rel_change=1e-9)  # fmt: skip
+    out = train_vae(data, tmp_path / "strict", strict, SMALL, val_source=val, progress=False)
+    assert out["converged_step"] is None and out["step"] == 6
+    with pytest.raises(ValueError, match="pass val_source"):
+        train_vae(data, tmp_path / "x", cfg, SMALL, progress=False)
+    with pytest.raises(ValueError, match="stop_rel_change must be in"):
+        VAETrainingConfig(stop_rel_change=1.5)

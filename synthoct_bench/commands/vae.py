@@ -53,7 +53,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--n", type=int, default=512, help="number of phantom training images")
     t.add_argument("--image-size", type=int, default=64, help="image side in px")
     t.add_argument("--latent-dim", type=int, default=32, help="latent dims")
+    t.add_argument(
+        "--val-n",
+        type=int,
+        default=0,
+        help="images held out for validation (phantom subjects after the training ones, or "
+        "files of the folder drawn by --seed)",
+    )
     t.add_argument("--epochs", type=int, default=100, help="epochs (after the beta warm-up)")
+    t.add_argument(
+        "--stop-rel-change",
+        type=float,
+        default=None,
+        help="stop once the validation reconstruction MSE moves by less than this fraction "
+        "between epochs (seed 004: 0.01); needs --val-n",
+    )
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     t.add_argument("--batch-size", type=int, default=32, help="images per step")
     t.add_argument("--optimizer", default="adam", help="adam, sgd or rmsprop")
@@ -128,7 +142,10 @@ def _train(args: argparse.Namespace) -> int:
         latent_dim=args.latent_dim,
         arch=args.arch,
         seed=args.seed,
+        val_n=args.val_n,
     )
+    if args.stop_rel_change is not None and args.val_n == 0:
+        raise ValueError("--stop-rel-change compares validation losses: set --val-n > 0")
     config = VAETrainingConfig(
         objective=args.objective,
         objective_config=dict(args.objective_arg) or None,
@@ -144,6 +161,7 @@ def _train(args: argparse.Namespace) -> int:
         log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
+        stop_rel_change=args.stop_rel_change,
     )
     result = train_run(
         args.out, spec, config, device=args.device, resume=args.resume,
@@ -151,7 +169,13 @@ def _train(args: argparse.Namespace) -> int:
     )  # fmt: skip
     last = result["history"][-1] if result["history"] else {}
     loss = f", loss {last['loss']:.4g}" if "loss" in last else ""
-    print(f"trained {result['step']} steps{loss}")
+    stop = ""
+    if result["converged_step"] is not None:
+        stop = (
+            f", stopped at epoch {result['epochs']:g}: validation MSE moved by less than "
+            f"{args.stop_rel_change:g}"
+        )
+    print(f"trained {result['step']} steps{loss}{stop}")
     print(f"model: {args.out}/model  loss curves: {args.out}/loss_curves.png")
     return 0
 

@@ -64,7 +64,12 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 class VAERunSpec:
     """What a run trains on. ``images``: ``"phantom"`` (``n`` phantom subjects 0..n-1 of
     dataset seed ``seed``, rendered at ``image_size``) or a folder of images, searched
-    recursively (one sub-folder per class, as the paper's data come)."""
+    recursively (one sub-folder per class, as the paper's data come).
+
+    ``val_n`` images are held out for validation (the loss curves and the
+    ``stop_rel_change`` stop): phantom subjects n..n+val_n-1, or for a folder
+    ``val_n`` of its files drawn by ``seed``. Evaluation uses phantom subjects after
+    both."""
 
     images: str = "phantom"
     n: int = 512
@@ -72,12 +77,15 @@ class VAERunSpec:
     latent_dim: int = 32
     arch: str = "small"
     seed: int = 0
+    val_n: int = 0
 
     def __post_init__(self) -> None:
         for name in ("n", "image_size", "latent_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(self.val_n, bool) or not isinstance(self.val_n, int) or self.val_n < 0:
+            raise ValueError(f"val_n must be an int >= 0, got {self.val_n!r}")
         get_architecture(self.arch)
         if not self.is_phantom and not Path(self.images).is_dir():
             raise ValueError(
@@ -92,13 +100,40 @@ class VAERunSpec:
         cls = get_architecture(self.arch).config_class
         return cls(image_size=self.image_size, latent_dim=self.latent_dim)
 
-    def source(self) -> Any:
-        """The training images: a PhantomImageSource, or the folder's path."""
-        from synthoct_bench.generators.vae_training import PhantomImageSource
+    def sources(self) -> tuple[Any, Any]:
+        """(training, validation) images: PhantomImageSources, or ImageSources splitting
+        the folder's files; validation is None when ``val_n`` is 0."""
+        from synthoct_bench import rng
+        from synthoct_bench.generators.vae_training import (
+            ImageSource,
+            PhantomImageSource,
+            load_image_source,
+        )
 
         if self.is_phantom:
-            return PhantomImageSource(self.n, self.image_size, seed=self.seed)
-        return str(self.images)
+            train = PhantomImageSource(self.n, self.image_size, seed=self.seed)
+            if self.val_n == 0:
+                return train, None
+            val = PhantomImageSource(self.val_n, self.image_size, seed=self.seed, offset=self.n)
+            return train, val
+        folder = load_image_source(str(self.images), self.image_size)
+        if self.val_n == 0:
+            return folder, None
+        files = list(folder.items)
+        if self.val_n >= len(files):
+            raise ValueError(
+                f"--val-n {self.val_n} leaves no training images of the {len(files)} in "
+                f"{self.images}; lower --val-n"
+            )
+        keys = rng.uniform(self.seed, rng.stream_id("vae_run/val_split"), np.arange(len(files)), 1)
+        is_val = np.zeros(len(files), dtype=bool)
+        is_val[np.argsort(keys[:, 0], kind="stable")[: self.val_n]] = True
+        pick = [f for f, v in zip(files, is_val, strict=True) if not v]
+        held = [f for f, v in zip(files, is_val, strict=True) if v]
+        return (
+            ImageSource(pick, "files", self.image_size),
+            ImageSource(held, "files", self.image_size),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,8 +184,9 @@ def train_run(
             "model": spec.model_config().to_dict(),
         },
     )
+    train, val = spec.sources()
     return train_vae(
-        spec.source(), out, cfg, spec.model_config(), device=device, resume=resume,
+        train, out, cfg, spec.model_config(), val_source=val, device=device, resume=resume,
         progress=progress,
     )  # fmt: skip
 
@@ -176,10 +212,11 @@ def load_run_spec(path: str | os.PathLike) -> VAERunSpec | None:
 
 
 def _held_out_source(spec: VAERunSpec | None, vae: VAEBase, n: int) -> Any:
-    """Phantom subjects after the training ones (the run's seed), at the model's size."""
+    """Phantom subjects after the training and validation ones (the run's seed), at the
+    model's size."""
     from synthoct_bench.generators.vae_training import PhantomImageSource
 
-    offset = spec.n if spec is not None and spec.is_phantom else 0
+    offset = spec.n + spec.val_n if spec is not None and spec.is_phantom else 0
     seed = spec.seed if spec is not None else 0
     return PhantomImageSource(n, vae.config.image_size, seed=seed, offset=offset)
 

@@ -55,6 +55,7 @@ __all__ = [
     "load_image_source",
     "augment_batch",
     "beta_at",
+    "converged",
     "save_optimizer_state",
     "load_optimizer_state",
     "plot_loss_curves",
@@ -122,6 +123,11 @@ class VAETrainingConfig:
     #: clip the gradients' global L2 norm to this; None: the objective's own clipping
     #: (InfoVAE: 0.8, seed 004) if it has one, else none.
     grad_clip: float | None = None
+    #: stop at the end of an epoch (after any β warm-up) once the validation
+    #: reconstruction MSE moved by less than this fraction since the previous epoch
+    #: (seed 004: 0.01, within its 100 epochs); None: run all ``epochs``. Needs
+    #: validation images.
+    stop_rel_change: float | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -155,6 +161,10 @@ class VAETrainingConfig:
             raise ValueError(f"lr_decay must be in (0, 1] or None, got {self.lr_decay}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.stop_rel_change is not None and not 0 < self.stop_rel_change < 1:
+            raise ValueError(
+                f"stop_rel_change must be in (0, 1) or None, got {self.stop_rel_change}"
+            )
 
     def crop_rows(self, image_size: int) -> int:
         return int(round(self.crop_rows_at_224 * image_size / 224))
@@ -333,12 +343,16 @@ class PhantomImageSource:
 def load_image_source(
     source: Any, image_size: int, split: str = "train", image_column: str = "image"
 ) -> ImageSource | PhantomImageSource:
-    """An :class:`ImageSource` from a uint8 array (N, H, W), a folder of images
-    (searched recursively), a `datasets.Dataset`, a `save_to_disk` folder, or a Hub
+    """An :class:`ImageSource` (used as it is) or one from a uint8 array (N, H, W), a
+    folder of images (searched recursively), a `datasets.Dataset`, a `save_to_disk` folder, or a Hub
     dataset repo id (loaded with ``datasets.load_dataset(source, split=split)``); a
     :class:`PhantomImageSource` is used as it is, rendered at ``image_size``."""
     if isinstance(source, PhantomImageSource):
         return source.resized(image_size)
+    if isinstance(source, ImageSource):
+        if source.image_size != image_size:
+            return ImageSource(source.items, source.kind, image_size, source.image_column)
+        return source
     if isinstance(source, np.ndarray):
         if source.ndim != 3 or source.dtype != np.uint8 or len(source) == 0:
             raise ValueError(
@@ -455,6 +469,17 @@ class _State:
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     val_history: list[dict[str, float]] = field(default_factory=list)
+    #: the step at which ``stop_rel_change`` ended the run, else None.
+    converged_step: int | None = None
+
+
+def converged(val_history: list[dict[str, float]], rel_change: float) -> bool:
+    """Seed 004's stop: the last two validation reconstruction MSEs differ by less than
+    ``rel_change`` of the earlier one."""
+    if len(val_history) < 2:
+        return False
+    before, now = val_history[-2]["val_mse"], val_history[-1]["val_mse"]
+    return bool(abs(now - before) < rel_change * abs(before))
 
 
 def _latest_checkpoint(output_dir: Path) -> Path | None:
@@ -470,6 +495,7 @@ def _save_checkpoint(
         model.save_pretrained(tmp / "model")
         save_optimizer_state(opt, tmp / "optimizer.safetensors")
         payload = {"step": state.step, "history": state.history, "val_history": state.val_history}
+        payload["converged_step"] = state.converged_step
         payload["training_config"] = cfg.to_dict()
         (tmp / "trainer_state.json").write_text(json.dumps(payload) + "\n")
 
@@ -569,6 +595,8 @@ def train_vae(
         else None
     )
     n = len(data)
+    if cfg.stop_rel_change is not None and val is None:
+        raise ValueError("stop_rel_change compares validation losses: pass val_source")
     if n < cfg.batch_size:
         raise ValueError(f"{n} training images is fewer than one batch of {cfg.batch_size}")
     steps_per_epoch = n // cfg.batch_size  # drop the last partial batch (BatchNorm needs > 1)
@@ -592,7 +620,10 @@ def train_vae(
         model.load_state_dict(load_vae(ckpt / "model").state_dict())
         load_optimizer_state(opt, ckpt / "optimizer.safetensors")
         payload = json.loads((ckpt / "trainer_state.json").read_text())
-        state = _State(payload["step"], payload["history"], payload["val_history"])
+        state = _State(
+            payload["step"], payload["history"], payload["val_history"],
+            payload.get("converged_step"),
+        )  # fmt: skip
 
     if val is not None and state.step == 0:
         # the paper's β starts its warm-up at 0; the other objectives at full weight
@@ -605,7 +636,7 @@ def train_vae(
     bar = tqdm(total=total_steps, initial=state.step, disable=not progress, desc=cfg.objective)
     perm: np.ndarray | None = None
     perm_epoch = -1
-    while state.step < total_steps:
+    while state.step < total_steps and state.converged_step is None:
         epoch, pos = divmod(state.step, steps_per_epoch)
         if epoch != perm_epoch:
             keys = rng.uniform(cfg.seed, rng.stream_id("vae_train/order", epoch), np.arange(n), 1)
@@ -653,7 +684,14 @@ def train_vae(
             state.val_history.append(
                 {"step": state.step, **_validate(model, objective, val, cfg, crop, anneal, device)}
             )
-        if state.step % cfg.checkpoint_every == 0 or state.step == total_steps:
+            if (
+                cfg.stop_rel_change is not None
+                and state.step > warmup_steps
+                and converged(state.val_history, cfg.stop_rel_change)
+            ):
+                state.converged_step = state.step
+        done = state.step == total_steps or state.converged_step is not None
+        if state.step % cfg.checkpoint_every == 0 or done:
             _save_checkpoint(output_dir, model, opt, state, cfg)
             if state.history:
                 plot_loss_curves(state.history, output_dir / "loss_curves.png", state.val_history)
@@ -661,7 +699,13 @@ def train_vae(
     model.save_pretrained(output_dir / "model")
     if state.history:
         plot_loss_curves(state.history, output_dir / "loss_curves.png", state.val_history)
-    return {"step": state.step, "history": state.history, "val_history": state.val_history}
+    return {
+        "step": state.step,
+        "epochs": state.step / steps_per_epoch,
+        "converged_step": state.converged_step,
+        "history": state.history,
+        "val_history": state.val_history,
+    }
 
 
 def _check_resumable(ckpt: Path, cfg: VAETrainingConfig, mcfg: Any) -> None:
