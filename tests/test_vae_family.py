@@ -238,6 +238,10 @@ def test_converged_is_seed_004s_relative_change_rule():
     assert not converged(rows[:1], 0.01)  # nothing to compare with yet
     assert converged([{"val_mse": 0.1}, {"val_mse": 0.1008}], 0.01)  # a rise counts as a move
     assert not converged([{"val_mse": 0.1}, {"val_mse": 0.05}], 0.01)
+    plateau = [{"val_mse": m} for m in (0.2, 0.1, 0.0999, 0.09)]
+    assert not converged(plateau, 0.01)  # the last epoch moved 10%
+    assert converged(plateau[:3], 0.01) and not converged(plateau[:3], 0.01, patience=2)
+    assert converged([*plateau, {"val_mse": 0.0899}, {"val_mse": 0.0898}], 0.01, patience=2)
 
 
 def test_stop_rel_change_ends_the_run_and_resume_keeps_it_ended(tmp_path):
@@ -256,6 +260,12 @@ def test_stop_rel_change_ends_the_run_and_resume_keeps_it_ended(tmp_path):
     assert len(out["val_history"]) == 2  # before training and after the first epoch
     again = train_vae(data, tmp_path / "run", cfg, SMALL, val_source=val, progress=False)
     assert again["step"] == 2 and again["converged_step"] == 2  # resumed: already converged
+    # resumed under a stricter rule it trains on, to where that rule stops it
+    stricter = dataclasses.replace(cfg, stop_patience=3)
+    longer = train_vae(data, tmp_path / "run", stricter, SMALL, val_source=val, progress=False)
+    assert longer["converged_step"] == longer["step"] == 6
+    fresh = train_vae(data, tmp_path / "fresh", stricter, SMALL, val_source=val, progress=False)
+    assert fresh["step"] == 6 and fresh["val_history"] == longer["val_history"]
     # a strict rule does not stop: all 20 epochs run
     strict = VAETrainingConfig(arch="small", objective="vae", batch_size=8, learning_rate=3e-3,
                                epochs=3, stop_rel_change=1e-9)  # fmt: skip

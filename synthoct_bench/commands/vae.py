@@ -68,6 +68,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="stop once the validation reconstruction MSE moves by less than this fraction "
         "between epochs (seed 004: 0.01); needs --val-n",
     )
+    t.add_argument(
+        "--stop-patience",
+        type=int,
+        default=1,
+        help="epochs in a row that must each move by less than --stop-rel-change",
+    )
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     t.add_argument("--batch-size", type=int, default=32, help="images per step")
     t.add_argument("--optimizer", default="adam", help="adam, sgd or rmsprop")
@@ -162,6 +168,7 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
         stop_rel_change=args.stop_rel_change,
+        stop_patience=args.stop_patience,
     )
     result = train_run(
         args.out, spec, config, device=args.device, resume=args.resume,

@@ -128,6 +128,9 @@ class VAETrainingConfig:
     #: (seed 004: 0.01, within its 100 epochs); None: run all ``epochs``. Needs
     #: validation images.
     stop_rel_change: float | None = None
+    #: epochs in a row that must each move by less than ``stop_rel_change`` (seed 004: 1,
+    #: which can stop on a one-epoch plateau).
+    stop_patience: int = 1
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -138,7 +141,9 @@ class VAETrainingConfig:
                 f"perceptual_weights {self.perceptual_weights} needs one weight per layer in "
                 f"perceptual_layers {self.perceptual_layers}"
             )
-        for name in ("batch_size", "log_every", "checkpoint_every", "keep_checkpoints"):
+        for name in (
+            "batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "stop_patience"
+        ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.learning_rate <= 0 or self.beta_max < 0 or self.warmup_epochs < 0:
@@ -473,13 +478,13 @@ class _State:
     converged_step: int | None = None
 
 
-def converged(val_history: list[dict[str, float]], rel_change: float) -> bool:
-    """Seed 004's stop: the last two validation reconstruction MSEs differ by less than
-    ``rel_change`` of the earlier one."""
-    if len(val_history) < 2:
+def converged(val_history: list[dict[str, float]], rel_change: float, patience: int = 1) -> bool:
+    """Seed 004's stop: in each of the last ``patience`` epochs the validation
+    reconstruction MSE moved by less than ``rel_change`` of its value before."""
+    if len(val_history) < patience + 1:
         return False
-    before, now = val_history[-2]["val_mse"], val_history[-1]["val_mse"]
-    return bool(abs(now - before) < rel_change * abs(before))
+    mse = np.array([row["val_mse"] for row in val_history[-(patience + 1) :]])
+    return bool(np.all(np.abs(np.diff(mse)) < rel_change * np.abs(mse[:-1])))
 
 
 def _latest_checkpoint(output_dir: Path) -> Path | None:
@@ -620,10 +625,10 @@ def train_vae(
         model.load_state_dict(load_vae(ckpt / "model").state_dict())
         load_optimizer_state(opt, ckpt / "optimizer.safetensors")
         payload = json.loads((ckpt / "trainer_state.json").read_text())
-        state = _State(
-            payload["step"], payload["history"], payload["val_history"],
-            payload.get("converged_step"),
-        )  # fmt: skip
+        state = _State(payload["step"], payload["history"], payload["val_history"])
+        # the stop is judged again under this run's rule: a stricter one trains on
+        if _should_stop(cfg, state, warmup_steps, steps_per_epoch):
+            state.converged_step = state.step
 
     if val is not None and state.step == 0:
         # the paper's β starts its warm-up at 0; the other objectives at full weight
@@ -684,11 +689,7 @@ def train_vae(
             state.val_history.append(
                 {"step": state.step, **_validate(model, objective, val, cfg, crop, anneal, device)}
             )
-            if (
-                cfg.stop_rel_change is not None
-                and state.step > warmup_steps
-                and converged(state.val_history, cfg.stop_rel_change)
-            ):
+            if _should_stop(cfg, state, warmup_steps, steps_per_epoch):
                 state.converged_step = state.step
         done = state.step == total_steps or state.converged_step is not None
         if state.step % cfg.checkpoint_every == 0 or done:
@@ -706,6 +707,18 @@ def train_vae(
         "history": state.history,
         "val_history": state.val_history,
     }
+
+
+def _should_stop(cfg: VAETrainingConfig, state: _State, warmup_steps: int, per_epoch: int) -> bool:
+    """``stop_rel_change``'s rule at an epoch's end after the warm-up."""
+    return (
+        cfg.stop_rel_change is not None
+        and state.step > warmup_steps
+        and state.step % per_epoch == 0
+        and bool(state.val_history)
+        and state.val_history[-1]["step"] == state.step
+        and converged(state.val_history, cfg.stop_rel_change, cfg.stop_patience)
+    )
 
 
 def _check_resumable(ckpt: Path, cfg: VAETrainingConfig, mcfg: Any) -> None:
