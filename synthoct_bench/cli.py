@@ -76,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"synthoct {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except ImportError as exc:
+        from synthoct_bench.extras import extra_for
+
+        missing = extra_for(exc)
+        if missing is None or args.debug:
+            raise
+        print(f"synthoct {args.command}: error: {missing}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         if args.debug:
             raise

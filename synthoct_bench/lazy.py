@@ -19,7 +19,16 @@ def resolve(target: str) -> Any:
     module_path, sep, attribute = target.partition(":")
     if not sep or not module_path or not attribute:
         raise ValueError(f"expected 'package.module:attribute', got {target!r}")
-    return getattr(importlib.import_module(module_path), attribute)
+    try:
+        module = importlib.import_module(module_path)
+    except ImportError as exc:  # an optional dependency: say which extra installs it
+        from synthoct_bench.extras import extra_for
+
+        missing = extra_for(exc)
+        if missing is None:
+            raise
+        raise missing from exc
+    return getattr(module, attribute)
 
 
 def lazy_exports(

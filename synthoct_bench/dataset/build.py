@@ -391,9 +391,10 @@ def build(
 ) -> BuildSummary:
     """Build the dataset (or this rank's share of it) into ``out``.
 
-    ``n`` overrides ``preset`` (mini 2,200; small 55,000; full 1,100,000 subjects),
-    split 950:50:100 into train/validation/test; ``splits`` (e.g. ``{"train": 2000,
-    "validation": 1000, "test": 4000}``) overrides both with explicit sizes.
+    ``n`` overrides ``preset`` (``layout.PRESETS``: mini 4,000, small 55,000, full
+    1,100,000 subjects) and is split 950:50:100 into train/validation/test;
+    ``splits`` (e.g. ``{"train": 2000, "validation": 1000, "test": 4000}``) overrides
+    both with explicit sizes.
     ``fit_options`` go to ``nlme.fit_foce`` (e.g. ``{"compute_se": False}``) and are
     recorded in the manifest and card. Shard s goes to rank ``s % world``; rank and
     world come from the arguments, else RANK/WORLD_SIZE (torchrun), else
@@ -403,6 +404,9 @@ def build(
     ``image`` only) and writes them to ``references/test.parquet`` with a private
     ``references/manifest.json``: keep that folder to score, release ``data/``.
     """
+    from synthoct_bench.extras import require
+
+    require("building a dataset", "build")
     t_start = time.perf_counter()
     levels = parse_noise_levels(noise_levels)
     if splits is not None:

@@ -4,7 +4,8 @@ The YAML is what makes the folder a script-free Hub dataset: ``configs`` name
 ``sigma2_{k}`` for each noise level (``columns:`` selecting the shared columns
 plus that level's), ``all`` and ``latents``, all over the same shards; and
 ``dataset_info`` declares features and split sizes, which ``datasets`` checks
-at load time. The prose comes from the top-level ``dataset_card.md`` template.
+at load time. The prose comes from the ``card_template.md`` beside this module, shipped
+inside the package so an installed wheel renders cards too.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ __all__ = [
 #: The config ``load_dataset(path)`` picks without a name: the middle level, as the
 #: default of ``synthoct_bench.load``.
 DEFAULT_CONFIG_LEVEL = 9
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "dataset_card.md"
+TEMPLATE_PATH = Path(__file__).resolve().parent / "card_template.md"
 #: The repo id the local card's quick start shows; ``push`` renders the real one.
 REPO_PLACEHOLDER = "ORG/synthoct-bench"
 

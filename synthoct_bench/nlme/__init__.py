@@ -10,41 +10,53 @@ Encoder: :func:`ebe` (empirical Bayes estimates, :class:`EBEResult`), the
 population fits :func:`fit_foce` (the paper's FOCE) and :func:`fit_importance`
 (importance sampling of the exact likelihood), both returning a
 :class:`PopulationFit`, and :func:`diagnostics` / :func:`gof_plot`.
+
+Every name is imported on first use, so ``import synthoct_bench.nlme`` (the scorer
+reads ``PopulationParams``) does not load numba, which the solvers compile with.
 """
 
-from synthoct_bench.nlme.diagnostics import diagnostics, gof_plot
-from synthoct_bench.nlme.ebe import EBEResult, ebe
-from synthoct_bench.nlme.foce import fit_foce
-from synthoct_bench.nlme.importance import fit_importance
-from synthoct_bench.nlme.likelihood import gaussian_loglik, loglik
-from synthoct_bench.nlme.model import (
-    OBS_TIMES,
-    PAPER_MODEL,
-    NLMEModel,
-    PopulationParams,
-    paper_rhs,
-)
-from synthoct_bench.nlme.population import PopulationFit
-from synthoct_bench.nlme.reference import PAPER_THETA, reference_predict
-from synthoct_bench.nlme.simulate import predict, simulate
+from __future__ import annotations
 
-__all__ = [
-    "OBS_TIMES",
-    "PAPER_MODEL",
-    "PAPER_THETA",
-    "EBEResult",
-    "NLMEModel",
-    "PopulationFit",
-    "PopulationParams",
-    "diagnostics",
-    "ebe",
-    "fit_foce",
-    "fit_importance",
-    "gaussian_loglik",
-    "gof_plot",
-    "loglik",
-    "paper_rhs",
-    "predict",
-    "reference_predict",
-    "simulate",
-]
+import sys
+import types
+
+from synthoct_bench.lazy import lazy_exports
+
+_LAZY = {
+    "OBS_TIMES": "synthoct_bench.nlme.model:OBS_TIMES",
+    "PAPER_MODEL": "synthoct_bench.nlme.model:PAPER_MODEL",
+    "PAPER_THETA": "synthoct_bench.nlme.reference:PAPER_THETA",
+    "EBEResult": "synthoct_bench.nlme.ebe:EBEResult",
+    "NLMEModel": "synthoct_bench.nlme.model:NLMEModel",
+    "PopulationFit": "synthoct_bench.nlme.population:PopulationFit",
+    "PopulationParams": "synthoct_bench.nlme.model:PopulationParams",
+    "diagnostics": "synthoct_bench.nlme.diagnostics:diagnostics",
+    "ebe": "synthoct_bench.nlme.ebe:ebe",
+    "fit_foce": "synthoct_bench.nlme.foce:fit_foce",
+    "fit_importance": "synthoct_bench.nlme.importance:fit_importance",
+    "gaussian_loglik": "synthoct_bench.nlme.likelihood:gaussian_loglik",
+    "gof_plot": "synthoct_bench.nlme.diagnostics:gof_plot",
+    "loglik": "synthoct_bench.nlme.likelihood:loglik",
+    "paper_rhs": "synthoct_bench.nlme.model:paper_rhs",
+    "predict": "synthoct_bench.nlme.simulate:predict",
+    "reference_predict": "synthoct_bench.nlme.reference:reference_predict",
+    "simulate": "synthoct_bench.nlme.simulate:simulate",
+}
+
+__all__ = list(_LAZY)
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+
+
+class _Package(types.ModuleType):
+    """Keeps ``nlme.ebe``, ``nlme.simulate`` and ``nlme.diagnostics`` the functions:
+    importing a submodule binds its name on the package, which would otherwise
+    shadow the function of the same name."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == f"{value.__name__}:{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

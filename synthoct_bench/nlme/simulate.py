@@ -19,7 +19,6 @@ from synthoct_bench.nlme.model import (
     validate_eta,
     validate_times,
 )
-from synthoct_bench.nlme.solver import DEFAULT_ATOL, DEFAULT_RTOL, solve_mm_oral
 
 __all__ = ["predict", "simulate", "resolve"]
 
@@ -78,28 +77,35 @@ def predict(
     model: NLMEModel | None = None,
     times: np.ndarray | None = None,
     sensitivities: bool = False,
-    rtol: float = DEFAULT_RTOL,
-    atol: float = DEFAULT_ATOL,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Noise-free prediction (N, T) for random effects η (N, n_eta).
 
     With ``sensitivities=True`` also returns d pred / d η, shape (N, T, n_eta).
     The paper's model runs on the compiled adaptive Radau IIA kernel (forward
-    sensitivities on the same steps; ``rtol``/``atol`` are its local
-    tolerances); other models use scipy per subject and central differences.
+    sensitivities on the same steps; ``rtol``/``atol`` are its local tolerances,
+    None its defaults), or without numba (the light install) on scipy's Radau over
+    all subjects at once (:mod:`~synthoct_bench.nlme.solver_scipy`, its own tighter
+    tolerances unless given); other models use scipy per subject and central
+    differences.
     """
     eta, params, model, times = resolve(eta, params, model, times)
     ind = model.params_for(eta, params.theta)
     if model.fast_kernel == "mm_oral":
-        result = solve_mm_oral(
+        try:
+            from synthoct_bench.nlme import solver as kernel
+        except ImportError:  # no numba: the light install
+            from synthoct_bench.nlme import solver_scipy as kernel
+        tolerances = {"rtol": rtol, "atol": atol}
+        result = kernel.solve_mm_oral(
             ind[:, 0],
             ind[:, 1],
             ind[:, 2],
             times,
             dose=model.dose,
             sensitivities=sensitivities,
-            rtol=rtol,
-            atol=atol,
+            **{k: v for k, v in tolerances.items() if v is not None},
         )
         return result
     pred = _predict_generic(model, ind, times)
