@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -148,10 +149,16 @@ def test_scipy_solver_matches_the_kernel_and_the_reference():
 def test_the_core_wheel_installs_alone_and_scores(tiny_dataset, submission, tmp_path):
     """Build the wheel, install it with its core dependencies alone into a fresh venv,
     and score: no torch, numba or diffusers is installed, and the card template ships."""
+    # build from a copy: setuptools leaves build/ beside the sources it builds
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "synthoct_bench", source / "synthoct_bench",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     wheels = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(wheels), str(ROOT)],
+         "-w", str(wheels), str(source)],
         check=True, timeout=300,
     )  # fmt: skip
     wheel = next(wheels.glob("synthoct_bench-*.whl"))
