@@ -56,6 +56,7 @@ __all__ = [
     "augment_batch",
     "beta_at",
     "converged",
+    "TrainingDiverged",
     "save_optimizer_state",
     "load_optimizer_state",
     "plot_loss_curves",
@@ -469,6 +470,18 @@ def plot_loss_curves(
 # ---- training -----------------------------------------------------------------------------
 
 
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite (a learning rate too large for the
+    optimizer, as seed 004 met with RMSprop at 0.1)."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        self.step, self.loss = step, loss
+        super().__init__(
+            f"training diverged: the loss was {loss} at step {step}; lower --lr, clip the "
+            "gradients or pick another optimizer"
+        )
+
+
 @dataclass
 class _State:
     step: int = 0
@@ -666,6 +679,8 @@ def train_vae(
             _step_generator(cfg.seed, "vae_train/eps", state.step),
             _step_generator(cfg.seed, "vae_train/prior", state.step),
         )
+        if not torch.isfinite(terms["loss"].detach()):
+            raise TrainingDiverged(state.step + 1, float(terms["loss"].detach()))
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if grad_clip is not None:

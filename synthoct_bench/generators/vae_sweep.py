@@ -1,0 +1,543 @@
+"""Seed 004's sensitivity study on phantom images: a grid of VAE training runs.
+
+Seed 004 trained VAE, IWAE, InfoVAE and LogCosh VAE at every learning rate
+(1e-5 … 1e-1), latent size (10 … 200) and optimizer (Adam, SGD, RMSprop), up to
+100 epochs with a stop at < 1% change of the validation reconstruction loss, and
+plotted the converged loss and the epochs to converge. Here every cell of such a grid
+(:class:`SweepGrid`, one :class:`SweepCell` per objective × optimizer × learning
+rate × latent size × seed) trains seed 003's small conv VAE on phantom images and
+records, beside the seed's two outcomes, what matters to this benchmark: MIG, the
+η-probe R² and whether Methods 1 and 2 agree on the top three latent dims.
+
+A cell's result is one JSON file written atomically once the cell is done, and a
+cell's training checkpoints every epoch, so a sweep killed at any point resumes
+(``resume=True``) without losing or repeating a cell. A loss that turns NaN or
+infinite, or an out-of-memory, is the cell's recorded ``outcome``, not a crash.
+Cells spread over worker processes and over machines (cell i goes to rank
+i mod world, as the dataset build spreads shards). :func:`sweep_report` turns the
+cells into a table (Parquet and CSV), the seed's dot plots, an outcome map and a
+variance decomposition of the converged loss.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, fields, replace
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthoct_bench.atomic import save_figure, to_jsonable, write_json, write_text
+
+__all__ = [
+    "SweepGrid",
+    "SweepCell",
+    "SWEEP_PRESETS",
+    "OUTCOMES",
+    "FACTORS",
+    "run_cell",
+    "run_sweep",
+    "read_cells",
+    "variance_shares",
+    "SweepReport",
+    "sweep_report",
+    "grid_from_options",
+]
+
+#: What a cell can end as: stopped by the rule, ran out of epochs, diverged, out of memory.
+OUTCOMES: tuple[str, ...] = ("converged", "max_epochs", "diverged", "oom")
+#: The grid's factors, in the order cell ids name them.
+FACTORS: tuple[str, ...] = ("objective", "optimizer", "lr", "latent_dim", "seed")
+GRID_NAME = "sweep.json"
+CELLS_DIR = "cells"
+RUNS_DIR = "runs"
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    """One training run of the grid."""
+
+    objective: str
+    optimizer: str
+    lr: float
+    latent_dim: int
+    seed: int
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.objective}-{self.optimizer}-lr{self.lr:.0e}-d{self.latent_dim}-s{self.seed}"
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """The factors swept and the settings every cell shares.
+
+    Defaults are the reduced grid (about 45 minutes on a 2-core CPU): seed 004's four
+    objectives × three optimizers × its five learning rates × latent {10, 32, 128}, at
+    32 px on 2,000 phantom images, up to 20 epochs. ``SWEEP_PRESETS["seed004"]`` is
+    the seed's full grid. ``stop_rel_change`` and ``stop_patience`` are the seed's
+    convergence rule (:class:`~synthoct_bench.generators.vae_training.VAETrainingConfig`).
+    """
+
+    objectives: tuple[str, ...] = ("vae", "iwae", "infovae", "logcosh")
+    optimizers: tuple[str, ...] = ("adam", "sgd", "rmsprop")
+    lrs: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+    latent_dims: tuple[int, ...] = (10, 32, 128)
+    seeds: tuple[int, ...] = (0,)
+    images: str = "phantom"
+    n: int = 2_000
+    val_n: int = 500
+    image_size: int = 32
+    arch: str = "small"
+    epochs: int = 20
+    batch_size: int = 64
+    stop_rel_change: float = 0.01
+    stop_patience: int = 1
+    #: held-out phantom images for MIG and the η-probe
+    eval_n: int = 1_000
+    #: draws of Methods 1 and 2 (fewer than ``synthoct vae select``'s defaults: a cell
+    #: only asks whether the two agree on the top three)
+    n_method1: int = 2_000
+    n_method2: int = 300
+
+    def __post_init__(self) -> None:
+        from synthoct_bench.generators.vae import get_architecture
+        from synthoct_bench.generators.vae_objectives import OBJECTIVES
+        from synthoct_bench.generators.vae_training import OPTIMIZERS
+
+        set_ = object.__setattr__
+        for name, kind in (("objectives", str), ("optimizers", str), ("lrs", float),
+                           ("latent_dims", int), ("seeds", int)):  # fmt: skip
+            values = tuple(kind(v) for v in getattr(self, name))
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"{name} must be non-empty and without repeats, got {values}")
+            set_(self, name, values)
+        unknown = sorted(set(self.objectives) - set(OBJECTIVES))
+        if unknown:
+            raise ValueError(f"unknown objectives {unknown}; choose from {list(OBJECTIVES)}")
+        unknown = sorted(set(self.optimizers) - set(OPTIMIZERS))
+        if unknown:
+            raise ValueError(f"unknown optimizers {unknown}; choose from {list(OPTIMIZERS)}")
+        if any(not lr > 0 for lr in self.lrs) or any(d < 3 for d in self.latent_dims):
+            raise ValueError("learning rates must be > 0 and latent dims >= 3")
+        if self.val_n < 1:
+            raise ValueError("val_n must be >= 1: the convergence rule reads validation losses")
+        get_architecture(self.arch)
+
+    @property
+    def cells(self) -> list[SweepCell]:
+        """Every cell, in a fixed order (seed outermost, then objective, optimizer, lr,
+        latent size), so cell i is the same on every machine."""
+        return [
+            SweepCell(o, opt, lr, d, s)
+            for s in self.seeds
+            for o in self.objectives
+            for opt in self.optimizers
+            for lr in self.lrs
+            for d in self.latent_dims
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepGrid:
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown SweepGrid keys {unknown}")
+        return cls(**d)
+
+
+#: Named grids: ``reduced`` (the default, ≤ 45 min on 2 cores) and ``seed004`` (the
+#: seed's 360 runs: latent 10-200, 100 epochs; 64 px on 10,000 images here).
+SWEEP_PRESETS: dict[str, SweepGrid] = {
+    "reduced": SweepGrid(),
+    "seed004": SweepGrid(
+        latent_dims=(10, 20, 30, 50, 100, 200),
+        n=10_000,
+        val_n=1_000,
+        image_size=64,
+        epochs=100,
+        eval_n=2_000,
+        n_method1=10_000,
+        n_method2=1_000,
+    ),  # fmt: skip
+}
+
+
+# ---- one cell -----------------------------------------------------------------------------
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    return isinstance(exc, (MemoryError, oom)) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def run_cell(
+    grid: SweepGrid, cell: SweepCell, out: str | os.PathLike, device: str = "cpu"
+) -> dict[str, Any]:
+    """Train, evaluate and rank one cell; writes and returns its result. A run folder
+    already there (a killed sweep) is resumed from its last epoch."""
+    from synthoct_bench.generators.vae_run import VAERunSpec, train_run
+    from synthoct_bench.generators.vae_training import TrainingDiverged, VAETrainingConfig
+
+    out = Path(out)
+    run_dir = out / RUNS_DIR / cell.cell_id
+    spec = VAERunSpec(
+        images=grid.images, n=grid.n, image_size=grid.image_size, latent_dim=cell.latent_dim,
+        arch=grid.arch, seed=cell.seed, val_n=grid.val_n,
+    )  # fmt: skip
+    steps_per_epoch = max(1, grid.n // grid.batch_size)
+    config = VAETrainingConfig(
+        objective=cell.objective, arch=grid.arch, optimizer=cell.optimizer,
+        learning_rate=cell.lr, batch_size=grid.batch_size, epochs=grid.epochs,
+        augment=False, perceptual=False, seed=cell.seed, checkpoint_every=steps_per_epoch,
+        log_every=steps_per_epoch, stop_rel_change=grid.stop_rel_change,
+        stop_patience=grid.stop_patience, keep_checkpoints=1,
+    )  # fmt: skip
+    result: dict[str, Any] = {**asdict(cell), "cell_id": cell.cell_id}
+    t = time.perf_counter()
+    try:
+        trained = train_run(run_dir, spec, config, device=device, resume=run_dir.exists(),
+                            progress=False)  # fmt: skip
+    except TrainingDiverged as exc:
+        result.update(outcome="diverged", error=str(exc), epochs=exc.step / steps_per_epoch)
+    except Exception as exc:  # noqa: BLE001 - an out-of-memory is an outcome; others raise
+        if not _is_oom(exc):
+            raise
+        result.update(outcome="oom", error=" ".join(str(exc).split())[:300])
+    else:
+        val_mse = trained["val_history"][-1]["val_mse"]
+        result["epochs"] = trained["epochs"]
+        result["val_mse"] = val_mse
+        if not math.isfinite(val_mse):
+            result.update(outcome="diverged", error=f"validation MSE {val_mse}")
+        else:
+            result["outcome"] = "converged" if trained["converged_step"] else "max_epochs"
+            result.update(_outcomes_for_the_benchmark(run_dir, grid, device))
+    result["wall_s"] = time.perf_counter() - t
+    write_json(out / CELLS_DIR / f"{cell.cell_id}.json", to_jsonable(result))
+    return result
+
+
+def _outcomes_for_the_benchmark(run_dir: Path, grid: SweepGrid, device: str) -> dict[str, Any]:
+    """MIG, η-probe R² and whether Methods 1 and 2 agree on the top three dims."""
+    from synthoct_bench.generators.vae_run import evaluate_run, select_run
+
+    ev = evaluate_run(run_dir, n=grid.eval_n, device=device)
+    selection = select_run(run_dir, n_method1=grid.n_method1, n_method2=grid.n_method2,
+                           device=device)  # fmt: skip
+    overlap = selection.agreement()["top_overlap_method1_method2"]
+    mig = ev.to_dict()["mig"]["score"]
+    return {
+        "reconstruction_mse": float(ev.reconstruction_mse),
+        "mig": None if mig is None or not math.isfinite(mig) else float(mig),
+        "eta_probe_r2": float(ev.eta_probe.mean_r2),
+        "active_units": int(ev.active_units),
+        "methods_agree": bool(overlap == 1.0),
+        "top_overlap_method1_method2": float(overlap),
+    }
+
+
+# ---- the grid -----------------------------------------------------------------------------
+
+
+def _check_out(out: Path, grid: SweepGrid, resume: bool) -> None:
+    saved = out / GRID_NAME
+    if saved.is_file():
+        if not resume:
+            raise ValueError(f"{out} already holds a sweep; pass --resume or choose another --out")
+        theirs = SweepGrid.from_dict(json.loads(saved.read_text()))
+        if theirs != grid:
+            raise ValueError(
+                f"{out} holds another sweep grid; resume it with the same settings, or choose "
+                "another --out"
+            )
+    elif resume and out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"{out} has no {GRID_NAME}: nothing to resume")
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_sweep(
+    grid: SweepGrid,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    workers: int = 1,
+    rank: int | None = None,
+    world: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run this rank's cells of ``grid`` not yet done into ``out``; returns their results.
+
+    ``rank``/``world`` as for ``synthoct build`` (flags, else torchrun, else a SLURM
+    array); ``workers`` > 1 trains cells in that many processes, each with an equal
+    share of the CPU's threads.
+    """
+    from tqdm.auto import tqdm
+
+    from synthoct_bench.dataset.build import resolve_rank_world
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    rank, world = resolve_rank_world(rank, world)
+    out = Path(out)
+    _check_out(out, grid, resume)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / GRID_NAME, grid.to_dict())
+    done = {p.stem for p in (out / CELLS_DIR).glob("*.json")}
+    todo = [c for i, c in enumerate(grid.cells) if i % world == rank and c.cell_id not in done]
+    results: list[dict[str, Any]] = []
+    bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not progress)
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for cell in todo:
+                results.append(run_cell(grid, cell, out, device))
+                bar.update(1)
+        else:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn"),
+                initializer=_init_worker, initargs=(threads,),
+            ) as pool:  # fmt: skip
+                pending = {pool.submit(run_cell, grid, cell, out, device) for cell in todo}
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        results.append(future.result())
+                        bar.update(1)
+    finally:
+        bar.close()
+    return results
+
+
+def read_cells(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every finished cell's result in ``out``, in the grid's order."""
+    out = Path(out)
+    if not (out / GRID_NAME).is_file():
+        raise ValueError(f"{out} holds no sweep ({GRID_NAME} is missing)")
+    grid = SweepGrid.from_dict(json.loads((out / GRID_NAME).read_text()))
+    rows = []
+    for cell in grid.cells:
+        path = out / CELLS_DIR / f"{cell.cell_id}.json"
+        if path.is_file():
+            rows.append(json.loads(path.read_text()))
+    return rows
+
+
+# ---- the report ---------------------------------------------------------------------------
+
+
+def variance_shares(
+    rows: Sequence[dict[str, Any]], factors: Sequence[str], value: str = "log10_val_mse"
+) -> dict[str, float]:
+    """Share of the variance of ``value`` explained by each factor (its group means) and
+    by each pair's interaction beyond the two main effects; ``residual`` is the rest.
+
+    On a complete, balanced grid these are the classical two-way ANOVA shares
+    (η²); with cells missing (diverged ones) they are the same formulas on the cells
+    there are, an approximation that the report says is one.
+    """
+    y = np.array([r[value] for r in rows], dtype=np.float64)
+    total = float(np.sum((y - y.mean()) ** 2))
+    if y.size < 2 or total == 0.0:
+        return {}
+
+    def explained(keys: Sequence[str]) -> float:
+        groups: dict[tuple, list[float]] = {}
+        for r, v in zip(rows, y, strict=True):
+            groups.setdefault(tuple(r[k] for k in keys), []).append(v)
+        return sum(len(g) * (np.mean(g) - y.mean()) ** 2 for g in groups.values()) / total
+
+    shares = {f: explained([f]) for f in factors}
+    for a, b in combinations(factors, 2):
+        shares[f"{a} x {b}"] = max(0.0, explained([a, b]) - shares[a] - shares[b])
+    shares["residual"] = max(0.0, 1.0 - sum(shares.values()))
+    return {k: float(v) for k, v in shares.items()}
+
+
+@dataclass
+class SweepReport:
+    """What :func:`sweep_report` found and wrote."""
+
+    rows: list[dict[str, Any]]
+    cells_total: int
+    outcomes: dict[str, int]
+    shares: dict[str, float]
+    #: the shares per seed (their spread is the interval over seeds); empty with one seed
+    shares_by_seed: dict[int, dict[str, float]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cells_total": self.cells_total,
+            "cells_done": len(self.rows),
+            "outcomes": self.outcomes,
+            "variance_shares": self.shares,
+            "variance_shares_by_seed": {str(k): v for k, v in self.shares_by_seed.items()},
+            "files": self.files,
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"{len(self.rows)} of {self.cells_total} cells done: "
+            + ", ".join(f"{k} {v}" for k, v in self.outcomes.items())
+        ]
+        if self.shares:
+            lines.append("share of the variance of log10 validation MSE (converged cells):")
+            for name, share in sorted(self.shares.items(), key=lambda kv: -kv[1]):
+                spread = [s.get(name) for s in self.shares_by_seed.values()]
+                spread = [s for s in spread if s is not None]
+                rng = f"  (seeds: {min(spread):.3f}-{max(spread):.3f})" if len(spread) > 1 else ""
+                lines.append(f"  {name:<26} {share:.3f}{rng}")
+        lines += [f"wrote {f}" for f in self.files]
+        return "\n".join(lines)
+
+
+def sweep_report(out: str | os.PathLike, plots: bool = True) -> SweepReport:
+    """Table (``results.parquet``, ``results.csv``), dot plots, outcome map and variance
+    decomposition (``report.json``) of the sweep in ``out``, from its cell files."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    rows = read_cells(out)
+    grid = SweepGrid.from_dict(json.loads((out / GRID_NAME).read_text()))
+    outcomes = {k: sum(r["outcome"] == k for r in rows) for k in OUTCOMES}
+    finite = [
+        {**r, "log10_val_mse": math.log10(r["val_mse"])}
+        for r in rows
+        if r["outcome"] in ("converged", "max_epochs") and r.get("val_mse", 0) > 0
+    ]
+    varying = [f for f in FACTORS if len({r[f] for r in finite}) > 1]
+    shares = variance_shares(finite, varying)
+    by_seed: dict[int, dict[str, float]] = {}
+    if len(grid.seeds) > 1:
+        within = [f for f in varying if f != "seed"]
+        for seed in grid.seeds:
+            mine = [r for r in finite if r["seed"] == seed]
+            if len(mine) > 1:
+                by_seed[seed] = variance_shares(mine, within)
+    columns = [
+        *FACTORS, "outcome", "epochs", "val_mse", "reconstruction_mse", "mig", "eta_probe_r2",
+        "active_units", "methods_agree", "top_overlap_method1_method2", "wall_s", "error",
+    ]  # fmt: skip
+    table = pa.table({c: [r.get(c) for r in rows] for c in columns})
+    files = []
+    for name, writer in (("results.parquet", pq.write_table), ("results.csv", pa_csv.write_csv)):
+        tmp = out / f".{name}.tmp"
+        writer(table, tmp)
+        os.replace(tmp, out / name)
+        files.append(str(out / name))
+    report = SweepReport(rows, len(grid.cells), outcomes, shares, by_seed)
+    if plots and rows:
+        files.append(str(_dot_plot(rows, grid, out / "loss_vs_lr.png")))
+        files.append(str(_outcome_map(rows, grid, out / "outcomes.png")))
+    report.files = [*files, str(out / "report.json")]
+    write_text(out / "report.json", json.dumps(to_jsonable(report.to_dict()), indent=2) + "\n")
+    return report
+
+
+_OPTIMIZER_COLOURS = {"adam": "tab:blue", "sgd": "tab:orange", "rmsprop": "tab:green"}
+_MARKERS = "os^Dvp*hX<>"
+
+
+def _dot_plot(rows: list[dict[str, Any]], grid: SweepGrid, path: Path) -> Path:
+    """The seed's dot plot, one panel per objective: validation MSE against learning
+    rate, a colour per optimizer, a marker per latent size, the size by epochs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter
+
+    objectives = list(grid.objectives)
+    fig, axes = plt.subplots(1, len(objectives), figsize=(3.2 * len(objectives), 3.2),
+                             sharey=True, squeeze=False)  # fmt: skip
+    markers = {d: _MARKERS[i % len(_MARKERS)] for i, d in enumerate(grid.latent_dims)}
+    jitter = {d: 1.0 + 0.08 * (i - (len(grid.latent_dims) - 1) / 2)
+              for i, d in enumerate(grid.latent_dims)}  # fmt: skip
+    for ax, objective in zip(axes[0], objectives, strict=True):
+        for r in rows:
+            if r["objective"] != objective or r["outcome"] not in ("converged", "max_epochs"):
+                continue
+            ax.scatter(
+                r["lr"] * jitter[r["latent_dim"]], r["val_mse"],
+                c=_OPTIMIZER_COLOURS.get(r["optimizer"], "k"), marker=markers[r["latent_dim"]],
+                s=12 + 2.0 * r.get("epochs", 0), alpha=0.75,
+                edgecolors="k" if r["outcome"] == "converged" else "none", linewidths=0.4,
+            )  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+        ax.tick_params(axis="y", which="minor", labelsize=6)
+        ax.set_title(objective)
+        ax.set_xlabel("learning rate")
+    axes[0][0].set_ylabel("validation reconstruction MSE")
+    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=o)
+               for o, c in _OPTIMIZER_COLOURS.items() if o in grid.optimizers]  # fmt: skip
+    handles += [plt.Line2D([], [], ls="", marker=m, color="grey", label=f"latent {d}")
+                for d, m in markers.items()]  # fmt: skip
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7)
+    fig.suptitle("size: epochs; black edge: stopped by the convergence rule", fontsize=8)
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.3, top=0.85, wspace=0.08)
+    return save_figure(fig, path, dpi=100)
+
+
+def _outcome_map(rows: list[dict[str, Any]], grid: SweepGrid, path: Path) -> Path:
+    """Which cells diverged or ran out of memory: objective × optimizer rows, learning
+    rate × latent size columns (the first seed's outcome; later seeds' in the title)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    code = {"converged": 0, "max_epochs": 1, "diverged": 2, "oom": 3}
+    ys = [(o, opt) for o in grid.objectives for opt in grid.optimizers]
+    xs = [(lr, d) for lr in grid.lrs for d in grid.latent_dims]
+    img = np.full((len(ys), len(xs)), np.nan)
+    found = {(r["objective"], r["optimizer"], r["lr"], r["latent_dim"]): r for r in rows
+             if r["seed"] == grid.seeds[0]}  # fmt: skip
+    for i, (o, opt) in enumerate(ys):
+        for j, (lr, d) in enumerate(xs):
+            r = found.get((o, opt, lr, d))
+            if r is not None:
+                img[i, j] = code[r["outcome"]]
+    fig, ax = plt.subplots(figsize=(0.28 * len(xs) + 2.5, 0.28 * len(ys) + 1.6))
+    cmap = ListedColormap(["#7fbf7f", "#d9d97f", "#d95f5f", "#5f5fd9"])
+    ax.imshow(img, cmap=cmap, vmin=-0.5, vmax=3.5, aspect="auto")
+    ax.set_yticks(range(len(ys)), [f"{o} {opt}" for o, opt in ys], fontsize=7)
+    ax.set_xticks(range(len(xs)), [f"{lr:.0e} d{d}" for lr, d in xs], fontsize=6, rotation=90)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(4)]
+    ax.legend(handles, list(code), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.set_title(f"outcome per cell, seed {grid.seeds[0]}", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
+
+
+def grid_from_options(preset: str = "reduced", **overrides: Any) -> SweepGrid:
+    """A preset with some fields replaced (None values are left as the preset has them)."""
+    if preset not in SWEEP_PRESETS:
+        raise ValueError(f"unknown sweep preset {preset!r}; choose from {list(SWEEP_PRESETS)}")
+    return replace(SWEEP_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
