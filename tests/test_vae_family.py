@@ -273,5 +273,11 @@ def test_stop_rel_change_ends_the_run_and_resume_keeps_it_ended(tmp_path):
     assert out["converged_step"] is None and out["step"] == 6
     with pytest.raises(ValueError, match="pass val_source"):
         train_vae(data, tmp_path / "x", cfg, SMALL, progress=False)
+    # judged only from epoch 2 on: the first epoch's small move does not stop it
+    late = dataclasses.replace(cfg, stop_start_epoch=2)
+    out = train_vae(data, tmp_path / "late", late, SMALL, val_source=val, progress=False)
+    assert out["converged_step"] == out["step"] == 4
     with pytest.raises(ValueError, match="stop_rel_change must be in"):
         VAETrainingConfig(stop_rel_change=1.5)
+    with pytest.raises(ValueError, match="stop_start_epoch must be >= 0"):
+        VAETrainingConfig(stop_start_epoch=-1)

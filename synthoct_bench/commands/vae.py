@@ -74,6 +74,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="epochs in a row that must each move by less than --stop-rel-change",
     )
+    t.add_argument(
+        "--stop-start-epoch",
+        type=int,
+        default=0,
+        help="judge the stop from this epoch on (the first epochs can plateau at the mean "
+        "image)",
+    )
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     t.add_argument("--batch-size", type=int, default=32, help="images per step")
     t.add_argument("--optimizer", default="adam", help="adam, sgd or rmsprop")
@@ -156,6 +163,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ("--batch-size", int, "images per step"),
         ("--stop-rel-change", float, "convergence: relative change of the validation MSE"),
         ("--stop-patience", int, "convergence: epochs in a row"),
+        ("--stop-start-epoch", int, "convergence: judged from this epoch on"),
     ):  # fmt: skip
         w.add_argument(flag, type=kind, default=None, help=what)
     w.add_argument("--workers", type=int, default=1, help="cells trained in parallel processes")
@@ -234,6 +242,7 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         stop_rel_change=args.stop_rel_change,
         stop_patience=args.stop_patience,
+        stop_start_epoch=args.stop_start_epoch,
     )
     result = train_run(
         args.out, spec, config, device=args.device, resume=args.resume,
@@ -295,7 +304,7 @@ def _sweep(args: argparse.Namespace) -> int:
             latent_dims=args.latent_dims, seeds=args.seeds, images=args.images, n=args.n,
             val_n=args.val_n, image_size=args.image_size, epochs=args.epochs,
             batch_size=args.batch_size, stop_rel_change=args.stop_rel_change,
-            stop_patience=args.stop_patience,
+            stop_patience=args.stop_patience, stop_start_epoch=args.stop_start_epoch,
         )  # fmt: skip
         print(f"{len(grid.cells)} cells in the grid")
         run_sweep(

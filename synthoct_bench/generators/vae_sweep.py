@@ -83,8 +83,10 @@ class SweepGrid:
     Defaults are the reduced grid (about 45 minutes on a 2-core CPU): seed 004's four
     objectives × three optimizers × its five learning rates × latent {10, 32, 128}, at
     32 px on 2,000 phantom images, up to 20 epochs. ``SWEEP_PRESETS["seed004"]`` is
-    the seed's full grid. ``stop_rel_change`` and ``stop_patience`` are the seed's
-    convergence rule (:class:`~synthoct_bench.generators.vae_training.VAETrainingConfig`).
+    the seed's full grid. ``stop_rel_change``, ``stop_patience`` and
+    ``stop_start_epoch`` set the convergence rule, by default the seed's (< 1% change
+    in one epoch, judged from the first epoch on), as in
+    :class:`~synthoct_bench.generators.vae_training.VAETrainingConfig`.
     """
 
     objectives: tuple[str, ...] = ("vae", "iwae", "infovae", "logcosh")
@@ -101,6 +103,7 @@ class SweepGrid:
     batch_size: int = 64
     stop_rel_change: float = 0.01
     stop_patience: int = 1
+    stop_start_epoch: int = 0
     #: held-out phantom images for MIG and the η-probe
     eval_n: int = 1_000
     #: draws of Methods 1 and 2 (fewer than ``synthoct vae select``'s defaults: a cell
@@ -205,7 +208,8 @@ def run_cell(
         learning_rate=cell.lr, batch_size=grid.batch_size, epochs=grid.epochs,
         augment=False, perceptual=False, seed=cell.seed, checkpoint_every=steps_per_epoch,
         log_every=steps_per_epoch, stop_rel_change=grid.stop_rel_change,
-        stop_patience=grid.stop_patience, keep_checkpoints=1,
+        stop_patience=grid.stop_patience, stop_start_epoch=grid.stop_start_epoch,
+        keep_checkpoints=1,
     )  # fmt: skip
     result: dict[str, Any] = {**asdict(cell), "cell_id": cell.cell_id}
     t = time.perf_counter()

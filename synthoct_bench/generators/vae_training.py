@@ -132,6 +132,9 @@ class VAETrainingConfig:
     #: epochs in a row that must each move by less than ``stop_rel_change`` (seed 004: 1,
     #: which can stop on a one-epoch plateau).
     stop_patience: int = 1
+    #: the rule is judged from this epoch on (Keras' ``start_from_epoch``): the first
+    #: epochs can sit for several epochs on the plateau of the mean image.
+    stop_start_epoch: int = 0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -167,6 +170,8 @@ class VAETrainingConfig:
             raise ValueError(f"lr_decay must be in (0, 1] or None, got {self.lr_decay}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.stop_start_epoch < 0:
+            raise ValueError(f"stop_start_epoch must be >= 0, got {self.stop_start_epoch}")
         if self.stop_rel_change is not None and not 0 < self.stop_rel_change < 1:
             raise ValueError(
                 f"stop_rel_change must be in (0, 1) or None, got {self.stop_rel_change}"
@@ -729,6 +734,7 @@ def _should_stop(cfg: VAETrainingConfig, state: _State, warmup_steps: int, per_e
     return (
         cfg.stop_rel_change is not None
         and state.step > warmup_steps
+        and state.step >= cfg.stop_start_epoch * per_epoch
         and state.step % per_epoch == 0
         and bool(state.val_history)
         and state.val_history[-1]["step"] == state.step
