@@ -1,6 +1,8 @@
 """How much of z (on the η dims) can be read back from generated images?
 
     python builders/check_conditioning.py --generator phantom --probe 2000 --out runs/check
+    python builders/check_conditioning.py --generator vae --weights runs/vae --image-size 64 \
+        --probe 2000 --out runs/check_vae
     python builders/check_conditioning.py --pipeline runs/sd/pipeline --vae runs/vae/model \
         --n 512 --out runs/check_sd
 
@@ -21,7 +23,10 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--generator", help="registered generator name, e.g. phantom")
+    src.add_argument("--generator", help="registered generator name, e.g. phantom or vae")
+    p.add_argument("--weights", default=None,
+                   help="--generator vae: a `synthoct vae` run or model folder (its eta dims "
+                   "from `synthoct vae select`)")  # fmt: skip
     src.add_argument("--pipeline", help="LatentDiffusionGenerator folder or Hub repo id")
     enc = p.add_mutually_exclusive_group(required=True)
     enc.add_argument("--vae", help="BetaVAE folder or repo id used as the encoder")
@@ -48,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.generator is not None:
         from synthoct_bench.generators import get_generator
 
-        gen = get_generator(args.generator, image_size=args.image_size)
+        kwargs = {}
+        if args.weights:
+            from synthoct_bench.generators.vae_run import run_model_dir
+
+            kwargs["path_or_repo_id"] = str(run_model_dir(args.weights))
+        gen = get_generator(args.generator, image_size=args.image_size, **kwargs)
     else:
         from synthoct_bench.generators.diffusion import LatentDiffusionGenerator
 
