@@ -148,8 +148,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         formatter_class=HelpFormatter,
     )
     w.add_argument("--out", required=True, help="sweep folder")
-    w.add_argument("--preset", default="reduced", help="grid: reduced (<= 45 min on 2 cores) "
-                   "or seed004 (the seed's 360 runs)")  # fmt: skip
+    w.add_argument("--preset", default="reduced", help="grid: reduced (180 cells at 32 px, "
+                   "sized for a 2-core CPU) or seed004 (the seed's 360 runs)")  # fmt: skip
     for flag, kind, what in (
         ("--objectives", str, "objectives"), ("--optimizers", str, "adam, sgd, rmsprop"),
         ("--lrs", float, "learning rates"), ("--latent-dims", int, "latent sizes"),
