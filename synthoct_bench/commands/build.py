@@ -8,6 +8,7 @@ from synthoct_bench.commands.common import (
     add_generator_arg,
     add_noise_levels,
     add_progress_flag,
+    add_rank_world,
     key_value,
 )
 
@@ -71,18 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "references/test.parquet (private, never pushed; score with --references)",
     )
     parser.add_argument("--resume", action="store_true", help="finish an interrupted build")
-    parser.add_argument(
-        "--rank",
-        type=int,
-        default=None,
-        help="this machine's rank (unset: RANK or SLURM_ARRAY_TASK_ID, else 0)",
-    )
-    parser.add_argument(
-        "--world",
-        type=int,
-        default=None,
-        help="number of machines (unset: WORLD_SIZE or SLURM_ARRAY_TASK_COUNT, else 1)",
-    )
+    add_rank_world(parser)
     parser.add_argument(
         "--merge",
         action="store_true",

@@ -105,3 +105,19 @@ def add_json_flag(parser: argparse.ArgumentParser, what: str = "the result") -> 
         metavar="PATH",
         help=f"write {what} as JSON to PATH, or to stdout (no PATH or '-') instead of the text",
     )
+
+
+def add_rank_world(parser: argparse.ArgumentParser) -> None:
+    """``--rank`` and ``--world``: this machine's share of work split over machines."""
+    parser.add_argument(
+        "--rank",
+        type=int,
+        default=None,
+        help="this machine's rank (unset: RANK or SLURM_ARRAY_TASK_ID, else 0)",
+    )
+    parser.add_argument(
+        "--world",
+        type=int,
+        default=None,
+        help="number of machines (unset: WORLD_SIZE or SLURM_ARRAY_TASK_COUNT, else 1)",
+    )

@@ -14,6 +14,7 @@ from synthoct_bench.commands.common import (
     HelpFormatter,
     add_json_flag,
     add_progress_flag,
+    add_rank_world,
     key_value,
 )
 
@@ -167,18 +168,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ):  # fmt: skip
         w.add_argument(flag, type=kind, default=None, help=what)
     w.add_argument("--workers", type=int, default=1, help="cells trained in parallel processes")
-    w.add_argument(
-        "--rank",
-        type=int,
-        default=None,
-        help="this machine's rank (unset: RANK or SLURM_ARRAY_TASK_ID, else 0)",
-    )
-    w.add_argument(
-        "--world",
-        type=int,
-        default=None,
-        help="number of machines (unset: WORLD_SIZE or SLURM_ARRAY_TASK_COUNT, else 1)",
-    )
+    add_rank_world(w)
     w.add_argument("--resume", action="store_true", help="continue the sweep in --out")
     w.add_argument(
         "--report",
