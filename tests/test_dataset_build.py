@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -280,3 +282,36 @@ def test_manifest_has_no_timestamps_or_paths(tiny_dataset: Path):
     assert str(tiny_dataset) not in text
     meta = json.loads(text)
     assert all(not e["path"].startswith("/") for e in meta["shards"])
+
+
+@pytest.mark.slow
+def test_two_machines_from_torchrun_and_slurm_variables_then_merge(
+    small_reference: Path, tmp_path: Path
+):
+    """Two `synthoct build` processes at once, their ranks read from torchrun's RANK /
+    WORLD_SIZE, then a SLURM array's variables, give the one-machine shards."""
+    argv = [sys.executable, "-m", "synthoct_bench.cli", "build", "--n", "30", "--image-size",
+            "32", "--shard-size", "10", "--noise-levels", "9", "--seed", "0", "--fit-arg",
+            "compute_se=false", "--fit-arg", "em_iter=5", "--fit-arg", "max_iter=0",
+            "--no-progress"]  # fmt: skip
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "RANK", "WORLD"))}
+    rank_vars = {
+        "torchrun": [{"RANK": str(r), "WORLD_SIZE": "2"} for r in (0, 1)],
+        "slurm": [{"SLURM_ARRAY_TASK_ID": str(r + 1), "SLURM_ARRAY_TASK_MIN": "1",
+                   "SLURM_ARRAY_TASK_COUNT": "2"} for r in (0, 1)],  # fmt: skip
+    }
+    for launcher, envs in rank_vars.items():
+        out = tmp_path / launcher
+        procs = [
+            subprocess.Popen([*argv, "--out", str(out)], env={**clean, **env},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for env in envs
+        ]  # fmt: skip
+        for proc in procs:
+            _, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err
+        merged = subprocess.run([*argv[:4], "--merge", "--out", str(out)], env=clean,
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert merged.returncode == 0, merged.stderr
+        assert _shard_hashes(out) == _shard_hashes(small_reference), launcher
+        assert verify(out).ok
