@@ -108,7 +108,8 @@ class DemoResult:
         levels = list(c.noise_levels)
         lines: list[str] = []
         head = (
-            f"synthoct demo: {self.dataset.get('n_test', '?')} test subjects, phantom images, "
+            f"synthoct demo: {self.dataset.get('n_test', '?')} test subjects, "
+            f"{self.dataset.get('generator', '?')} images, "
             f"ResNet18 trained {c.epochs} epoch(s) at {c.input_size}x{c.input_size} px on "
             f"{self.dataset.get('n_train', '?')} images per level"
         )
@@ -269,15 +270,18 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
     X_val = read_images(data, "validation", c.input_size)
     X_test = read_images(data, "test", c.input_size)
     timings["load"] = time.perf_counter() - t0
+    from synthoct_bench.dataset import read_metadata
+
+    meta = read_metadata(data)  # what was built (an existing --data may be any generator)
     dataset = {
         "path": str(data),
         "n_train": int(X_train["image"].shape[0]),
         "n_validation": int(X_val["image"].shape[0]),
         "n_test": int(X_test["image"].shape[0]),
-        "image_size": c.image_size,
+        "image_size": meta.image_size,
         "input_size": c.input_size,
-        "generator": "phantom",
-        "generator_kwargs": dict(c.generator_kwargs),
+        "generator": meta.generator.name,
+        "generator_kwargs": to_jsonable(dict(meta.generator.kwargs)),
         "build": to_jsonable(asdict(summary)) if summary is not None else {},
     }
 
