@@ -1,8 +1,8 @@
 """Which optional install (``pip install 'synthoct-bench[EXTRA]'``) a feature needs.
 
 The light core (``pip install synthoct-bench``) loads, verifies and scores. Building
-needs numba (the compiled NLME solvers and the phantom), the ResNet18 baseline and
-the torch dataset need torch, the VAE and diffusion generators need diffusers. A
+needs numba (the compiled NLME solvers and the phantom); the ResNet18 baseline, the
+torch dataset and the VAE family need torch; the diffusion generator needs diffusers. A
 feature whose extra is missing raises :class:`MissingExtraError` (an ImportError)
 naming the extra to install, instead of a bare "No module named ...".
 """
@@ -19,18 +19,11 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "torch": ("torch", "torchvision", "safetensors", "matplotlib"),
     "diffusion": ("torch", "torchvision", "safetensors", "diffusers", "accelerate"),
 }
-#: module -> the smallest extra that installs it.
-MODULE_EXTRA: dict[str, str] = {
-    "numba": "build",
-    "zlib_ng": "build",
-    "matplotlib": "build",
-    "torch": "torch",
-    "torchvision": "torch",
-    "safetensors": "torch",
-    "diffusers": "diffusion",
-    "accelerate": "diffusion",
-    "transformers": "diffusion",
-}
+#: module -> the first extra (in EXTRAS' order, smallest first) that installs it.
+MODULE_EXTRA: dict[str, str] = {}
+for _extra, _modules in EXTRAS.items():
+    for _module in _modules:
+        MODULE_EXTRA.setdefault(_module, _extra)
 
 
 class MissingExtraError(ImportError):
