@@ -234,12 +234,10 @@ def test_run_baseline_trains_saves_and_reuses_the_resnet(tiny_dataset, tmp_path)
     from synthoct_bench.baselines.run import run_baseline
 
     params = {"epochs": 1, "input_size": 16, "device": "cpu", "progress": False}
-    ids, pred = run_baseline(
-        "resnet18", tiny_dataset, 9, "test", resnet_params=params, workdir=tmp_path
-    )
+    ids, pred = run_baseline("resnet18", tiny_dataset, 9, "test", params=params, workdir=tmp_path)
     assert pred.shape == (ids.size, 3) and (tmp_path / "checkpoints" / "state.json").is_file()
     again_ids, again = run_baseline(
-        "resnet18", tiny_dataset, 9, "test", model_dir=tmp_path / "model", resnet_params=params
+        "resnet18", tiny_dataset, 9, "test", model_dir=tmp_path / "model", params=params
     )
     np.testing.assert_array_equal(again_ids, ids)
     np.testing.assert_allclose(again, pred, rtol=1e-6, atol=1e-6)

@@ -1,4 +1,5 @@
-"""Reference baselines: trivial bounds (average, random, oracle) and the paper's ResNet18.
+"""Reference baselines: trivial bounds (average, random, oracle), the paper's ResNet18 and
+seed 003's interpretable pipeline (β-TCVAE features with a dense, sparse or symbolic head).
 
 All are scikit-learn style estimators: parameters in the constructor,
 ``get_params``/``set_params``, ``fit(X, y)`` returning self, ``predict(X)``
@@ -19,15 +20,26 @@ __all__ = [
     "RandomBaseline",
     "OracleBaseline",
     "ResNet18Baseline",
+    "TCVAEHeadBaseline",
     "BASELINES",
+    "TRIVIAL",
     "run_baseline",
 ]
 
+#: The baselines that learn nothing from images.
+TRIVIAL: tuple[str, ...] = ("average", "random", "oracle")
 #: Names accepted by ``synthoct baseline`` and :func:`synthoct_bench.baselines.run.run_baseline`.
-BASELINES: tuple[str, ...] = ("average", "random", "oracle", "resnet18")
+BASELINES: tuple[str, ...] = (
+    *TRIVIAL,
+    "resnet18",
+    "tcvae-dense",
+    "tcvae-sparse",
+    "tcvae-symbolic",
+)
 
 _LAZY = {
     "ResNet18Baseline": "synthoct_bench.baselines.training:ResNet18Baseline",
+    "TCVAEHeadBaseline": "synthoct_bench.baselines.interpretable:TCVAEHeadBaseline",
     "run_baseline": "synthoct_bench.baselines.run:run_baseline",
 }
 

@@ -21,11 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from synthoct_bench.baselines import BASELINES
+from synthoct_bench.atomic import write_json
+from synthoct_bench.baselines import BASELINES, TRIVIAL
 from synthoct_bench.baselines.trivial import AverageBaseline, OracleBaseline, RandomBaseline
 from synthoct_bench.dataset.layout import check_level, level_column
 
-__all__ = ["read_split", "read_targets", "read_images", "predict_trivial", "run_baseline"]
+__all__ = [
+    "read_split",
+    "read_targets",
+    "read_images",
+    "predict_trivial",
+    "run_baseline",
+    "report_path",
+]
 
 
 def read_split(
@@ -119,7 +127,7 @@ def run_baseline(
     out: str | os.PathLike | None = None,
     *,
     seed: int = 0,
-    resnet_params: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
     workdir: str | os.PathLike | None = None,
     resume: bool = False,
     model_dir: str | os.PathLike | None = None,
@@ -127,11 +135,15 @@ def run_baseline(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predict one split with a baseline; write a submission to ``out`` if given.
 
-    ``seed``: the random baseline's draws and the ResNet18's seed. ResNet18 only:
-    ``resnet_params`` (keyword arguments of :class:`ResNet18Baseline`), ``workdir``
-    (checkpoints under ``workdir/checkpoints``, the final model under ``workdir/model``),
-    ``resume`` (continue from those checkpoints), ``model_dir`` (skip training, use a
-    saved model on ``resnet_params["device"]``). Returns (subject_id, eta_pred).
+    ``seed``: the random baseline's draws and the learned baselines' seed. ``params``:
+    keyword arguments of the learned baseline's estimator (:class:`ResNet18Baseline`,
+    :class:`~synthoct_bench.baselines.interpretable.TCVAEHeadBaseline`). ResNet18:
+    ``workdir`` (checkpoints under ``workdir/checkpoints``, the final model under
+    ``workdir/model``), ``resume`` (continue from those checkpoints), ``model_dir``
+    (skip training, use a saved model on ``params["device"]``). ``tcvae-*``: ``workdir``
+    holds the β-TCVAE and the heads the three stages share; with ``out``, the stage's
+    report goes to ``<out>.report.json`` (:func:`interpretable_report`). Returns
+    (subject_id, eta_pred).
     """
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
@@ -140,18 +152,35 @@ def run_baseline(
     meta = read_metadata(data, revision)
     noise = meta.check_noise(check_level(noise))
     meta.check_split(split)
-    if name != "resnet18":
+    report = None
+    if name in TRIVIAL:
         ids, pred = predict_trivial(name, data, noise, split, seed=seed, revision=revision)
+    elif name.startswith("tcvae-"):
+        from synthoct_bench.baselines.interpretable import TCVAEHeadBaseline, interpretable_report
+
+        settings = {"seed": seed, **(params or {}), "stage": name.removeprefix("tcvae-")}
+        if workdir is not None:
+            settings.setdefault("workdir", workdir)
+        model = TCVAEHeadBaseline(**settings)
+        X_train = read_images(data, "train", None, revision)
+        y_train = read_targets(data, "train", noise, X_train["subject_id"], revision)
+        X_val = read_images(data, "validation", None, revision)
+        y_val = read_targets(data, "validation", noise, X_val["subject_id"], revision)
+        model.fit(X_train, y_train, eval_set=(X_val, y_val))
+        X = read_images(data, split, None, revision)
+        ids, pred = X["subject_id"], model.predict(X)
+        report = interpretable_report(model, data, split, X, noise=noise, revision=revision)
     else:
         from synthoct_bench.baselines.training import ResNet18Baseline
 
-        params = {"seed": seed, **(resnet_params or {})}
+        settings = {"seed": seed, **(params or {})}
         if model_dir is not None:
-            model = ResNet18Baseline.from_pretrained(model_dir, device=params.get("device", "auto"))
+            device = settings.get("device", "auto")
+            model = ResNet18Baseline.from_pretrained(model_dir, device=device)
         else:
             if workdir is not None:
-                params.setdefault("checkpoint_dir", Path(workdir) / "checkpoints")
-            model = ResNet18Baseline(**params)
+                settings.setdefault("checkpoint_dir", Path(workdir) / "checkpoints")
+            model = ResNet18Baseline(**settings)
             X_train = read_images(data, "train", model.input_size, revision)
             y_train = read_targets(data, "train", noise, X_train["subject_id"], revision)
             X_val = read_images(data, "validation", model.input_size, revision)
@@ -167,4 +196,11 @@ def run_baseline(
         write_submission(
             out, ids, pred, noise=noise, split=split, dataset=data, revision=revision, model=name
         )
+        if report is not None:
+            write_json(report_path(out), report)
     return ids, pred
+
+
+def report_path(out: str | os.PathLike) -> Path:
+    """Where a ``tcvae-*`` baseline's report goes beside its submission ``out``."""
+    return Path(f"{out}.report.json")

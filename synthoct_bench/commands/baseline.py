@@ -9,13 +9,16 @@ from pathlib import Path
 
 from synthoct_bench.commands.common import add_progress_flag
 
-HELP = "Run a reference baseline (average, random, oracle, resnet18) and write a submission."
-
-_NAMES = ("average", "random", "oracle", "resnet18")
+HELP = (
+    "Run a reference baseline (average, random, oracle, resnet18, tcvae-dense, tcvae-sparse, "
+    "tcvae-symbolic) and write a submission."
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=_NAMES, help="which baseline (oracle is an upper bound)")
+    from synthoct_bench.baselines import BASELINES
+
+    parser.add_argument("name", choices=BASELINES, help="which baseline (oracle is an upper bound)")
     parser.add_argument("--data", required=True, help="dataset directory or Hub repo id")
     parser.add_argument("--noise", type=int, required=True, help="noise level sigma2, e.g. 9")
     parser.add_argument("--split", default="test", help="split to predict")
@@ -37,7 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--workdir",
         default=None,
-        help="checkpoints and the trained model (unset: OUT with suffix .resnet18/)",
+        help="resnet18: checkpoints and the trained model (unset: OUT with suffix .resnet18/); "
+        "tcvae-*: the beta-TCVAE and heads the stages share (unset: tcvae/ beside OUT)",
     )
     group.add_argument("--resume", action="store_true", help="continue from --workdir checkpoints")
     group.add_argument("--model", default=None, help="use this saved model; skip training")
@@ -45,15 +49,71 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--no-calibrate", action="store_true", help="skip the validation-set shrinkage line"
     )
     add_progress_flag(group)
+    tc = parser.add_argument_group("tcvae-dense, tcvae-sparse, tcvae-symbolic (seed 003)")
+    tc.add_argument("--image-size", type=int, default=64, help="the beta-TCVAE's image side")
+    tc.add_argument("--latent-dim", type=int, default=32, help="latents (seed 003: 32)")
+    tc.add_argument("--vae-epochs", type=int, default=20, help="beta-TCVAE epochs at most")
+    tc.add_argument("--vae-batch-size", type=int, default=256, help="seed 003: 256")
+    tc.add_argument("--vae-lr", type=float, default=5e-4, help="Adam, seed 003: 5e-4")
+    tc.add_argument(
+        "--vae-weights",
+        default=None,
+        help="use this trained VAE (run or model folder); skip its training",
+    )
+    tc.add_argument("--head-epochs", type=int, default=100, help="seed 003: 100")
+    tc.add_argument("--warmup-epochs", type=int, default=20, help="dense epochs before RigL")
+    tc.add_argument("--sparsity", type=float, default=0.951, help="RigL's S (seed 003: 0.951)")
+    tc.add_argument("--delta-t", type=int, default=115, help="steps between topology updates")
+    tc.add_argument("--update-fraction", type=float, default=0.758, help="RigL's alpha")
+    tc.add_argument("--max-complexity", type=int, default=20, help="formula complexity limit")
+    tc.add_argument("--generations", type=int, default=60, help="symbolic search generations")
+    la = parser.add_argument_group("latent augmentation (seed 001)")
+    la.add_argument(
+        "--latent-augment",
+        default=None,
+        choices=("gaussian", "cutout", "mixup", "cmixup", "adaptive"),
+        help="resnet18: extra training images decoded from augmented latents of --augment-vae "
+        "(not adaptive); tcvae-dense/-sparse: augment the head's features (adaptive: seed "
+        "001's schedule, chosen per epoch from the validation loss)",
+    )
+    la.add_argument("--augment-vae", default=None, help="resnet18: the VAE to encode/decode with")
+    la.add_argument("--augment-copies", type=int, default=1, help="resnet18: augmented copies")
 
 
 def run(args: argparse.Namespace) -> int:
     from synthoct_bench.baselines.run import run_baseline
 
-    resnet_params = None
+    if args.latent_augment is not None and not args.name.startswith(("resnet18", "tcvae-")):
+        raise ValueError(f"--latent-augment is for resnet18 and tcvae-*, not {args.name}")
+    if args.name == "resnet18" and args.latent_augment == "adaptive":
+        raise ValueError(
+            "resnet18 decodes a fixed set of augmented images; --latent-augment adaptive is for "
+            "the tcvae-* heads"
+        )
+
+    params = None
     workdir = None
+    if args.name.startswith("tcvae-"):
+        params = {
+            "image_size": args.image_size,
+            "latent_dim": args.latent_dim,
+            "vae_epochs": args.vae_epochs,
+            "vae_batch_size": args.vae_batch_size,
+            "vae_lr": args.vae_lr,
+            "vae_weights": args.vae_weights,
+            "head_epochs": args.head_epochs,
+            "warmup_epochs": args.warmup_epochs,
+            "sparsity": args.sparsity,
+            "delta_t": args.delta_t,
+            "update_fraction": args.update_fraction,
+            "max_complexity": args.max_complexity,
+            "generations": args.generations,
+            "latent_augment": args.latent_augment,
+            "progress": not args.no_progress,
+        }
+        workdir = Path(args.workdir) if args.workdir else Path(args.out).parent / "tcvae"
     if args.name == "resnet18":
-        resnet_params = {
+        params = {
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "lr": args.lr,
@@ -63,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
             "num_workers": args.workers,
             "calibrate": not args.no_calibrate,
             "progress": not args.no_progress,
+            "latent_augment": args.latent_augment,
+            "augment_vae": args.augment_vae,
+            "augment_copies": args.augment_copies,
         }
         workdir = Path(args.workdir) if args.workdir else Path(f"{args.out}.resnet18")
     ids, pred = run_baseline(
@@ -72,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         args.split,
         args.out,
         seed=args.seed,
-        resnet_params=resnet_params,
+        params=params,
         workdir=workdir,
         resume=args.resume,
         model_dir=args.model,
@@ -85,8 +148,13 @@ def run(args: argparse.Namespace) -> int:
         "n_subjects": int(ids.size),
         "submission": str(args.out),
     }
-    if workdir is not None and args.model is None:
+    if args.name == "resnet18" and args.model is None:
         summary["model_dir"] = str(workdir / "model")
+    if args.name.startswith("tcvae-"):
+        from synthoct_bench.baselines.run import report_path
+
+        summary["workdir"] = str(workdir)
+        summary["report"] = str(report_path(args.out))
     if args.name == "oracle":
         summary["note"] = "oracle uses the hidden noise-free eta: an upper bound, not a model"
     json.dump(summary, sys.stdout)
