@@ -317,9 +317,7 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
         for name in ("oracle", "average", "random"):
             ids, pred = predict_trivial(name, data, k, "test", seed=c.seed)
             path = subs / f"{name}_s{k}.parquet"
-            write_submission(
-                path, ids, pred, noise=k, split="test", dataset=data, model=name
-            )
+            write_submission(path, ids, pred, noise=k, split="test", dataset=data, model=name)
             submissions[(k, name)] = path
     timings["train_predict"] = time.perf_counter() - t0
 
@@ -363,8 +361,6 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
     write_json(out / "results.json", result.to_dict())
     (out / "results.txt").write_text(result.format_tables() + "\n")
     return result
-
-
 
 
 def check_ordering(rows: list[dict[str, Any]], levels: tuple[int, ...]) -> dict[str, Any]:

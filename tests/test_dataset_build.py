@@ -297,8 +297,14 @@ def test_two_machines_from_torchrun_and_slurm_variables_then_merge(
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "RANK", "WORLD"))}
     rank_vars = {
         "torchrun": [{"RANK": str(r), "WORLD_SIZE": "2"} for r in (0, 1)],
-        "slurm": [{"SLURM_ARRAY_TASK_ID": str(r + 1), "SLURM_ARRAY_TASK_MIN": "1",
-                   "SLURM_ARRAY_TASK_COUNT": "2"} for r in (0, 1)],  # fmt: skip
+        "slurm": [
+            {
+                "SLURM_ARRAY_TASK_ID": str(r + 1),
+                "SLURM_ARRAY_TASK_MIN": "1",
+                "SLURM_ARRAY_TASK_COUNT": "2",
+            }
+            for r in (0, 1)
+        ],  # fmt: skip
     }
     for launcher, envs in rank_vars.items():
         out = tmp_path / launcher

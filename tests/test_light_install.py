@@ -64,7 +64,7 @@ def test_score_and_verify_run_without_the_extras(tiny_dataset, submission, tmp_p
     argv = ["score", "--predictions", str(submission), "--data", str(tiny_dataset)]
     light = _blocked(*argv, "--json", str(out), cwd=tmp_path)
     assert light.returncode == 0, light.stderr
-    assert 'IMPORTED []' in light.stdout
+    assert "IMPORTED []" in light.stdout
     # the scipy solve gives the same Table 2 as the compiled kernel
     full = sb.score(submission, tiny_dataset, noise=9).to_dict()
     mine = json.loads(out.read_text())["reports"][0]
@@ -76,7 +76,7 @@ def test_score_and_verify_run_without_the_extras(tiny_dataset, submission, tmp_p
     assert checked.returncode == 0, checked.stderr
     assert "z, eta, eta_noisy and obs of" in checked.stdout
     assert "not checked: content: EBEs and images" in checked.stdout
-    assert "synthoct-bench[build]" in checked.stdout and 'IMPORTED []' in checked.stdout
+    assert "synthoct-bench[build]" in checked.stdout and "IMPORTED []" in checked.stdout
 
 
 def _numbers(tree) -> list[float]:

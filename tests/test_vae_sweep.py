@@ -102,8 +102,11 @@ def test_resume_neither_loses_nor_repeats_a_cell(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="another sweep grid"):
         run_sweep(SweepGrid(**{**TINY.to_dict(), "epochs": 2}), out, resume=True, progress=False)
     resumed: list[str] = []
-    monkeypatch.setattr(vae_sweep, "run_cell",
-                        lambda g, c, o, d="cpu": resumed.append(c.cell_id) or real(g, c, o, d))
+    monkeypatch.setattr(
+        vae_sweep,
+        "run_cell",
+        lambda g, c, o, d="cpu": resumed.append(c.cell_id) or real(g, c, o, d),
+    )
     run_sweep(TINY, out, resume=True, progress=False)
     assert resumed == [c.cell_id for c in TINY.cells[1:]]  # only the cell not done
     assert first.read_text() == written and len(read_cells(out)) == 2

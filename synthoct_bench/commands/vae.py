@@ -79,8 +79,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--stop-start-epoch",
         type=int,
         default=0,
-        help="judge the stop from this epoch on (the first epochs can plateau at the mean "
-        "image)",
+        help="judge the stop from this epoch on (the first epochs can plateau at the mean image)",
     )
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     t.add_argument("--batch-size", type=int, default=32, help="images per step")

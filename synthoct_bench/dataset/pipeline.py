@@ -113,9 +113,7 @@ def shard_table(
         t = time.perf_counter()
         images = np.asarray(generator.generate(z[start:stop], seeds[start:stop]))
         size = config.image_size
-        if images.shape != (stop - start, size, size) or (
-            images.dtype != np.uint8
-        ):
+        if images.shape != (stop - start, size, size) or (images.dtype != np.uint8):
             raise ValueError(
                 f"generator returned {images.dtype} {images.shape}; expected uint8 "
                 f"({stop - start}, {size}, {size})"

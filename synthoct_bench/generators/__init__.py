@@ -71,8 +71,7 @@ def get_generator(name: str, **kwargs: Any) -> ImageGenerator:
         factory = resolve(target)
     except (ImportError, AttributeError) as exc:
         raise ValueError(
-            f"cannot import generator {target!r} ({exc}); give an importable "
-            "'package.module:Class'"
+            f"cannot import generator {target!r} ({exc}); give an importable 'package.module:Class'"
         ) from None
     try:
         return factory(**kwargs)
