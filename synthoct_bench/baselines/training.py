@@ -172,6 +172,11 @@ class ResNet18Baseline(ParamsMixin):
         progress: show progress bars.
         checkpoint_dir: where checkpoints go (None: none are written);
             ``fit(..., resume=True)`` continues from it.
+        latent_augment: seed 001's latent augmentation (gaussian, cutout, mixup or
+            cmixup, at its default parameters) to make extra training images: the
+            training images are encoded by ``augment_vae`` (a trained VAE folder),
+            their latents augmented ``augment_copies`` times and decoded, and the
+            decoded images join the training set with their (mixed) targets.
 
     Learned: ``model_`` (the network), ``history_`` (one record per epoch),
     ``calibration_`` (the shrinkage line, or None).
@@ -196,6 +201,9 @@ class ResNet18Baseline(ParamsMixin):
         eval_batch_size: int = 256,
         progress: bool = True,
         checkpoint_dir: str | os.PathLike | None = None,
+        latent_augment: str | None = None,
+        augment_vae: str | os.PathLike | None = None,
+        augment_copies: int = 1,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -211,6 +219,9 @@ class ResNet18Baseline(ParamsMixin):
         self.eval_batch_size = eval_batch_size
         self.progress = progress
         self.checkpoint_dir = checkpoint_dir
+        self.latent_augment = latent_augment
+        self.augment_vae = augment_vae
+        self.augment_copies = augment_copies
 
     def _check_params(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -220,6 +231,14 @@ class ResNet18Baseline(ParamsMixin):
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.input_size is not None and self.input_size < 16:
             raise ValueError(f"input_size must be >= 16 px (or None), got {self.input_size}")
+        if self.latent_augment not in (None, "none"):
+            from synthoct_bench.augment import LatentAugmentation
+
+            LatentAugmentation(self.latent_augment)
+            if self.augment_vae is None:
+                raise ValueError("latent_augment decodes through a VAE: give augment_vae=DIR")
+            if int(self.augment_copies) < 1:
+                raise ValueError(f"augment_copies must be >= 1, got {self.augment_copies}")
 
     def _train_config(self) -> dict[str, Any]:
         """The parameters that define training, as saved beside checkpoints and models."""
@@ -278,6 +297,26 @@ class ResNet18Baseline(ParamsMixin):
                 x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True)
             yield x.to(device, non_blocking=non_blocking), y.to(device).float()
 
+    def _with_decoded_latents(self, train: torch.utils.data.Dataset) -> ArrayImageDataset:
+        """The training set plus images decoded from its augmented VAE latents."""
+        from synthoct_bench.augment import LatentAugmentation, augmented_images
+        from synthoct_bench.generators.vae import load_vae
+        from synthoct_bench.generators.vae_run import run_model_dir
+
+        if not isinstance(train, ArrayImageDataset):
+            raise ValueError("latent_augment needs in-memory images (X as columns), not a Dataset")
+        vae = load_vae(run_model_dir(self.augment_vae))
+        images = train.images.numpy()
+        extra, extra_y = augmented_images(
+            vae, images, train.targets.numpy(), LatentAugmentation(self.latent_augment),
+            copies=int(self.augment_copies), seed=self.seed,
+        )  # fmt: skip
+        extra = resize_images(extra, images.shape[-1])
+        return ArrayImageDataset(
+            np.concatenate([images, extra]),
+            np.concatenate([train.targets.numpy(), extra_y.astype(np.float32)]),
+        )
+
     @staticmethod
     def _targets_of(data: torch.utils.data.Dataset) -> np.ndarray:
         if isinstance(data, ArrayImageDataset):
@@ -311,6 +350,8 @@ class ResNet18Baseline(ParamsMixin):
         if y is None and not isinstance(X, torch.utils.data.Dataset):
             raise ValueError("y is required: the (N, 3) training targets (the EBEs eta_ebe_s{k})")
         train = self._dataset(X, y, self.input_size)
+        if self.latent_augment not in (None, "none"):
+            train = self._with_decoded_latents(train)
         val_pair = _eval_pair(eval_set)
         val = self._dataset(*val_pair, self.input_size) if val_pair is not None else None
         if len(train) < 2:
