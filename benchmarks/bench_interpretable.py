@@ -1,8 +1,9 @@
 """Seed 003's interpretable baselines on a built dataset: dense, sparse and symbolic heads on
 β-TCVAE features, scored at every noise level, with the seed's goals judged.
 
-    .venv/bin/python benchmarks/bench_interpretable.py --data /tmp/ds/phantom64 \
-        --out /tmp/interp --json benchmarks/results/interpretable.json
+    .venv/bin/python benchmarks/bench_interpretable.py --data data/phantom64 \
+        --out runs/interp --json runs/interp/results.json \
+        --save benchmarks/results/interpretable.json --plot benchmarks/results/interpretable.png
 
 One β-TCVAE (trained once, without targets, on the train split's images) serves
 every stage and level (``OUT/tcvae/``). Per level and stage it writes the
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from synthoct_bench.atomic import write_json
+from synthoct_bench.baselines.interpretable import ETA_FACTORS, eta_coverage
 from synthoct_bench.baselines.run import report_path, run_baseline
 from synthoct_bench.dataset import read_metadata
 from synthoct_bench.scoring import score
@@ -48,7 +50,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
     ap.add_argument("--n-bootstrap", type=int, default=1000)
+    ap.add_argument("--table", action="store_true", help="only print the table from --json")
+    ap.add_argument("--plot", default=None, help="write the R² figure here (PNG)")
+    ap.add_argument("--save", default=None, help="write the trimmed results here (JSON)")
     args = ap.parse_args()
+    if args.table:
+        results = json.loads(Path(args.json).read_text())
+        print_table(results["rows"])
+        if args.plot:
+            plot(results["rows"], Path(args.plot))
+        if args.save:
+            write_json(args.save, trimmed(results))
+        return
     if args.threads:
         import torch
 
@@ -95,6 +108,59 @@ def main() -> None:
             write_json(path, results)
             print(f"σ²={noise} {name}: R² {est['r2']:.3f} ({seconds:.0f} s)", flush=True)
     print_table(results["rows"])
+    if args.plot:
+        plot(results["rows"], Path(args.plot))
+    if args.save:
+        write_json(args.save, trimmed(results))
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """R² with its interval per stage against the noise level; live weights in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from synthoct_bench.atomic import save_figure
+
+    levels = sorted({r["noise"] for r in rows})
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for k, name in enumerate(STAGES):
+        mine = sorted((r for r in rows if r["baseline"] == name), key=lambda r: r["noise"])
+        if not mine:
+            continue
+        x = np.arange(len(mine)) + (k - 1) * 0.22
+        y = np.array([r["r2"]["value"] for r in mine])
+        err = [y - [r["r2"]["low"] for r in mine], [r["r2"]["high"] for r in mine] - y]
+        if name == "tcvae-symbolic":
+            nodes = int(np.median([sum(f["size"] for f in r["report"]["symbolic"]) for r in mine]))
+            label = f"{name} (3 formulas, {nodes} nodes in all)"
+        else:
+            live = int(np.median([sum(r["report"]["head"]["live_weights"]) for r in mine]))
+            label = f"{name} ({live} live weights)"
+        ax.bar(x, y, width=0.22, yerr=err, capsize=2, label=label)
+    ax.set_xticks(range(len(levels)), [f"σ²={v}" for v in levels])
+    ax.set_ylabel("R² against η̂ (test split)")
+    ax.set_title("β-TCVAE features: dense, RigL-sparse and symbolic heads")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def trimmed(results: dict) -> dict:
+    """The results without the bulk a reader does not need: the normalised-MI matrix
+    kept (3 decimals) only for the symbolic rows, whose formulas it explains."""
+    out = {"settings": results["settings"], "rows": []}
+    for r in results["rows"]:
+        r = json.loads(json.dumps(r))
+        info = r["report"].get("factors")
+        if isinstance(info, dict):
+            if r["baseline"] == "tcvae-symbolic":
+                info["normalised_mi"] = np.round(info["normalised_mi"], 3).tolist()
+            else:
+                info.pop("normalised_mi", None)
+        out["rows"].append(r)
+    return out
 
 
 def print_table(rows: list[dict]) -> None:
@@ -126,9 +192,14 @@ def print_table(rows: list[dict]) -> None:
         info = sym["report"].get("factors")
         if isinstance(info, dict):
             for u in info["latents_used"]:
-                print(f"  {u['latent']}: reads {u['factor']} (NMI {u['nmi']:.2f}), η rank "
-                      f"{u['eta_rank']}")  # fmt: skip
-            print(f"  uses the top η latents: {info['uses_top_eta_latents']}")
+                print(f"  {u['latent']} reads {u['factor']} most (NMI {u['nmi']:.2f})")
+            cover = eta_coverage(info, [int(u["latent"][1:]) for u in info["latents_used"]])
+            for k in ETA_FACTORS:
+                c = cover[k]
+                print(f"  {k}: best used latent {c['latent']}, rank {c['rank']} of "
+                      f"{len(info['normalised_mi'])}, {c['share_of_best']:.0%} of the best "
+                      "latent's NMI")  # fmt: skip
+            print(f"  every η factor read by one of its top-3 latents: {cover['covers_all']}")
     dense, sparse = by.get((0, "tcvae-dense")), by.get((0, "tcvae-sparse"))
     if dense and sparse:
         gap = dense["r2"]["value"] - sparse["r2"]["value"]

@@ -14,6 +14,7 @@ from synthoct_bench.baselines.interpretable import (  # noqa: E402
     HeadConfig,
     MishHead,
     TCVAEHeadBaseline,
+    eta_coverage,
     latent_factor_information,
     train_head,
 )
@@ -166,7 +167,12 @@ def test_latent_factor_information_finds_the_latent_that_reads_a_factor():
     features = np.stack([rng.normal(size=2000), pos + 0.01 * rng.normal(size=2000)], 1)
     info = latent_factor_information(features, z, gen)
     assert info["top_factor"]["z1"]["factor"] == "vertical_position"
-    assert info["eta_ranking"][0] == 1
+    assert info["eta_factor_latents"]["vertical_position"][0] == 1
+    cover = eta_coverage(info, [1], top=1)
+    assert cover["vertical_position"] == {"latent": "z1", "rank": 1, "share_of_best": 1.0,
+                                          "in_top": True}  # fmt: skip
+    assert not cover["covers_all"]  # tilt and luminance are read by no latent here
+    assert eta_coverage(info, [0], top=1)["vertical_position"]["rank"] == 2
 
 
 @pytest.mark.slow
@@ -193,6 +199,7 @@ def test_tcvae_stages_run_score_and_report(tiny_dataset, tmp_path):
     assert [f["eta"] for f in symbolic["symbolic"]] == ["Ka", "Imax", "IC50"]
     assert all(f["complexity"] <= 20 for f in symbolic["symbolic"])
     assert set(symbolic["factors"]["factors"]) >= {"vertical_position", "tilt", "luminance"}
+    assert set(symbolic["factors"]["eta_coverage"]) >= {"vertical_position", "covers_all"}
 
 
 def test_tcvae_baseline_checks_its_parameters():

@@ -616,8 +616,7 @@ def latent_factor_information(
 ) -> dict[str, Any]:
     """Which phantom factor each latent reads: normalised mutual information (MI / H(factor),
     20 equal-width bins as for MIG) between every latent (N, d) and the 21 factors
-    ``generator.parameters(z)``; and the latents ranked by how much they tell about the
-    three η-driving factors (their largest normalised MI with any of them)."""
+    ``generator.parameters(z)``; per η-driving factor, the latents ranked by it."""
     from synthoct_bench.generators.disentanglement import (
         discrete_entropy,
         discrete_mutual_info,
@@ -631,8 +630,6 @@ def latent_factor_information(
     mi = discrete_mutual_info(discretize(features), fb)
     h = discrete_entropy(fb)
     nmi = mi / np.where(h > 0, h, 1.0)  # (d, 21)
-    eta_cols = [names.index(k) for k in ETA_FACTORS]
-    eta_info = nmi[:, eta_cols].max(axis=1)
     return {
         "factors": names,
         "normalised_mi": nmi.tolist(),
@@ -640,9 +637,37 @@ def latent_factor_information(
             f"z{j}": {"factor": names[int(np.argmax(nmi[j]))], "nmi": float(nmi[j].max())}
             for j in range(nmi.shape[0])
         },
-        "eta_ranking": [int(j) for j in np.argsort(-eta_info, kind="stable")],
-        "eta_information": eta_info.tolist(),
+        "eta_factor_latents": {
+            k: [int(j) for j in np.argsort(-nmi[:, names.index(k)], kind="stable")]
+            for k in ETA_FACTORS
+        },
     }
+
+
+def eta_coverage(info: dict[str, Any], used: list[int], top: int = 3) -> dict[str, Any]:
+    """Do the ``used`` latents read the η-driving factors? Per factor: the used latent
+    that tells most about it, its rank among all latents for that factor, the share of
+    the best latent's normalised MI it reaches, and whether it is in the ``top`` few.
+    ``covers_all``: every η factor has a used latent among its ``top``."""
+    nmi = np.asarray(info["normalised_mi"])
+    names = info["factors"]
+    out: dict[str, Any] = {}
+    for k in ETA_FACTORS:
+        col = nmi[:, names.index(k)]
+        if not used:
+            out[k] = None
+            continue
+        best_used = max(used, key=lambda j: col[j])
+        ranking = [int(j) for j in np.argsort(-col, kind="stable")]
+        rank = ranking.index(best_used) + 1
+        out[k] = {
+            "latent": f"z{best_used}",
+            "rank": rank,
+            "share_of_best": float(col[best_used] / col.max()) if col.max() > 0 else 0.0,
+            "in_top": rank <= top,
+        }
+    out["covers_all"] = bool(used) and all(out[k]["in_top"] for k in ETA_FACTORS)
+    return out
 
 
 def interpretable_report(
@@ -657,9 +682,8 @@ def interpretable_report(
     """The fitted stage's report on ``split``: ``model.report_``, and on a phantom
     dataset which factors the latents it uses read (:func:`latent_factor_information`):
     does a formula read vertical position, tilt, luminance? Whether the latents used
-    are the ones most informative about the η-driving factors is answered by
-    ``uses_top_eta_latents`` (the used set against the same number of top-ranked
-    latents)."""
+    are the ones most informative about the η-driving factors is answered per factor
+    by ``eta_coverage`` (:func:`eta_coverage`)."""
     from synthoct_bench.baselines.run import read_split
     from synthoct_bench.dataset import read_metadata
     from synthoct_bench.dataset.pipeline import make_generator
@@ -681,15 +705,7 @@ def interpretable_report(
     used = model.report_["head"]["latents_used"] if model.stage != "dense" else []
     if model.stage == "symbolic":
         used = sorted({j for f in model.report_["symbolic"] for j in f["latents"]})
-    top = info["eta_ranking"][: len(used)]
-    info["latents_used"] = [
-        {
-            "latent": f"z{j}",
-            **info["top_factor"][f"z{j}"],
-            "eta_rank": info["eta_ranking"].index(j) + 1,
-        }
-        for j in used
-    ]
-    info["uses_top_eta_latents"] = sorted(used) == sorted(top) if used else None
+    info["latents_used"] = [{"latent": f"z{j}", **info["top_factor"][f"z{j}"]} for j in used]
+    info["eta_coverage"] = eta_coverage(info, list(used))
     out["factors"] = info
     return out
