@@ -168,11 +168,19 @@ def test_latent_factor_information_finds_the_latent_that_reads_a_factor():
     info = latent_factor_information(features, z, gen)
     assert info["top_factor"]["z1"]["factor"] == "vertical_position"
     assert info["eta_factor_latents"]["vertical_position"][0] == 1
-    cover = eta_coverage(info, [1], top=1)
-    assert cover["vertical_position"] == {"latent": "z1", "rank": 1, "share_of_best": 1.0,
+    # coverage on a hand-made MI table: latents 0-3, factors in η order plus one more
+    made = {
+        "factors": ["vertical_position", "tilt", "luminance", "speckle"],
+        "normalised_mi": [[0.9, 0.0, 0.0, 0.1], [0.1, 0.5, 0.0, 0.0],
+                          [0.0, 0.4, 0.1, 0.0], [0.0, 0.0, 0.6, 0.2]],
+    }  # fmt: skip
+    cover = eta_coverage(made, [0, 2], top=1)
+    assert cover["vertical_position"] == {"latent": "z0", "rank": 1, "share_of_best": 1.0,
                                           "in_top": True}  # fmt: skip
-    assert not cover["covers_all"]  # tilt and luminance are read by no latent here
-    assert eta_coverage(info, [0], top=1)["vertical_position"]["rank"] == 2
+    assert cover["tilt"]["latent"] == "z2" and cover["tilt"]["rank"] == 2
+    assert abs(cover["tilt"]["share_of_best"] - 0.8) < 1e-12 and not cover["covers_all"]
+    assert eta_coverage(made, [0, 1, 3], top=1)["covers_all"]
+    assert eta_coverage(made, [0, 2, 3], top=2)["covers_all"]
 
 
 @pytest.mark.slow
