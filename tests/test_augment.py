@@ -179,3 +179,34 @@ def test_decoded_latent_augmentation_grows_the_resnet_training_set(tmp_path):
     assert np.isfinite(model.predict({"image": images})).all()
     with pytest.raises(ValueError, match="augment_vae"):
         ResNet18Baseline(latent_augment="mixup").fit({"image": images}, y)
+
+
+def test_vae_training_takes_latent_augmentation(tmp_path):
+    from synthoct_bench.generators.vae_small import SmallConvVAEConfig
+    from synthoct_bench.generators.vae_training import (
+        PhantomImageSource,
+        VAETrainingConfig,
+        train_vae,
+    )
+
+    data, val = PhantomImageSource(12, 32), PhantomImageSource(4, 32, offset=12)
+    small = SmallConvVAEConfig(image_size=32, latent_dim=8)
+
+    def losses(aug, folder):
+        cfg = VAETrainingConfig(arch="small", objective="vae", batch_size=4, max_steps=6,
+                                log_every=1, latent_augment=aug)  # fmt: skip
+        out = train_vae(data, tmp_path / folder, cfg, small, val_source=val, progress=False)
+        return [r["loss"] for r in out["history"]]
+
+    plain, cut = losses(None, "plain"), losses("cutout", "cut")
+    assert plain[0] != cut[0] and np.isfinite(cut).all()
+    with pytest.raises(ValueError, match="cmixup pairs samples by their targets"):
+        VAETrainingConfig(latent_augment="cmixup")
+    with pytest.raises(ValueError, match="val_source"):
+        cfg = VAETrainingConfig(arch="small", objective="vae", batch_size=4, max_steps=2,
+                                latent_augment="adaptive")  # fmt: skip
+        train_vae(data, tmp_path / "a", cfg, small, progress=False)
+    with pytest.raises(ValueError, match="one z per image"):
+        cfg = VAETrainingConfig(arch="small", objective="iwae", batch_size=4, max_steps=2,
+                                latent_augment="gaussian")  # fmt: skip
+        train_vae(data, tmp_path / "b", cfg, small, progress=False)

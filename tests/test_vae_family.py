@@ -170,8 +170,10 @@ def test_small_vae_trains_a_few_steps(tmp_path):
          "lr_decay": 0.5, "grad_clip": 5.0},
         {"objective": "tcvae", "optimizer": "sgd", "momentum": 0.9},
         {"objective": "infovae"},  # Adam, its own clipping at 0.8
+        {"objective": "tcvae", "latent_augment": "mixup"},
+        {"objective": "vae", "latent_augment": "adaptive"},
     ],
-    ids=["iwae-rmsprop-decay-clip", "tcvae-sgd", "infovae"],
+    ids=["iwae-rmsprop-decay-clip", "tcvae-sgd", "infovae", "tcvae-mixup", "vae-adaptive"],
 )  # fmt: skip
 def test_resume_is_bit_identical_with_other_objectives(tmp_path, settings):
     from synthoct_bench.generators.vae_training import (

@@ -81,6 +81,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="judge the stop from this epoch on (the first epochs can plateau at the mean image)",
     )
+    t.add_argument(
+        "--latent-augment",
+        default=None,
+        choices=("gaussian", "cutout", "mixup", "adaptive"),
+        help="seed 001: augment z before decoding (adaptive: chosen per epoch from the "
+        "validation MSE; needs --val-n)",
+    )
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     t.add_argument("--batch-size", type=int, default=32, help="images per step")
     t.add_argument("--optimizer", default="adam", help="adam, sgd or rmsprop")
@@ -148,7 +155,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         formatter_class=HelpFormatter,
     )
     w.add_argument("--out", required=True, help="sweep folder")
-    w.add_argument("--preset", default="reduced", help="grid: reduced (180 cells at 32 px, "
+    w.add_argument("--preset", default="reduced", help="grid: reduced (540 cells at 32 px, "
                    "sized for a 2-core CPU) or seed004 (the seed's 360 runs)")  # fmt: skip
     for flag, kind, what in (
         ("--objectives", str, "objectives"), ("--optimizers", str, "adam, sgd, rmsprop"),
@@ -232,6 +239,7 @@ def _train(args: argparse.Namespace) -> int:
         stop_rel_change=args.stop_rel_change,
         stop_patience=args.stop_patience,
         stop_start_epoch=args.stop_start_epoch,
+        latent_augment=args.latent_augment,
     )
     result = train_run(
         args.out, spec, config, device=args.device, resume=args.resume,

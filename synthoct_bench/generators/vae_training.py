@@ -135,6 +135,12 @@ class VAETrainingConfig:
     #: the rule is judged from this epoch on (Keras' ``start_from_epoch``): the first
     #: epochs can sit for several epochs on the plateau of the mean image.
     stop_start_epoch: int = 0
+    #: seed 001's latent augmentation: z is augmented before decoding and the decoder
+    #: reconstructs the images (mixed alike for ``mixup``). A name in
+    #: ``augment.AUGMENTATIONS`` other than ``cmixup`` (no targets to pair by), or
+    #: ``adaptive`` (its schedule from the validation MSE, first epoch plain; needs
+    #: validation images). None: off. Objectives drawing one z per image only.
+    latent_augment: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -172,6 +178,14 @@ class VAETrainingConfig:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
         if self.stop_start_epoch < 0:
             raise ValueError(f"stop_start_epoch must be >= 0, got {self.stop_start_epoch}")
+        if self.latent_augment not in (None, "none", "adaptive"):
+            from synthoct_bench.augment import LatentAugmentation
+
+            LatentAugmentation(self.latent_augment)
+            if self.latent_augment == "cmixup":
+                raise ValueError(
+                    "cmixup pairs samples by their targets, and a VAE has none; use mixup"
+                )
         if self.stop_rel_change is not None and not 0 < self.stop_rel_change < 1:
             raise ValueError(
                 f"stop_rel_change must be in (0, 1) or None, got {self.stop_rel_change}"
@@ -555,10 +569,14 @@ def _loss_terms(
     anneal: float,
     generator: torch.Generator | None,
     prior_generator: torch.Generator | None = None,
+    augmentation: Any = None,
+    aug_generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """The objective's terms and ``loss`` on batch x. ``generator`` None (validation of
     an objective that does not use z) decodes μ; otherwise z = μ + σ·ε with ε (B, d),
-    or (k, B, d) decoded as one k·B batch for an objective that wants k samples."""
+    or (k, B, d) decoded as one k·B batch for an objective that wants k samples.
+    ``augmentation`` (a LatentAugmentation) changes z before decoding; mixup mixes the
+    images to reconstruct with the same weights."""
     mu, logvar = model.encode(x)
     if generator is None and not objective.uses_samples:
         z = mu
@@ -568,7 +586,17 @@ def _loss_terms(
         shape = mu.shape if k == 1 else (k, *mu.shape)
         eps = torch.randn(shape, generator=generator, device="cpu").to(mu)
         z = mu + torch.exp(0.5 * logvar) * eps
-        recon = model.decode(z.reshape(-1, mu.shape[1]))
+        z_dec = z
+        if augmentation is not None and augmentation.name != "none":
+            from synthoct_bench.augment import augment
+
+            if k > 1:
+                raise ValueError(
+                    "latent augmentation needs an objective that draws one z per image"
+                )
+            z_dec, flat = augment(z, x.reshape(len(x), -1), augmentation, aug_generator)
+            x = flat.view_as(x)
+        recon = model.decode(z_dec.reshape(-1, mu.shape[1]))
         if k > 1:
             recon = recon.view(k, *x.shape)
     out = objective(
@@ -648,6 +676,7 @@ def train_vae(
         if _should_stop(cfg, state, warmup_steps, steps_per_epoch):
             state.converged_step = state.step
 
+    schedule, aug = _latent_augmentation(cfg, val is not None, state.val_history, steps_per_epoch)
     if val is not None and state.step == 0:
         # the paper's β starts its warm-up at 0; the other objectives at full weight
         anneal0 = 0.0 if objective.warmup else 1.0
@@ -683,6 +712,8 @@ def train_vae(
             anneal,
             _step_generator(cfg.seed, "vae_train/eps", state.step),
             _step_generator(cfg.seed, "vae_train/prior", state.step),
+            augmentation=aug,
+            aug_generator=_step_generator(cfg.seed, "vae_train/latent_augment", state.step),
         )
         if not torch.isfinite(terms["loss"].detach()):
             raise TrainingDiverged(state.step + 1, float(terms["loss"].detach()))
@@ -711,6 +742,8 @@ def train_vae(
             )
             if _should_stop(cfg, state, warmup_steps, steps_per_epoch):
                 state.converged_step = state.step
+            if schedule is not None and state.step % steps_per_epoch == 0:
+                aug = schedule.update(state.val_history[-1]["val_mse"])
         done = state.step == total_steps or state.converged_step is not None
         if state.step % cfg.checkpoint_every == 0 or done:
             _save_checkpoint(output_dir, model, opt, state, cfg)
@@ -727,6 +760,31 @@ def train_vae(
         "history": state.history,
         "val_history": state.val_history,
     }
+
+
+def _latent_augmentation(
+    cfg: VAETrainingConfig,
+    has_val: bool,
+    val_history: list[dict[str, float]],
+    steps_per_epoch: int,
+) -> tuple[Any, Any]:
+    """(adaptive schedule or None, the augmentation in force now) for ``cfg``. A resumed
+    run replays the schedule over the epoch-end validation losses, so it continues with
+    the augmentation it would have had."""
+    if cfg.latent_augment in (None, "none"):
+        return None, None
+    from synthoct_bench.augment import AdaptiveSchedule, LatentAugmentation
+
+    if cfg.latent_augment != "adaptive":
+        return None, LatentAugmentation(cfg.latent_augment)
+    if not has_val:
+        raise ValueError("latent_augment='adaptive' chooses by the validation MSE: pass val_source")
+    schedule = AdaptiveSchedule(regression=False, samples=0, seed=cfg.seed)
+    aug = None
+    for row in val_history:
+        if row["step"] > 0 and row["step"] % steps_per_epoch == 0:
+            aug = schedule.update(row["val_mse"])
+    return schedule, aug
 
 
 def _should_stop(cfg: VAETrainingConfig, state: _State, warmup_steps: int, per_epoch: int) -> bool:
