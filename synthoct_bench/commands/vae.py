@@ -155,7 +155,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         formatter_class=HelpFormatter,
     )
     w.add_argument("--out", required=True, help="sweep folder")
-    w.add_argument("--preset", default="reduced", help="grid: reduced (540 cells at 32 px, "
+    w.add_argument("--preset", default="reduced", help="grid: reduced (180 cells at 32 px, "
                    "sized for a 2-core CPU) or seed004 (the seed's 360 runs)")  # fmt: skip
     for flag, kind, what in (
         ("--objectives", str, "objectives"), ("--optimizers", str, "adam, sgd, rmsprop"),
@@ -173,6 +173,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ("--stop-start-epoch", int, "convergence: judged from this epoch on"),
     ):  # fmt: skip
         w.add_argument(flag, type=kind, default=None, help=what)
+    w.add_argument("--reduction", default=None, choices=("sum", "mean", "objective"),
+                   help="an image's reconstruction error in every objective: summed or "
+                   "averaged over pixels, or each objective's own default")  # fmt: skip
     w.add_argument("--workers", type=int, default=1, help="cells trained in parallel processes")
     add_rank_world(w)
     w.add_argument("--resume", action="store_true", help="continue the sweep in --out")
@@ -303,6 +306,11 @@ def _sweep(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, stop_rel_change=args.stop_rel_change,
             stop_patience=args.stop_patience, stop_start_epoch=args.stop_start_epoch,
         )  # fmt: skip
+        if args.reduction is not None:
+            from dataclasses import replace
+
+            reduction = None if args.reduction == "objective" else args.reduction
+            grid = replace(grid, reduction=reduction)
         print(f"{len(grid.cells)} cells in the grid")
         run_sweep(
             grid, args.out, resume=args.resume, workers=args.workers, rank=args.rank,
