@@ -14,8 +14,9 @@ permutation of the train split (nested across sizes) and a validation subset of
 trains for ``--steps`` steps and keeps its best validation epoch. Arms: none,
 each fixed augmentation at seed 001's values, and the adaptive schedule (with
 its random search). R² is measured on the whole test split against η̂; the gain
-of an arm is its R² minus ``none``'s, paired by seed and subject, with a
-percentile bootstrap over test subjects of the seed-mean gain. Resumable per run.
+of an arm is its seed-mean R² minus ``none``'s, paired by seed and subject, with a
+percentile bootstrap that resamples both the seeds and the test subjects. Resumable
+per run.
 """
 
 from __future__ import annotations
@@ -140,14 +141,18 @@ def main() -> None:
     print_table(results["summary"])
 
 
-def r2_of(e: np.ndarray, dev: np.ndarray, w: np.ndarray | None = None) -> np.ndarray | float:
+def r2_of(
+    e: np.ndarray, dev: np.ndarray, w: np.ndarray | None = None, ws: np.ndarray | None = None
+) -> np.ndarray | float:
     """Seed-mean R² (mean over the 3 dims) from squared errors e (S, N, 3) and squared
-    deviations dev (N, 3); with bootstrap counts w (B, N), one value per resample."""
+    deviations dev (N, 3). With bootstrap counts of subjects w (B, N) and of seeds
+    ws (B, S), one value per resample: seeds and test subjects are both resampled."""
     if w is None:
         return float(np.mean(1 - e.sum(1) / dev.sum(0)))
     num = np.einsum("bn,snd->bsd", w, e)
     den = w @ dev  # (B, 3)
-    return (1 - num / den[:, None, :]).mean(axis=(1, 2))
+    per_seed = (1 - num / den[:, None, :]).mean(axis=2)  # (B, S)
+    return (per_seed * ws).sum(1) / ws.sum(1)
 
 
 def summarise(args, out, sizes, levels, seeds, arms) -> list[dict]:
@@ -164,17 +169,26 @@ def summarise(args, out, sizes, levels, seeds, arms) -> list[dict]:
                                       - eta_hat) ** 2 for s in seeds])  # (S, N, 3)  # fmt: skip
 
             boot = {arm: [] for arm in arms}
+            seed_draws = np.random.default_rng([noise, size]).multinomial(
+                len(seeds), np.full(len(seeds), 1 / len(seeds)), size=args.n_bootstrap
+            )
+            done = 0
             for counts in bootstrap_counts(n, args.n_bootstrap, seed=0):
+                ws = seed_draws[done : done + len(counts)]
+                done += len(counts)
                 for arm in arms:
-                    boot[arm].append(r2_of(err[arm], dev, counts))
+                    boot[arm].append(r2_of(err[arm], dev, counts, ws))
             boot = {arm: np.concatenate(v) for arm, v in boot.items()}
             base = r2_of(err["none"], dev)
+            base_seeds = [float(np.mean(1 - e.sum(0) / dev.sum(0))) for e in err["none"]]
             for arm in arms:
+                r2_seeds = [float(np.mean(1 - e.sum(0) / dev.sum(0))) for e in err[arm]]
                 gain = boot[arm] - boot["none"]
                 value = r2_of(err[arm], dev)
                 rows.append({
                     "noise": noise, "size": size, "arm": arm, "r2": value,
-                    "r2_seeds": [float(np.mean(1 - e.sum(0) / dev.sum(0))) for e in err[arm]],
+                    "r2_seeds": r2_seeds,
+                    "gain_seeds": [a - b for a, b in zip(r2_seeds, base_seeds, strict=True)],
                     "gain": value - base,
                     "gain_low": float(np.percentile(gain, 2.5)),
                     "gain_high": float(np.percentile(gain, 97.5)),
