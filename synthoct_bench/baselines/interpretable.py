@@ -55,6 +55,9 @@ from synthoct_bench.baselines.rigl import (
     prune_leaf_and_bias_weights,
 )
 from synthoct_bench.baselines.symbolic import SymbolicRegressor
+from synthoct_bench.baselines.training import epoch_order
+from synthoct_bench.generators.disentanglement import r2_columns
+from synthoct_bench.generators.vae_run import ETA_FACTORS
 
 __all__ = ["STAGES", "ETA_NAMES", "HeadConfig", "MishHead", "train_head", "TCVAEHeadBaseline"]
 
@@ -173,7 +176,7 @@ def _epoch(
     """One epoch of MSE steps in an order drawn from (seed, epoch), the features of each
     batch augmented by ``aug``; returns (mean training loss, next step)."""
     n = len(x)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    order = epoch_order(n, seed, epoch)
     head.train()
     total = 0.0
     for b in range(math.ceil(n / batch_size)):
@@ -303,7 +306,8 @@ class TCVAEHeadBaseline(ParamsMixin):
 
     X reads ``"image"`` (PNG bytes or uint8 (N, H, W)); y is (N, 3) EBE targets.
     ``fit(X, y, eval_set=(X_val, y_val))``: the validation images stop the VAE's
-    training (``vae_stop_rel_change``) and are otherwise unused. After ``fit``:
+    training (``vae_stop_rel_change``); the validation loss of the head is logged
+    every epoch and steers ``latent_augment="adaptive"``. After ``fit``:
     ``vae_``, ``head_`` (sparse head for ``symbolic``), ``regressors_`` (symbolic:
     one :class:`SymbolicRegressor` per random effect) and ``report_`` (a dict: live
     weights, expression sizes, formulas, latents used).
@@ -370,7 +374,7 @@ class TCVAEHeadBaseline(ParamsMixin):
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         self._augmentation()
-        RigLConfig(self.sparsity, self.delta_t, self.update_fraction, self.t_end)
+        self._rigl()
 
     def _images(self, X: Columns) -> np.ndarray:
         from synthoct_bench.baselines.training import decode_images, resize_images
@@ -426,6 +430,9 @@ class TCVAEHeadBaseline(ParamsMixin):
         )
         return load_vae(folder / "model")
 
+    def _rigl(self) -> RigLConfig:
+        return RigLConfig(self.sparsity, self.delta_t, self.update_fraction, self.t_end)
+
     def _augmentation(self) -> LatentAugmentation | AdaptiveSchedule | None:
         """The head's feature augmentation (seed 001), a fresh schedule for ``adaptive``."""
         if self.latent_augment in (None, "none"):
@@ -443,12 +450,7 @@ class TCVAEHeadBaseline(ParamsMixin):
             "seed": self.seed,
         }
         if sparse:
-            out.update(
-                warmup_epochs=self.warmup_epochs,
-                rigl=RigLConfig(
-                    self.sparsity, self.delta_t, self.update_fraction, self.t_end
-                ).to_dict(),
-            )
+            out.update(warmup_epochs=self.warmup_epochs, rigl=self._rigl().to_dict())
         else:
             out["dropout"] = self.dropout
         return out
@@ -474,7 +476,7 @@ class TCVAEHeadBaseline(ParamsMixin):
         )
         torch.manual_seed(self.seed)
         head = MishHead(config)
-        rigl = RigLConfig(**settings["rigl"]) if sparse else None
+        rigl = self._rigl() if sparse else None
         log = train_head(
             head,
             features,
@@ -536,7 +538,7 @@ class TCVAEHeadBaseline(ParamsMixin):
                 "live_fraction": float(sum(live) / sum(sizes)),
                 "expression_size": expression_size(self.head_.linears),
                 "latents_used": list(used),
-                "train_r2": _r2(y, pred).tolist(),
+                "train_r2": r2_columns(y, pred).tolist(),
                 "training": {k: v for k, v in log.items() if k not in ("train_loss", "val_loss")},
                 "final_train_loss": float(log["train_loss"][-1]),
                 "final_val_loss": float(log["val_loss"][-1]) if log.get("val_loss") else None,
@@ -571,7 +573,7 @@ class TCVAEHeadBaseline(ParamsMixin):
                     "size": reg.size_,
                     "complexity": reg.complexity_,
                     "latents": [used[j] for j in reg.features_],
-                    "r2_vs_head": float(_r2(target[:, k : k + 1], fit[:, None])[0]),
+                    "r2_vs_head": float(r2_columns(target[:, k : k + 1], fit[:, None])[0]),
                     "pareto_front": [e.to_dict() for e in reg.pareto_front_],
                 }
             )
@@ -579,9 +581,13 @@ class TCVAEHeadBaseline(ParamsMixin):
 
     def predict(self, X: Columns) -> np.ndarray:
         """η (N, 3) float64."""
+        return self.predict_features(self.features(X))
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """η (N, 3) float64 from the β-TCVAE's μ (N, latent_dim), as :meth:`features`
+        gives them."""
         if not hasattr(self, "head_"):
             raise ValueError(f"this {type(self).__name__} is not fitted; call fit(X, y) first")
-        features = self.vae_.encode_images(self._images(X))
         if self.stage != "symbolic":
             return self.head_.predict(features)
         used = list(active_inputs(self.head_.linears))
@@ -598,17 +604,6 @@ class TCVAEHeadBaseline(ParamsMixin):
         if not hasattr(self, "vae_"):
             raise ValueError(f"this {type(self).__name__} is not fitted; call fit(X, y) first")
         return self.vae_.encode_images(self._images(X))
-
-
-def _r2(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
-    ss_res = ((y - pred) ** 2).sum(0)
-    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
-    return 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)
-
-
-#: The phantom factors the three η dims drive, in η order (vertical position → Ka, …).
-ETA_FACTORS: tuple[str, ...] = ("vertical_position", "tilt", "luminance")
 
 
 def latent_factor_information(
@@ -637,11 +632,13 @@ def latent_factor_information(
             f"z{j}": {"factor": names[int(np.argmax(nmi[j]))], "nmi": float(nmi[j].max())}
             for j in range(nmi.shape[0])
         },
-        "eta_factor_latents": {
-            k: [int(j) for j in np.argsort(-nmi[:, names.index(k)], kind="stable")]
-            for k in ETA_FACTORS
-        },
+        "eta_factor_latents": {k: _ranking(nmi[:, names.index(k)]) for k in ETA_FACTORS},
     }
+
+
+def _ranking(nmi: np.ndarray) -> list[int]:
+    """Latents from the most to the least informative about one factor (ties by index)."""
+    return [int(j) for j in np.argsort(-nmi, kind="stable")]
 
 
 def eta_coverage(info: dict[str, Any], used: list[int], top: int = 3) -> dict[str, Any]:
@@ -658,8 +655,7 @@ def eta_coverage(info: dict[str, Any], used: list[int], top: int = 3) -> dict[st
             out[k] = None
             continue
         best_used = max(used, key=lambda j: col[j])
-        ranking = [int(j) for j in np.argsort(-col, kind="stable")]
-        rank = ranking.index(best_used) + 1
+        rank = _ranking(col).index(best_used) + 1
         out[k] = {
             "latent": f"z{best_used}",
             "rank": rank,
@@ -674,12 +670,14 @@ def interpretable_report(
     model: TCVAEHeadBaseline,
     data: str | os.PathLike,
     split: str,
-    X: Columns,
+    subject_id: np.ndarray,
+    features: np.ndarray,
     *,
     noise: int,
     revision: str | None = None,
 ) -> dict[str, Any]:
-    """The fitted stage's report on ``split``: ``model.report_``, and on a phantom
+    """The fitted stage's report on ``split`` (its ``subject_id`` and the model's
+    ``features`` of their images, in that order): ``model.report_``, and on a phantom
     dataset which factors the latents it uses read (:func:`latent_factor_information`):
     does a formula read vertical position, tilt, luminance? Whether the latents used
     are the ones most informative about the η-driving factors is answered per factor
@@ -698,10 +696,10 @@ def interpretable_report(
     except (KeyError, ValueError) as exc:
         out["factors"] = f"not measured: {split} has no latents z ({exc})"
         return out
-    if not np.array_equal(np.asarray(z["subject_id"]), np.asarray(X["subject_id"])):
+    if not np.array_equal(np.asarray(z["subject_id"]), np.asarray(subject_id)):
         raise ValueError(f"{split}: the z rows do not line up with the images")
     gen = make_generator(meta.generator.name, meta.image_size, meta.generator.kwargs)
-    info = latent_factor_information(model.features(X), z["z"], gen)
+    info = latent_factor_information(features, z["z"], gen)
     used = model.report_["head"]["latents_used"] if model.stage != "dense" else []
     if model.stage == "symbolic":
         used = sorted({j for f in model.report_["symbolic"] for j in f["latents"]})

@@ -30,6 +30,7 @@ __all__ = [
     "read_split",
     "read_targets",
     "read_images",
+    "read_fit_splits",
     "predict_trivial",
     "run_baseline",
     "report_path",
@@ -83,6 +84,21 @@ def read_images(
         "subject_id": np.asarray(cols["subject_id"]).astype(np.int64),
         "image": resize_images(decode_images(cols["image"]), input_size),
     }
+
+
+def read_fit_splits(
+    data: str | os.PathLike,
+    noise: int,
+    input_size: int | None = None,
+    revision: str | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray, tuple[dict[str, np.ndarray], np.ndarray]]:
+    """What a learned baseline fits on: (X_train, y_train, (X_val, y_val)), images at
+    ``input_size`` (None: as stored) and the EBE targets at ``noise``."""
+    X_train = read_images(data, "train", input_size, revision)
+    y_train = read_targets(data, "train", noise, X_train["subject_id"], revision)
+    X_val = read_images(data, "validation", input_size, revision)
+    y_val = read_targets(data, "validation", noise, X_val["subject_id"], revision)
+    return X_train, y_train, (X_val, y_val)
 
 
 def predict_trivial(
@@ -162,14 +178,13 @@ def run_baseline(
         if workdir is not None:
             settings.setdefault("workdir", workdir)
         model = TCVAEHeadBaseline(**settings)
-        X_train = read_images(data, "train", None, revision)
-        y_train = read_targets(data, "train", noise, X_train["subject_id"], revision)
-        X_val = read_images(data, "validation", None, revision)
-        y_val = read_targets(data, "validation", noise, X_val["subject_id"], revision)
-        model.fit(X_train, y_train, eval_set=(X_val, y_val))
+        X_train, y_train, val = read_fit_splits(data, noise, None, revision)
+        model.fit(X_train, y_train, eval_set=val)
         X = read_images(data, split, None, revision)
-        ids, pred = X["subject_id"], model.predict(X)
-        report = interpretable_report(model, data, split, X, noise=noise, revision=revision)
+        features = model.features(X)  # once, for the predictions and the report
+        ids, pred = X["subject_id"], model.predict_features(features)
+        report = interpretable_report(model, data, split, ids, features, noise=noise,
+                                      revision=revision)  # fmt: skip
     else:
         from synthoct_bench.baselines.training import ResNet18Baseline
 
@@ -181,11 +196,8 @@ def run_baseline(
             if workdir is not None:
                 settings.setdefault("checkpoint_dir", Path(workdir) / "checkpoints")
             model = ResNet18Baseline(**settings)
-            X_train = read_images(data, "train", model.input_size, revision)
-            y_train = read_targets(data, "train", noise, X_train["subject_id"], revision)
-            X_val = read_images(data, "validation", model.input_size, revision)
-            y_val = read_targets(data, "validation", noise, X_val["subject_id"], revision)
-            model.fit(X_train, y_train, eval_set=(X_val, y_val), resume=resume)
+            X_train, y_train, val = read_fit_splits(data, noise, model.input_size, revision)
+            model.fit(X_train, y_train, eval_set=val, resume=resume)
             if workdir is not None:
                 model.save_pretrained(Path(workdir) / "model")
         X = read_images(data, split, model.model_.config.input_size, revision)

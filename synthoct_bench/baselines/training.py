@@ -55,7 +55,13 @@ from synthoct_bench.checkpoint import (
     save_tensors,
 )
 
-__all__ = ["ResNet18Baseline", "ArrayImageDataset", "resize_images", "decode_images"]
+__all__ = [
+    "ResNet18Baseline",
+    "ArrayImageDataset",
+    "resize_images",
+    "decode_images",
+    "epoch_order",
+]
 
 #: Parameters a resumed run must share with the run that wrote its checkpoints.
 _RESUME_KEYS = ("batch_size", "seed", "input_size", "lr", "standardise_targets")
@@ -144,7 +150,9 @@ def _resolve_device(name: str) -> torch.device:
     return device
 
 
-def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The permutation of n training rows for one epoch, drawn from (seed, epoch), so a
+    run resumed mid-epoch sees the same batches."""
     gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
     return torch.randperm(n, generator=gen)
 
@@ -400,7 +408,7 @@ class ResNet18Baseline(ParamsMixin):
         std_t = model.target_std.to(device)
         while epoch < self.epochs:
             model.train()
-            order = _epoch_order(n, self.seed, epoch)[batch_pos * self.batch_size :]
+            order = epoch_order(n, self.seed, epoch)[batch_pos * self.batch_size :]
             bar = tqdm(
                 self._batches(train, order, self.batch_size, device),
                 total=steps_per_epoch - batch_pos,

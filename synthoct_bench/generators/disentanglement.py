@@ -44,6 +44,7 @@ __all__ = [
     "discretize",
     "discrete_mutual_info",
     "discrete_entropy",
+    "r2_columns",
 ]
 
 #: disentanglement_lib's default number of histogram bins for MIG.
@@ -192,7 +193,9 @@ def _lasso(
     return w
 
 
-def _r2(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+def r2_columns(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """R² of each column of ``pred`` against the same column of ``y`` (N, k); 0 for a
+    constant column of ``y``."""
     ss_res = np.sum((y - pred) ** 2, axis=0)
     ss_tot = np.sum((y - y.mean(0)) ** 2, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -283,10 +286,10 @@ def dci(
         w = _lasso(gram, cov, alpha, max_iter, tol)
     else:
         w = np.linalg.solve(gram + alpha * np.eye(gram.shape[0]), cov)
-    r2_train = _r2(y, x @ w)
+    r2_train = r2_columns(y, x @ w)
     x_test = _standardise(codes[test], c_mean, c_std)
     y_test = _standardise(factors[test], f_mean, f_std)
-    r2_test = _r2(y_test, x_test @ w)
+    r2_test = r2_columns(y_test, x_test @ w)
 
     importance = np.abs(w)
     d, k = importance.shape

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from synthoct_bench.atomic import save_figure, to_jsonable, write_json, write_text
+from synthoct_bench.generators.disentanglement import r2_columns
 from synthoct_bench.generators.vae import (
     SELECTION_NAME,
     VAEBase,
@@ -282,9 +283,7 @@ def eta_probe(
     w = np.linalg.solve(x.T @ x / len(x) + alpha * np.eye(x.shape[1]), x.T @ y / len(x))
     y_test = (factors[te] - fm) / fs
     pred = (codes[te] - cm) / cs @ w
-    ss_res = np.sum((y_test - pred) ** 2, 0)
-    ss_tot = np.sum((y_test - y_test.mean(0)) ** 2, 0)
-    r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), 0.0)
+    r2 = r2_columns(y_test, pred)
     return EtaProbe(tuple(names), r2, float(alpha), n - n_test, n_test)
 
 
