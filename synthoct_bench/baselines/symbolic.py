@@ -273,13 +273,14 @@ class _Search:
                 t[i:end] = t[pick : _subtree_end(t, pick)]
         return Expression(tuple(t))
 
-    def refine(self, expr: Expression) -> tuple[Expression, float]:
-        """Least-squares refinement of the constants (Levenberg–Marquardt)."""
+    def refine(self, expr: Expression, loss: float) -> tuple[Expression, float]:
+        """Least-squares refinement of the constants (Levenberg–Marquardt) of ``expr``,
+        whose ``loss`` is known; the better of the two with its loss."""
         from scipy.optimize import least_squares
 
         c0 = expr.constants
         if c0.size == 0 or c0.size >= len(self.y):
-            return expr, self.loss(expr)
+            return expr, loss
 
         def residual(c: np.ndarray) -> np.ndarray:
             r = expr.with_constants(c).evaluate(self.X) - self.y
@@ -288,11 +289,10 @@ class _Search:
         try:
             fit = least_squares(residual, c0, method="lm", max_nfev=50 * (c0.size + 1))
         except (ValueError, np.linalg.LinAlgError):
-            return expr, self.loss(expr)
+            return expr, loss
         best = expr.with_constants(np.round(fit.x, 12))
-        loss = self.loss(best)
-        old = self.loss(expr)
-        return (best, loss) if loss < old else (expr, old)
+        new = self.loss(best)
+        return (best, new) if new < loss else (expr, loss)
 
 
 def _fold_constants(tokens: Sequence[Token]) -> tuple[Token, ...]:
@@ -472,12 +472,11 @@ class SymbolicRegressor(ParamsMixin):
             keep = np.argsort(both_fit, kind="stable")[: self.population_size]
             pop, fitness = [both[i] for i in keep], both_fit[keep]
             if (gen + 1) % self.refine_every == 0 or gen == self.generations - 1:
-                for _, expr in list(s.hall.values()):
-                    refined, loss = s.refine(expr)
-                    s.record(refined, loss)
-                # the hall of fame re-enters the population
+                for loss, expr in list(s.hall.values()):
+                    s.record(*s.refine(expr, loss))
+                # the hall of fame re-enters the population, with the losses it holds
                 elites = [e for _, e in s.hall.values()]
-                elite_fit = np.array([score(e)[1] for e in elites])
+                elite_fit = np.array([lo + self.parsimony * c for c, (lo, _) in s.hall.items()])
                 worst = np.argsort(fitness, kind="stable")[::-1][: len(elites)]
                 for slot, expr, f in zip(worst, elites, elite_fit, strict=False):
                     pop[slot], fitness[slot] = expr, f
