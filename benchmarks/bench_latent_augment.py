@@ -155,6 +155,11 @@ def r2_of(
     return (per_seed * ws).sum(1) / ws.sum(1)
 
 
+def seed_r2s(e: np.ndarray, dev: np.ndarray) -> list[float]:
+    """R² (mean over the 3 dims) of each seed, from e (S, N, 3) and dev (N, 3)."""
+    return [float(np.mean(1 - es.sum(0) / dev.sum(0))) for es in e]
+
+
 def summarise(args, out, sizes, levels, seeds, arms) -> list[dict]:
     rows = []
     for noise in levels:
@@ -180,9 +185,9 @@ def summarise(args, out, sizes, levels, seeds, arms) -> list[dict]:
                     boot[arm].append(r2_of(err[arm], dev, counts, ws))
             boot = {arm: np.concatenate(v) for arm, v in boot.items()}
             base = r2_of(err["none"], dev)
-            base_seeds = [float(np.mean(1 - e.sum(0) / dev.sum(0))) for e in err["none"]]
+            base_seeds = seed_r2s(err["none"], dev)
             for arm in arms:
-                r2_seeds = [float(np.mean(1 - e.sum(0) / dev.sum(0))) for e in err[arm]]
+                r2_seeds = seed_r2s(err[arm], dev)
                 gain = boot[arm] - boot["none"]
                 value = r2_of(err[arm], dev)
                 rows.append({

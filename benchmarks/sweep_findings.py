@@ -20,15 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-
-def reference_mses(grid: dict) -> tuple[float, float]:
-    """(mean image's MSE, black image's MSE) on the first seed's held-out phantom images."""
-    from synthoct_bench.generators.vae_training import PhantomImageSource
-
-    held = PhantomImageSource(grid["eval_n"], grid["image_size"], seed=grid["seeds"][0],
-                              offset=grid["n"] + grid["val_n"])  # fmt: skip
-    x = held.images(range(grid["eval_n"])).astype(np.float64) / 255.0
-    return float(((x - x.mean(0)) ** 2).mean()), float((x**2).mean())
+from synthoct_bench.generators.vae_sweep import SweepGrid, held_out_images
 
 
 def main() -> None:
@@ -38,8 +30,10 @@ def main() -> None:
     root = Path(args.sweep)
     rows = pq.read_table(root / "results.parquet").to_pylist()
     report = json.loads((root / "report.json").read_text())
-    grid = json.loads((root / "sweep.json").read_text())
-    mean_mse, black_mse = reference_mses(grid)
+    grid = SweepGrid.from_dict(json.loads((root / "sweep.json").read_text()))
+    images = held_out_images(grid)
+    mean_mse = report["mean_image_mse"]
+    black_mse = float((images**2).mean())  # the MSE of an all-black output
     lrs = sorted({r["lr"] for r in rows})
     opts = [o for o in ("adam", "rmsprop", "sgd") if any(r["optimizer"] == o for r in rows)]
     order = ["vae", "iwae", "infovae", "logcosh", "beta", "tcvae"]

@@ -47,6 +47,7 @@ __all__ = [
     "run_sweep",
     "read_cells",
     "variance_shares",
+    "held_out_images",
     "mean_image_mse",
     "SweepReport",
     "sweep_report",
@@ -452,17 +453,23 @@ class SweepReport:
         return "\n".join(lines)
 
 
-def mean_image_mse(grid: SweepGrid) -> float | None:
-    """The per-pixel variance of the first seed's held-out phantom images (the MSE of the
-    mean image, the best output that ignores its input); None for folder images."""
+def held_out_images(grid: SweepGrid) -> np.ndarray | None:
+    """The first seed's held-out phantom images the cells are evaluated on, float64 in
+    [0, 1] (eval_n, S, S); None for folder images."""
     if grid.images != "phantom":
         return None
     from synthoct_bench.generators.vae_training import PhantomImageSource
 
     held = PhantomImageSource(grid.eval_n, grid.image_size, seed=grid.seeds[0],
                               offset=grid.n + grid.val_n)  # fmt: skip
-    x = held.images(range(grid.eval_n)).astype(np.float64) / 255.0
-    return float(((x - x.mean(0)) ** 2).mean())
+    return held.images(range(grid.eval_n)).astype(np.float64) / 255.0
+
+
+def mean_image_mse(grid: SweepGrid) -> float | None:
+    """The per-pixel variance of :func:`held_out_images` (the MSE of the mean image, the
+    best output that ignores its input); None for folder images."""
+    x = held_out_images(grid)
+    return None if x is None else float(((x - x.mean(0)) ** 2).mean())
 
 
 def sweep_report(out: str | os.PathLike, plots: bool = True) -> SweepReport:
