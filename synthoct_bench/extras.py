@@ -15,7 +15,7 @@ __all__ = ["EXTRAS", "MODULE_EXTRA", "MissingExtraError", "require", "extra_for"
 
 #: extra -> the modules it installs that the code imports.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "build": ("numba", "zlib_ng", "matplotlib"),
+    "build": ("numba", "isal", "matplotlib"),
     "torch": ("torch", "torchvision", "safetensors", "matplotlib"),
     "diffusion": ("torch", "torchvision", "safetensors", "diffusers", "accelerate"),
 }

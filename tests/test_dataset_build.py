@@ -74,6 +74,18 @@ def test_layout_and_manifest(tiny_dataset: Path):
     assert verify(tiny_dataset).ok
 
 
+def test_shards_store_png_bytes_as_they_are_and_compress_the_rest(tiny_dataset: Path):
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(tiny_dataset / "data" / "train-00000-of-00002.parquet").metadata
+    codecs = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).compression
+              for i in range(meta.num_columns)}  # fmt: skip
+    assert codecs.pop("image.bytes") == "UNCOMPRESSED"
+    assert {"subject_id", "eta.list.element", "obs_s49.list.element"} <= set(codecs)
+    assert set(codecs.values()) == {"ZSTD"}
+    assert read_metadata(tiny_dataset).writer.parquet["uncompressed_columns"] == ["image.bytes"]
+
+
 def test_columns_are_the_pipeline_of_rng_latent_and_nlme(tiny_dataset: Path):
     meta = read_metadata(tiny_dataset)
     cols = read_columns(

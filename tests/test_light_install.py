@@ -24,7 +24,7 @@ BLOCKED_CLI = textwrap.dedent(
     """
     import importlib.abc, json, sys
     BLOCK = {"torch", "torchvision", "numba", "diffusers", "accelerate", "transformers",
-             "matplotlib", "zlib_ng", "safetensors"}
+             "matplotlib", "isal", "safetensors"}
     class Blocker(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
             if name.split(".")[0] in BLOCK:

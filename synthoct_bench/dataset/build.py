@@ -74,6 +74,7 @@ from synthoct_bench.dataset.writer import (
     PNG_COMPRESS_LEVEL,
     PNG_ENCODER,
     ROW_GROUP_SIZE,
+    UNCOMPRESSED_COLUMNS,
     write_json_first_wins,
     write_parquet_atomic,
 )
@@ -457,7 +458,11 @@ def build(
         fit_subjects=int(fit_subjects),
         fit_options=to_jsonable(dict(fit_options or {})),
         writer=WriterSettings(
-            parquet={**PARQUET_SETTINGS, "row_group_size": ROW_GROUP_SIZE},
+            parquet={
+                **PARQUET_SETTINGS,
+                "row_group_size": ROW_GROUP_SIZE,
+                "uncompressed_columns": list(UNCOMPRESSED_COLUMNS),
+            },
             png_compress_level=PNG_COMPRESS_LEVEL,
             png_encoder=PNG_ENCODER,
         ),

@@ -24,6 +24,8 @@ from PIL import Image
 __all__ = [
     "PARQUET_SETTINGS",
     "PNG_COMPRESS_LEVEL",
+    "UNCOMPRESSED_COLUMNS",
+    "parquet_options",
     "encode_png",
     "decode_png",
     "write_parquet_atomic",
@@ -42,12 +44,15 @@ PARQUET_SETTINGS: dict[str, Any] = {
     "data_page_version": "1.0",
     "version": "2.6",
 }
+#: Parquet columns stored without compression: the PNG bytes are deflated already, and
+#: zstd would gain them about 2% for as much time as writing the rest of the shard.
+UNCOMPRESSED_COLUMNS: tuple[str, ...] = ("image.bytes",)
 #: How shard images are written. Every row gets PNG's Sub filter (the difference to the
 #: pixel on its left), applied to a whole batch at once in numpy, and each image is then
-#: deflated by zlib-ng at level 1. Chosen by measurement (benchmarks/bench_png.py,
-#: BENCHMARKS.md "PNG encoding"): 6.4x faster than PIL at its default level 6 on phantom
-#: B-scans, for 33% more bytes; the pixels decode identically (PNG is lossless).
-PNG_ENCODER = "sub-filter+zlib-ng"
+#: deflated by ISA-L (``isal``) at level 1. Chosen by measurement (benchmarks/bench_png.py,
+#: BENCHMARKS.md "PNG encoding"): the fastest lossless candidate on phantom B-scans, and
+#: smaller than zlib-ng at level 1; the pixels decode identically (PNG is lossless).
+PNG_ENCODER = "sub-filter+isal"
 PNG_COMPRESS_LEVEL = 1
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_FILTER_SUB = 1
@@ -64,7 +69,7 @@ def encode_png(images: np.ndarray) -> list[bytes]:
     Filtering runs once over the batch (uint8 arithmetic wraps modulo 256, as PNG's
     filters do); only the deflate step is per image, as a PNG's zlib stream is.
     """
-    from zlib_ng import zlib_ng
+    from isal import isal_zlib
 
     images = np.asarray(images)
     if images.ndim != 3 or images.dtype != np.uint8:
@@ -81,8 +86,7 @@ def encode_png(images: np.ndarray) -> list[bytes]:
     )
     end = _png_chunk(b"IEND", b"")
     return [
-        header + _png_chunk(b"IDAT", zlib_ng.compress(r.tobytes(), PNG_COMPRESS_LEVEL)) + end
-        for r in rows
+        header + _png_chunk(b"IDAT", isal_zlib.compress(r, PNG_COMPRESS_LEVEL)) + end for r in rows
     ]
 
 
@@ -107,12 +111,36 @@ def decode_png(
     return np.stack(out)
 
 
+def _leaf_paths(field: pa.Field, prefix: str = "") -> list[str]:
+    """Parquet column paths under an Arrow field (``image.bytes``, ``eta.list.element``)."""
+    path = prefix + field.name
+    kind = field.type
+    if pa.types.is_struct(kind):
+        return [p for i in range(kind.num_fields) for p in _leaf_paths(kind.field(i), path + ".")]
+    if pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind) or pa.types.is_large_list(kind):
+        return _leaf_paths(pa.field("element", kind.value_type), path + ".list.")
+    return [path]
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """``pq.write_table`` keywords for a shard: :data:`PARQUET_SETTINGS`, with the codec and
+    level spelled out per column so that :data:`UNCOMPRESSED_COLUMNS` skip compression."""
+    paths = [p for field in schema for p in _leaf_paths(field)]
+    codec, level = PARQUET_SETTINGS["compression"], PARQUET_SETTINGS["compression_level"]
+    squeezed = [p for p in paths if p not in UNCOMPRESSED_COLUMNS]
+    return {
+        **PARQUET_SETTINGS,
+        "compression": {p: codec if p in squeezed else "none" for p in paths},
+        "compression_level": {p: level for p in squeezed},
+    }
+
+
 def write_parquet_atomic(table: pa.Table, path: str | Path) -> tuple[str, int]:
     """Write ``table`` to ``path`` via ``path.tmp`` + rename; return (sha256, bytes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, row_group_size=ROW_GROUP_SIZE, **PARQUET_SETTINGS)
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP_SIZE, **parquet_options(table.schema))
     digest, size = sha256_file(tmp)
     os.replace(tmp, path)
     return digest, size
