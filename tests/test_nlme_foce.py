@@ -51,6 +51,20 @@ def test_short_fit_lowers_ofv_and_reports(data):
     assert fit.info["predicted_ofv_decrease"] > 0.1
 
 
+def test_bfgs_stops_after_two_stalled_iterations_and_judges_the_stop(data):
+    # a stall tolerance no iteration can beat: BFGS stops after exactly two iterations
+    fit = fit_foce(data, em_iter=4, max_iter=20, compute_se=False, ofv_stall_tol=1e9)
+    assert [h["phase"] for h in fit.history].count("bfgs") == 2
+    assert fit.info["message"].startswith("stalled")
+    # an early stop is judged by the OFV a Newton step still promises
+    assert "predicted_ofv_decrease" in fit.info
+    assert fit.converged == (fit.info["predicted_ofv_decrease"] < 0.1)
+    # a tolerance of zero never stalls: BFGS runs on its own criteria
+    full = fit_foce(data, em_iter=4, max_iter=20, compute_se=False, ofv_stall_tol=0.0)
+    assert not full.info["message"].startswith("stalled")
+    assert full.ofv <= fit.ofv + 1e-6
+
+
 def test_subsample_is_deterministic(data):
     a = fit_foce(data, max_subjects=40, seed=1, em_iter=1, max_iter=0, compute_se=False)
     b = fit_foce(data, max_subjects=40, seed=1, em_iter=1, max_iter=0, compute_se=False)
