@@ -209,17 +209,28 @@ def test_same_seed_same_bytes_whatever_the_workers(small_reference: Path, tmp_pa
     assert dataset_fingerprint(out) == dataset_fingerprint(small_reference)
 
 
+def test_a_failed_fit_stops_the_workers_rendering_behind_it(tmp_path: Path):
+    # the fit fails inside the pool (a bad option value); the shards queued behind it
+    # must stop at their EBEs instead of waiting, and nothing may be published
+    out = tmp_path / "failed_fit"
+    with pytest.raises(TypeError):
+        build(out, **SMALL_BUILD, workers=2, fit_options={"em_iter": "three"})
+    assert not (out / "_build" / "fits.json").exists()
+    assert not list(out.rglob("*.parquet")) and not (out / "manifest.json").exists()
+
+
 def test_killed_build_resumes_to_identical_bytes(small_reference, tmp_path, monkeypatch):
     out = tmp_path / "killed"
     real = pipeline_module.shard_table
     calls = {"n": 0}
 
-    def dies_on_third(spec, ctx, gen):
+    def dies_on_third(rendered, config, fitted_params, timings):
         calls["n"] += 1
         if calls["n"] == 3:
-            (out / (spec.path + ".tmp")).write_bytes(b"half a shard")  # as if killed mid-write
+            tmp = out / (rendered.spec.path + ".tmp")
+            tmp.write_bytes(b"half a shard")  # as if killed mid-write
             raise KeyboardInterrupt("killed")
-        return real(spec, ctx, gen)
+        return real(rendered, config, fitted_params, timings)
 
     build_module = sys.modules["synthoct_bench.dataset.build"]  # the package attr is build()
     monkeypatch.setattr(build_module, "shard_table", dies_on_third)

@@ -3,7 +3,9 @@
 Stages: (1) population fits — for each noise level, FOCE on the observations of
 the first ``fit_subjects`` training subjects (regenerated without images);
 (2) shards — each a pure function of (seed, ids, fits), built by local worker
-processes and/or ranks of a multi-machine job (shard s → rank s mod world);
+processes and/or ranks of a multi-machine job (shard s → rank s mod world); the
+workers take the fits first and render the first shards' images while the fits
+run, since only the EBEs need them;
 (3) merge — the per-shard sidecars become ``manifest.json`` and the card
 ``README.md``. Every stage writes atomically and records what it did, so a
 killed build resumes (``resume=True``) without losing or duplicating a subject.
@@ -51,10 +53,10 @@ from synthoct_bench.dataset.manifest import (
 )
 from synthoct_bench.dataset.pipeline import (
     STAGES,
-    ShardContext,
     latents,
     make_generator,
     observations,
+    render_shard,
     shard_table,
 )
 from synthoct_bench.dataset.records import (
@@ -194,20 +196,29 @@ def _prepare_out(out: Path, config: BuildConfig, resume: bool, world: int) -> No
     write_json(out / BUILD_DIR / CONFIG_NAME, config.to_dict())
 
 
-def _fit_level(level: int, config: BuildConfig, threads: int | None = None) -> FitRecord:
-    """FOCE fit of one noise level on the first ``fit_subjects`` training subjects."""
+def _set_threads(threads: int | None) -> None:
+    """Cap numba's (and torch's) threads so that worker processes do not oversubscribe."""
+    if threads is None:
+        return
+    import numba  # the NLME solver and the phantom run numba parallel loops
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def _fit_level(level: int, config: BuildConfig) -> tuple[int, FitRecord, float]:
+    """FOCE fit of one noise level on the first ``fit_subjects`` training subjects;
+    returns (level, record, seconds)."""
     from synthoct_bench.nlme import fit_foce
 
-    if threads is not None:
-        import numba
-
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    t = time.perf_counter()
     m = min(config.fit_subjects, config.splits["train"])
     ids = np.arange(m, dtype=np.int64)  # training ids start at 0
     _, eta = latents(ids, config.seed, config.eta_dims)
     _, obs = observations(eta, level, ids, config.seed, config.simulation_params)
     res = fit_foce(obs, max_subjects=m, seed=config.seed, **config.fit_options)
-    return FitRecord(
+    record = FitRecord(
         params=res.params.to_dict(),
         ofv=float(res.ofv),
         converged=bool(res.converged),
@@ -216,36 +227,14 @@ def _fit_level(level: int, config: BuildConfig, threads: int | None = None) -> F
         fit_on=f"train subjects 0..{m - 1}",
         method=res.method,
     )
+    return level, record, time.perf_counter() - t
 
 
-def _population_fits(
-    out: Path, config: BuildConfig, workers: int, progress: bool
-) -> dict[int, FitRecord]:
-    """One FOCE fit per noise level (levels in parallel over ``workers`` processes), cached
-    in ``_build/fits.json`` so resumed builds and other ranks reuse it."""
-    path = out / BUILD_DIR / FITS_NAME
-    if path.is_file():
-        return _read_fits(out)
-    levels = config.noise_levels
-    fits: dict[int, FitRecord] = {}
-    bar = tqdm(total=len(levels), desc="fit (FOCE per level)", disable=not progress)
-    try:
-        if workers <= 1 or len(levels) <= 1:
-            for k in levels:
-                fits[k] = _fit_level(k, config)
-                bar.update(1)
-        else:
-            procs = min(workers, len(levels))
-            threads = max(1, (os.cpu_count() or 1) // procs)
-            with ProcessPoolExecutor(procs, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(_fit_level, k, config, threads): k for k in levels}
-                for fut in as_completed(futures):
-                    fits[futures[fut]] = fut.result()
-                    bar.update(1)
-    finally:
-        bar.close()
-    written = write_json_first_wins({str(k): v.to_dict() for k, v in fits.items()}, path)
-    return {int(k): FitRecord.from_dict(v) for k, v in written.items()}
+def _save_fits(out: Path, fits: Mapping[int, FitRecord]) -> None:
+    """Record the fits in ``_build/fits.json``; the first writer wins, so resumed builds
+    and every rank of a multi-machine build use the same fits."""
+    records = {str(k): v.to_dict() for k, v in fits.items()}
+    write_json_first_wins(records, out / BUILD_DIR / FITS_NAME)
 
 
 def _read_fits(out: Path) -> dict[int, FitRecord]:
@@ -258,28 +247,42 @@ def _read_fits(out: Path) -> dict[int, FitRecord]:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(ctx: ShardContext, out: str, threads: int | None, generator: Any = None) -> None:
-    """Build the generator once per process; cap threads so workers do not oversubscribe."""
-    _WORKER["ctx"] = ctx
-    _WORKER["out"] = Path(out)
+def _init_worker(
+    config: BuildConfig,
+    out: str,
+    threads: int | None,
+    generator: Any = None,
+    fits_ready: Any = None,
+) -> None:
+    """Build the generator once per process and cap its threads. ``fits_ready`` is the
+    event the pool sets once the fits it runs are recorded (or have failed)."""
+    _WORKER.update(config=config, out=Path(out), fits=None, fits_ready=fits_ready)
     if generator is None:
-        spec = ctx.config.generator
-        generator = make_generator(spec.name, ctx.config.image_size, spec.kwargs)
+        spec = config.generator
+        generator = make_generator(spec.name, config.image_size, spec.kwargs)
     _WORKER["gen"] = generator
-    if threads is not None:
-        import numba  # the NLME solver and the phantom run numba parallel loops
-
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
+    _set_threads(threads)
 
 
-def _select(table: Any, ctx: ShardContext, columns: Sequence[str]) -> Any:
+def _worker_fits() -> dict[int, dict[str, Any]]:
+    """Fitted parameters per level (``PopulationParams.to_dict()``), read once per build;
+    waits for the fits when the pool is still running them."""
+    if _WORKER["fits"] is None:
+        if _WORKER["fits_ready"] is not None:
+            _WORKER["fits_ready"].wait()
+        out: Path = _WORKER["out"]
+        if not (out / BUILD_DIR / FITS_NAME).is_file():
+            raise RuntimeError("the population fits failed, so no shard can get its EBE targets")
+        _WORKER["fits"] = {k: v.params for k, v in _read_fits(out).items()}
+    return _WORKER["fits"]
+
+
+def _select(table: Any, config: BuildConfig, columns: Sequence[str]) -> Any:
     """``columns`` of a shard table, with the schema (and ``datasets`` metadata) of those
     columns alone."""
     from synthoct_bench.dataset.features import arrow_schema
 
-    schema = arrow_schema(ctx.config.noise_levels, columns)
+    schema = arrow_schema(config.noise_levels, columns)
     return table.select(list(columns)).replace_schema_metadata(schema.metadata)
 
 
@@ -289,18 +292,21 @@ def _reference_part(out: Path, spec: ShardSpec) -> Path:
 
 
 def _build_one(spec: ShardSpec) -> tuple[ShardSpec, ShardSidecar, dict[str, float]]:
-    """Compute, write and record one shard (file first, then its sidecar)."""
-    ctx: ShardContext = _WORKER["ctx"]
+    """Compute, write and record one shard (file first, then its sidecar). The images are
+    rendered before the fits are needed, so they overlap fits still running."""
+    config: BuildConfig = _WORKER["config"]
     out: Path = _WORKER["out"]
-    table, timings, converged = shard_table(spec, ctx, _WORKER["gen"])
+    timings = dict.fromkeys(STAGES, 0.0)
+    rendered = render_shard(spec, config, _WORKER["gen"], timings)
+    table, converged = shard_table(rendered, config, _worker_fits(), timings)
     t = time.perf_counter()
-    if ctx.config.blind_test and spec.split == BLIND_SPLIT:
+    if config.blind_test and spec.split == BLIND_SPLIT:
         # references first (build state, gathered by merge), then the public shard
         write_parquet_atomic(
-            _select(table, ctx, reference_columns(ctx.config.noise_levels)),
+            _select(table, config, reference_columns(config.noise_levels)),
             _reference_part(out, spec),
         )
-        table = _select(table, ctx, BLIND_COLUMNS)
+        table = _select(table, config, BLIND_COLUMNS)
     digest, size = write_parquet_atomic(table, out / spec.path)
     timings["parquet"] += time.perf_counter() - t
     entry = ShardSidecar(
@@ -319,18 +325,35 @@ def _build_one(spec: ShardSpec) -> tuple[ShardSpec, ShardSidecar, dict[str, floa
     return spec, entry, timings
 
 
-def _run_shards(
-    todo: list[ShardSpec],
-    ctx: ShardContext,
+def _run(
+    config: BuildConfig,
     out: Path,
+    todo: list[ShardSpec],
+    fit_levels: Sequence[int],
     workers: int,
     progress: bool,
     generator: Any,
 ) -> tuple[dict[str, float], int, int]:
-    """Build ``todo`` shards; returns (stage seconds, rows, bytes)."""
-    totals = dict.fromkeys(STAGES, 0.0)
+    """Fit ``fit_levels`` and build ``todo`` shards; returns (stage seconds, rows, bytes).
+
+    One process runs everything in turn, fits first. A pool of ``workers`` processes
+    takes the fits first too, and the shards behind them render their images meanwhile,
+    waiting for the fits only at their EBEs: no core idles while a fit runs.
+    """
+    totals = {"fit": 0.0, **dict.fromkeys(STAGES, 0.0)}
     rows = size = 0
+    fits: dict[int, FitRecord] = {}
+    fit_bar = tqdm(
+        total=len(fit_levels), desc="fit (FOCE per level)", disable=not progress or not fit_levels
+    )
     bar = tqdm(total=sum(s.rows for s in todo), desc="shards", unit="subj", disable=not progress)
+
+    def fitted(level: int, record: FitRecord, seconds: float) -> None:
+        fits[level] = record
+        totals["fit"] += seconds
+        fit_bar.update(1)
+        if len(fits) == len(fit_levels):
+            _save_fits(out, fits)
 
     def done(entry: ShardSidecar, timings: dict[str, float]) -> None:
         nonlocal rows, size
@@ -342,26 +365,40 @@ def _run_shards(
         bar.set_postfix({k: f"{totals[k]:.0f}s" for k in STAGES}, refresh=False)
 
     try:
-        if workers <= 1 or len(todo) <= 1:
-            _init_worker(ctx, str(out), None, generator)  # reuse: diffusion weights are big
+        if workers <= 1 or len(todo) + len(fit_levels) <= 1:
+            for level in fit_levels:
+                fitted(*_fit_level(level, config))
+            _init_worker(config, str(out), None, generator)  # reuse: diffusion weights are big
             for spec in todo:
                 _, entry, timings = _build_one(spec)
                 done(entry, timings)
         else:
+            ctx = mp.get_context("spawn")
+            fits_ready = ctx.Event()
             threads = max(1, (os.cpu_count() or 1) // workers)
             with ProcessPoolExecutor(
-                max_workers=min(workers, len(todo)),
-                mp_context=mp.get_context("spawn"),
+                max_workers=min(workers, len(todo) + len(fit_levels)),
+                mp_context=ctx,
                 initializer=_init_worker,
-                initargs=(ctx, str(out), threads),
+                initargs=(config, str(out), threads, None, fits_ready),
             ) as pool:
+                fit_futures = [pool.submit(_fit_level, level, config) for level in fit_levels]
                 pending = {pool.submit(_build_one, spec) for spec in todo}
+                try:
+                    for fut in as_completed(fit_futures):
+                        fitted(*fut.result())
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+                finally:
+                    fits_ready.set()  # also on failure: waiting shards then stop at once
                 while pending:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in finished:
                         _, entry, timings = fut.result()
                         done(entry, timings)
     finally:
+        fit_bar.close()
         bar.close()
     return totals, rows, size
 
@@ -471,12 +508,6 @@ def build(
     )
     _prepare_out(out, config, resume, world)
 
-    stage_seconds: dict[str, float] = {}
-    t = time.perf_counter()
-    fits = _population_fits(out, config, workers, progress)
-    stage_seconds["fit"] = time.perf_counter() - t
-
-    ctx = ShardContext(config=config, fitted_params={k: v.params for k, v in fits.items()})
     specs = plan_shards(sizes, shard_size)
     mine = [s for i, s in enumerate(specs) if i % world == rank]
     for spec in mine:  # leftovers of a killed run: never trusted, always rebuilt
@@ -484,8 +515,8 @@ def build(
         if tmp.exists():
             tmp.unlink()
     todo = [s for s in mine if not shard_is_done(out, s)]
-    shard_seconds, rows, size = _run_shards(todo, ctx, out, workers, progress, gen)
-    stage_seconds.update(shard_seconds)
+    fit_levels = () if (out / BUILD_DIR / FITS_NAME).is_file() else config.noise_levels
+    stage_seconds, rows, size = _run(config, out, todo, fit_levels, workers, progress, gen)
 
     merged = False
     if all(read_sidecar(out, s) is not None for s in specs):

@@ -2,14 +2,17 @@
 
 Each stage is a plain function of (seed, subject ids, ...), so any shard is
 rebuilt alone, bit for bit, and the population fit can regenerate the
-observations of the training split without rendering a single image.
+observations of the training split without rendering a single image. A shard is
+made in two calls, :func:`render_shard` (latents and images) and
+:func:`shard_table` (simulation and EBEs, which need the population fits), so a
+build can render while the fits are still running.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,11 +26,12 @@ from synthoct_bench.dataset.writer import encode_png
 
 __all__ = [
     "STAGES",
-    "ShardContext",
+    "RenderedShard",
     "make_generator",
     "latents",
     "image_seeds",
     "observations",
+    "render_shard",
     "shard_table",
 ]
 
@@ -36,15 +40,6 @@ __all__ = [
 IMAGE_CHUNK = 256
 #: Stage names, in pipeline order, as timed in the build summary and BENCHMARKS.md.
 STAGES: tuple[str, ...] = ("latents", "images", "png", "simulation", "ebe", "parquet")
-
-
-@dataclass(frozen=True)
-class ShardContext:
-    """Everything a worker needs to build any shard: the build's settings and its fits."""
-
-    config: BuildConfig
-    #: noise level -> fitted PopulationParams.to_dict() used for that level's EBEs
-    fitted_params: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def make_generator(name: str, image_size: int, kwargs: dict[str, Any] | None = None) -> Any:
@@ -88,17 +83,21 @@ def _fixed_list(values: np.ndarray, width: int) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), width)
 
 
-def shard_table(
-    spec: ShardSpec, ctx: ShardContext, generator: Any
-) -> tuple[pa.Table, dict[str, float], dict[str, int]]:
-    """Compute one shard's rows.
+@dataclass(frozen=True)
+class RenderedShard:
+    """The part of a shard that needs no population fit: ids, latents and PNG images."""
 
-    Returns (table, seconds per stage, EBE-converged count per level).
-    """
-    from synthoct_bench.nlme import OBS_TIMES, PopulationParams, ebe
+    spec: ShardSpec
+    ids: np.ndarray
+    z: np.ndarray
+    eta: np.ndarray
+    png: list[bytes]
 
-    config = ctx.config
-    timings = dict.fromkeys(STAGES, 0.0)
+
+def render_shard(
+    spec: ShardSpec, config: BuildConfig, generator: Any, timings: dict[str, float]
+) -> RenderedShard:
+    """Latents and PNG images of one shard (adds its seconds to ``timings``)."""
     ids = np.arange(spec.first_id, spec.first_id + spec.rows, dtype=np.int64)
     n = ids.size
 
@@ -108,11 +107,11 @@ def shard_table(
     timings["latents"] += time.perf_counter() - t
 
     png: list[bytes] = []
+    size = config.image_size
     for start in range(0, n, IMAGE_CHUNK):  # bounded memory whatever the shard size
         stop = min(start + IMAGE_CHUNK, n)
         t = time.perf_counter()
         images = np.asarray(generator.generate(z[start:stop], seeds[start:stop]))
-        size = config.image_size
         if images.shape != (stop - start, size, size) or (images.dtype != np.uint8):
             raise ValueError(
                 f"generator returned {images.dtype} {images.shape}; expected uint8 "
@@ -122,12 +121,28 @@ def shard_table(
         t = time.perf_counter()
         png.extend(encode_png(images))
         timings["png"] += time.perf_counter() - t
+    return RenderedShard(spec=spec, ids=ids, z=z, eta=eta, png=png)
 
+
+def shard_table(
+    rendered: RenderedShard,
+    config: BuildConfig,
+    fitted_params: dict[int, dict[str, Any]],
+    timings: dict[str, float],
+) -> tuple[pa.Table, dict[int, int]]:
+    """One shard's rows: the rendered part plus, per noise level, the simulated data and
+    their EBEs under that level's fitted parameters (``fitted_params[k]``, a
+    ``PopulationParams.to_dict()``). Returns (table, EBE-converged count per level) and adds
+    its seconds to ``timings``."""
+    from synthoct_bench.nlme import OBS_TIMES, PopulationParams, ebe
+
+    ids, eta, z = rendered.ids, rendered.eta, rendered.z
+    n = ids.size
     times = np.broadcast_to(np.asarray(OBS_TIMES, dtype=np.float32), (n, len(OBS_TIMES)))
     columns: dict[str, pa.Array] = {
         "subject_id": pa.array(ids, type=pa.int64()),
         "image": pa.StructArray.from_arrays(
-            [pa.array(png, type=pa.binary()), pa.nulls(n, type=pa.string())],
+            [pa.array(rendered.png, type=pa.binary()), pa.nulls(n, type=pa.string())],
             names=["bytes", "path"],
         ),
         "time": _fixed_list(times, len(OBS_TIMES)),
@@ -141,8 +156,7 @@ def shard_table(
         timings["simulation"] += time.perf_counter() - t
 
         t = time.perf_counter()
-        fitted = PopulationParams.from_dict(ctx.fitted_params[k])
-        est = ebe(obs, fitted)
+        est = ebe(obs, PopulationParams.from_dict(fitted_params[k]))
         timings["ebe"] += time.perf_counter() - t
         converged[k] = int(np.count_nonzero(np.asarray(est.converged)))
 
@@ -154,4 +168,4 @@ def shard_table(
     levels = config.noise_levels
     schema = arrow_schema(levels)
     table = pa.Table.from_arrays([columns[c] for c in all_columns(levels)], schema=schema)
-    return table, timings, converged
+    return table, converged
