@@ -247,6 +247,19 @@ def _read_fits(out: Path) -> dict[int, FitRecord]:
 _WORKER: dict[str, Any] = {}
 
 
+def _use_jemalloc() -> None:
+    """Give a worker process's Arrow buffers to jemalloc where pyarrow has it: it keeps
+    and reuses the ~200 MB a shard's table takes, where the default (mimalloc) hands it
+    back and faults it in again for every shard (a 10,000-row shard: 13% less wall time,
+    measured alternately)."""
+    import pyarrow as pa
+
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        pass
+
+
 def _init_worker(
     config: BuildConfig,
     out: str,
@@ -257,6 +270,8 @@ def _init_worker(
     """Build the generator once per process and cap its threads. ``fits_ready`` is the
     event the pool sets once the fits it runs are recorded (or have failed)."""
     _WORKER.update(config=config, out=Path(out), fits=None, fits_ready=fits_ready)
+    if threads is not None:  # a pool worker, not the caller's process
+        _use_jemalloc()
     if generator is None:
         spec = config.generator
         generator = make_generator(spec.name, config.image_size, spec.kwargs)
