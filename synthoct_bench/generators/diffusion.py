@@ -47,6 +47,8 @@ __all__ = [
     "PROMPT_EMBED_SHAPE",
     "SCHEDULERS",
     "sd15_scheduler_config",
+    "sd15_unet_config",
+    "sd15_vae_config",
     "make_scheduler",
     "latent_to_prompt_embeds",
     "LatentDiffusionGenerator",
@@ -79,6 +81,32 @@ def sd15_scheduler_config() -> dict[str, Any]:
         "set_alpha_to_one": False,
         "prediction_type": "epsilon",
         "clip_sample": False,
+    }
+
+
+def sd15_unet_config() -> dict[str, Any]:
+    """SD 1.5's UNet (859.5M parameters, 64×64 latents, 768-wide cross-attention) as
+    ``UNet2DConditionModel`` arguments: the architecture, without downloading weights."""
+    return {
+        "sample_size": 64,
+        "layers_per_block": 2,
+        "block_out_channels": (320, 640, 1280, 1280),
+        "cross_attention_dim": 768,
+        "attention_head_dim": 8,
+    }
+
+
+def sd15_vae_config() -> dict[str, Any]:
+    """SD 1.5's VAE (83.7M parameters, 8× down-sampling, 4 latent channels) as
+    ``AutoencoderKL`` arguments."""
+    return {
+        "down_block_types": ("DownEncoderBlock2D",) * 4,
+        "up_block_types": ("UpDecoderBlock2D",) * 4,
+        "block_out_channels": (128, 256, 512, 512),
+        "layers_per_block": 2,
+        "latent_channels": 4,
+        "sample_size": 512,
+        "scaling_factor": 0.18215,
     }
 
 
