@@ -72,6 +72,7 @@ class DemoConfig:
     n_bootstrap: int = 1000
     workers: int = 2  # dataset build worker processes (this machine has 2 cores)
     device: str = "auto"
+    amp: bool | None = None  # ResNet18 mixed precision (None: bf16 where native)
     resume: bool = False
     progress: bool = True
     generator_kwargs: dict[str, Any] = field(default_factory=lambda: dict(DEMO_PHANTOM))
@@ -302,6 +303,7 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
             input_size=c.input_size,
             seed=c.seed,
             device=c.device,
+            amp=c.amp,
             progress=c.progress,
             checkpoint_dir=work / "checkpoints",
         )

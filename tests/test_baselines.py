@@ -256,3 +256,28 @@ def test_resnet_also_takes_a_torch_dataset(tiny_dataset):
     assert model.predict(test).shape == (len(test), 3)
     with pytest.raises(ValueError, match="y is required"):
         ResNet18Baseline().fit({"image": np.zeros((4, 16, 16), np.uint8)})
+
+
+def test_mixed_precision_is_on_where_bf16_is_native_unless_set(monkeypatch):
+    """amp=None follows the hardware (read at fit and at predict); bf16 training lands
+    where float32 does."""
+    from synthoct_bench.baselines import training
+
+    torch.set_num_threads(2)
+    x, y = toy_data(96)
+    xv, yv = toy_data(48, seed=1)
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    fp32 = ResNet18Baseline(**small_params(epochs=3)).fit(x, y, eval_set=(xv, yv))
+    assert {h["precision"] for h in fp32.history_} == {"float32"}
+    pred_fp32 = fp32.predict(xv)
+    off = ResNet18Baseline(**small_params(epochs=3, amp=False)).fit(x, y, eval_set=(xv, yv))
+    np.testing.assert_array_equal(off.predict(xv), pred_fp32)
+    forced = ResNet18Baseline(**small_params(epochs=3, amp=True)).fit(x, y, eval_set=(xv, yv))
+    assert {h["precision"] for h in forced.history_} == {"bfloat16"}
+    pred_bf16 = forced.predict(xv)
+    monkeypatch.setattr(training, "native_bf16", lambda device: True)
+    auto = ResNet18Baseline(**small_params(epochs=3)).fit(x, y, eval_set=(xv, yv))
+    assert {h["precision"] for h in auto.history_} == {"bfloat16"}
+    np.testing.assert_array_equal(auto.predict(xv), pred_bf16)
+    assert r2(yv, pred_fp32) > 0.2
+    assert r2(yv, pred_bf16) == pytest.approx(r2(yv, pred_fp32), abs=0.1)

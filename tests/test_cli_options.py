@@ -114,6 +114,36 @@ def test_progress_flag_everywhere_it_applies():
         assert SUBPARSERS[name].parse_args(_required(name) + ["--no-progress"]).no_progress
 
 
+class _Reached(Exception):
+    """Raised by a stand-in to hand back what a command passed on."""
+
+
+def _reach(value):
+    raise _Reached(value)
+
+
+def test_amp_flag_is_shared_by_baseline_and_demo_and_reaches_the_resnet(monkeypatch):
+    from synthoct_bench.commands import baseline, demo
+
+    for name in ("baseline", "demo"):
+        assert SUBPARSERS[name].parse_args(_required(name)).amp == "auto"
+        with pytest.raises(SystemExit):
+            SUBPARSERS[name].parse_args(_required(name) + ["--amp", "fp16"])
+    monkeypatch.setattr(
+        "synthoct_bench.baselines.run.run_baseline",
+        lambda *a, **kw: _reach(kw["params"]["amp"]),
+    )
+    monkeypatch.setattr("synthoct_bench.demo.run_demo", lambda config, log=None: _reach(config.amp))
+    argv = ["resnet18", "--data", "d", "--noise", "9", "--out", "p.parquet"]
+    for flag, amp in (("off", False), ("on", True), ("auto", None)):
+        with pytest.raises(_Reached) as reached:
+            baseline.run(SUBPARSERS["baseline"].parse_args([*argv, "--amp", flag]))
+        assert reached.value.args[0] is amp
+        with pytest.raises(_Reached) as reached:
+            demo.run(SUBPARSERS["demo"].parse_args(["--amp", flag]))
+        assert reached.value.args[0] is amp
+
+
 def _required(name: str) -> list[str]:
     return {
         "build": ["--out", "x"],

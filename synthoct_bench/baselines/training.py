@@ -25,8 +25,12 @@ Checkpoints (``checkpoint_dir``): ``state.json`` names the current
 ``step-*.model.safetensors`` / ``step-*.optimizer.safetensors`` pair and holds
 progress, history and parameters; ``best/model.safetensors`` + ``best/config.json``
 hold the best epoch (before calibration; ``save_pretrained`` writes the final
-model). On GPU, AMP (bf16, or fp16 with loss scaling) and data-loader workers
-are switched on.
+model). Mixed precision (``amp``) is on by default where bf16 is native: on GPUs
+(bf16, or fp16 with loss scaling where bf16 is missing) and on CPUs with AVX-512
+BF16 or AMX, where it trains 1.5-1.7× and predicts 1.75× faster at 48 px than
+float32 (2-core AMD EPYC); training, validation and prediction all run under it. On GPU,
+data-loader workers are switched on too. Adam runs fused where torch has the
+fused kernel (3× faster optimiser steps on the CPU).
 """
 
 from __future__ import annotations
@@ -150,6 +154,26 @@ def _resolve_device(name: str) -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware: a CUDA GPU with bf16 (Ampere and
+    later), or a CPU with AVX-512 BF16 or AMX (oneDNN's test)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without the check: say no
+        return False
+
+
+def _adam(params: Any, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch has one for ``device``, else the
+    default; the same update up to float rounding."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=device.type in ("cuda", "cpu"))
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr)
+
+
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The permutation of n training rows for one epoch, drawn from (seed, epoch), so a
     run resumed mid-epoch sees the same batches."""
@@ -170,7 +194,8 @@ class ResNet18Baseline(ParamsMixin):
             data's own image size).
         seed: weight initialisation and per-epoch data order.
         device: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ...
-        amp: mixed precision (None: on for cuda).
+        amp: mixed precision (None: on where bf16 is native, see :func:`native_bf16`;
+            GPUs without bf16 use fp16 with loss scaling).
         num_workers: data-loader workers for a torch Dataset X (None: min(8, cpus) on
             cuda, 0 on cpu).
         standardise_targets: train on per-dimension standardised targets.
@@ -381,13 +406,8 @@ class ResNet18Baseline(ParamsMixin):
         )
         torch.manual_seed(self.seed)
         model = ResNet18Regressor(model_config).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
-        amp = self.amp if self.amp is not None else device.type == "cuda"
-        amp_dtype = (
-            torch.bfloat16
-            if device.type != "cuda" or torch.cuda.is_bf16_supported()
-            else torch.float16
-        )
+        optimizer = _adam(list(model.parameters()), self.lr, device)
+        amp, amp_dtype = self._precision(device)
         scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
 
         epoch, batch_pos, step = 0, 0, 0
@@ -437,6 +457,7 @@ class ResNet18Baseline(ParamsMixin):
                 "train_loss": loss_sum / max(seen, 1),
                 "seconds": time.perf_counter() - t0,
                 "images_per_s": seen / max(time.perf_counter() - t0, 1e-9),
+                "precision": str(amp_dtype).removeprefix("torch.") if amp else "float32",
             }
             if val is not None:
                 record["val_loss"] = self._val_loss(model, val, device)
@@ -472,8 +493,19 @@ class ResNet18Baseline(ParamsMixin):
         data = self._dataset(X, None, size)
         order = torch.arange(len(data))
         batches = self._batches(data, order, self.eval_batch_size, device, size)
-        outs = [model(x).float().cpu() for x, _ in batches]
+        with self._autocast(device):
+            outs = [model(x).float().cpu() for x, _ in batches]
         return torch.cat(outs).numpy().astype(np.float64)
+
+    def _precision(self, device: torch.device) -> tuple[bool, torch.dtype]:
+        """(mixed precision on, its dtype) on ``device``: ``amp``, or bf16 where native."""
+        amp = self.amp if self.amp is not None else native_bf16(device)
+        bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported()
+        return bool(amp), torch.bfloat16 if bf16 else torch.float16
+
+    def _autocast(self, device: torch.device) -> torch.autocast:
+        amp, dtype = self._precision(device)
+        return torch.autocast(device.type, dtype=dtype, enabled=amp)
 
     @torch.no_grad()
     def _val_loss(self, model: ResNet18Regressor, val, device) -> float:
@@ -483,7 +515,9 @@ class ResNet18Baseline(ParamsMixin):
         order = torch.arange(len(val))
         for x, y in self._batches(val, order, self.eval_batch_size, device):
             z = (y - model.target_mean) / model.target_std
-            total += float(((model.forward_standardised(x).float() - z) ** 2).sum())
+            with self._autocast(device):
+                out = model.forward_standardised(x)
+            total += float(((out.float() - z) ** 2).sum())
             count += y.numel()
         model.train()
         return total / max(count, 1)
@@ -494,7 +528,8 @@ class ResNet18Baseline(ParamsMixin):
         model.eval()
         preds, ys = [], []
         for x, y in self._batches(val, torch.arange(len(val)), self.eval_batch_size, device):
-            preds.append(model(x).float().cpu())
+            with self._autocast(device):
+                preds.append(model(x).float().cpu())
             ys.append(y.float().cpu())
         p = torch.cat(preds).double().numpy()
         y = torch.cat(ys).double().numpy()

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from synthoct_bench.commands.common import add_progress_flag
+from synthoct_bench.commands.common import AMP_CHOICES, add_amp_flag, add_progress_flag
 
 HELP = (
     "Run a reference baseline (average, random, oracle, resnet18, tcvae-dense, tcvae-sparse, "
@@ -36,6 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="network input side: images are resized to it (unset: the stored size)",
     )
     group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    add_amp_flag(group)
     group.add_argument("--workers", type=int, default=None, help="data-loader workers")
     group.add_argument(
         "--workdir",
@@ -120,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             "input_size": args.input_size,
             "seed": args.seed,
             "device": args.device,
+            "amp": AMP_CHOICES[args.amp],
             "num_workers": args.workers,
             "calibrate": not args.no_calibrate,
             "progress": not args.no_progress,

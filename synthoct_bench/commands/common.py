@@ -67,6 +67,21 @@ def key_value(text: str) -> tuple[str, object]:
         return key, value
 
 
+#: ``--amp`` choices and the ResNet18's ``amp`` parameter each stands for.
+AMP_CHOICES: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
+
+
+def add_amp_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--amp auto|on|off``: the ResNet18's mixed precision (``AMP_CHOICES[args.amp]``)."""
+    parser.add_argument(
+        "--amp",
+        choices=list(AMP_CHOICES),
+        default="auto",
+        help="ResNet18 mixed precision: auto (bf16 where the device has it natively), "
+        "on, or off (float32)",
+    )
+
+
 def add_progress_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--no-progress``: the one spelling of "no progress bars"."""
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

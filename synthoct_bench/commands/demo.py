@@ -6,7 +6,13 @@ import argparse
 import json
 import sys
 
-from synthoct_bench.commands.common import add_json_flag, add_noise_levels, add_progress_flag
+from synthoct_bench.commands.common import (
+    AMP_CHOICES,
+    add_amp_flag,
+    add_json_flag,
+    add_noise_levels,
+    add_progress_flag,
+)
 
 HELP = (
     "Build a mini phantom dataset, train and score every baseline at every noise level, "
@@ -54,6 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, default=d.workers, help="dataset build workers")
     parser.add_argument("--device", default=d.device, help="auto, cpu, cuda")
+    add_amp_flag(parser)
     parser.add_argument(
         "--eta-visibility",
         type=float,
@@ -85,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         device=args.device,
+        amp=AMP_CHOICES[args.amp],
         resume=args.resume,
         progress=not args.no_progress,
     )
