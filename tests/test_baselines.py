@@ -281,3 +281,12 @@ def test_mixed_precision_is_on_where_bf16_is_native_unless_set(monkeypatch):
     np.testing.assert_array_equal(auto.predict(xv), pred_bf16)
     assert r2(yv, pred_fp32) > 0.2
     assert r2(yv, pred_bf16) == pytest.approx(r2(yv, pred_fp32), abs=0.1)
+
+
+def test_every_gpu_gets_mixed_precision_fp16_where_bf16_is_missing(monkeypatch):
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **kw: False)
+    assert ResNet18Baseline()._precision(cuda) == (True, torch.float16)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **kw: True)
+    assert ResNet18Baseline()._precision(cuda) == (True, torch.bfloat16)
+    assert ResNet18Baseline(amp=False)._precision(cuda)[0] is False

@@ -25,12 +25,12 @@ Checkpoints (``checkpoint_dir``): ``state.json`` names the current
 ``step-*.model.safetensors`` / ``step-*.optimizer.safetensors`` pair and holds
 progress, history and parameters; ``best/model.safetensors`` + ``best/config.json``
 hold the best epoch (before calibration; ``save_pretrained`` writes the final
-model). Mixed precision (``amp``) is on by default where bf16 is native: on GPUs
-(bf16, or fp16 with loss scaling where bf16 is missing) and on CPUs with AVX-512
-BF16 or AMX, where it trains 1.5-1.7× and predicts 1.75× faster at 48 px than
-float32 (2-core AMD EPYC); training, validation and prediction all run under it. On GPU,
-data-loader workers are switched on too. Adam runs fused where torch has the
-fused kernel (3× faster optimiser steps on the CPU).
+model). Mixed precision (``amp``) is on by default on GPUs (bf16, or fp16 with
+loss scaling where bf16 is missing) and on CPUs with native bf16 (AVX-512 BF16
+or AMX), where it trains 1.5-1.7× and predicts 1.75× faster at 48 px than
+float32 (2-core AMD EPYC); training, validation and prediction all run under
+it. On GPU, data-loader workers are switched on too. Adam runs fused where torch
+has the fused kernel (3× faster optimiser steps on the CPU).
 """
 
 from __future__ import annotations
@@ -194,8 +194,8 @@ class ResNet18Baseline(ParamsMixin):
             data's own image size).
         seed: weight initialisation and per-epoch data order.
         device: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ...
-        amp: mixed precision (None: on where bf16 is native, see :func:`native_bf16`;
-            GPUs without bf16 use fp16 with loss scaling).
+        amp: mixed precision (None: on for GPUs, in fp16 with loss scaling where bf16
+            is missing, and for CPUs with native bf16, see :func:`native_bf16`).
         num_workers: data-loader workers for a torch Dataset X (None: min(8, cpus) on
             cuda, 0 on cpu).
         standardise_targets: train on per-dimension standardised targets.
@@ -498,8 +498,9 @@ class ResNet18Baseline(ParamsMixin):
         return torch.cat(outs).numpy().astype(np.float64)
 
     def _precision(self, device: torch.device) -> tuple[bool, torch.dtype]:
-        """(mixed precision on, its dtype) on ``device``: ``amp``, or bf16 where native."""
-        amp = self.amp if self.amp is not None else native_bf16(device)
+        """(mixed precision on, its dtype) on ``device``: ``amp``, else on for every GPU
+        (fp16 with loss scaling where bf16 is missing) and for CPUs with native bf16."""
+        amp = self.amp if self.amp is not None else device.type == "cuda" or native_bf16(device)
         bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported()
         return bool(amp), torch.bfloat16 if bf16 else torch.float16
 
