@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_diffusion import tiny_generator
 
 from synthoct_bench.generators.diffusion import sd15_unet_config, sd15_vae_config
 from synthoct_bench.generators.diffusion_cost import count_diffusion_cost, peak_tflops
-from tests.test_diffusion import tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
