@@ -192,6 +192,8 @@ def run_baseline(
         if model_dir is not None:
             device = settings.get("device", "auto")
             model = ResNet18Baseline.from_pretrained(model_dir, device=device)
+            if settings.get("amp") is not None:  # predict in the precision asked for
+                model.amp = settings["amp"]
         else:
             if workdir is not None:
                 settings.setdefault("checkpoint_dir", Path(workdir) / "checkpoints")

@@ -39,6 +39,7 @@ import copy
 import json
 import math
 import os
+import platform
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -154,14 +155,23 @@ def _resolve_device(name: str) -> torch.device:
     return device
 
 
+#: An epoch record's ``precision``, spelled as the benchmarks' ``--dtype``.
+_PRECISION_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 in hardware: a CUDA GPU with bf16 (Ampere and
-    later), or a CPU with AVX-512 BF16 or AMX (oneDNN's test)."""
+    """Whether ``device`` computes bf16 in hardware: a CUDA GPU of compute capability 8
+    or more (Ampere and later; older ones only emulate it), or a CPU with AVX-512 BF16
+    or AMX (on x86; elsewhere oneDNN's own test). Other devices: no."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    if device.type != "cpu":
+        return False
     try:
+        if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
+            return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch without the check: say no
+    except (AttributeError, RuntimeError):  # a torch without these checks: say no
         return False
 
 
@@ -457,7 +467,7 @@ class ResNet18Baseline(ParamsMixin):
                 "train_loss": loss_sum / max(seen, 1),
                 "seconds": time.perf_counter() - t0,
                 "images_per_s": seen / max(time.perf_counter() - t0, 1e-9),
-                "precision": str(amp_dtype).removeprefix("torch.") if amp else "float32",
+                "precision": _PRECISION_NAMES[amp_dtype] if amp else "fp32",
             }
             if val is not None:
                 record["val_loss"] = self._val_loss(model, val, device)
@@ -501,7 +511,7 @@ class ResNet18Baseline(ParamsMixin):
         """(mixed precision on, its dtype) on ``device``: ``amp``, else on for every GPU
         (fp16 with loss scaling where bf16 is missing) and for CPUs with native bf16."""
         amp = self.amp if self.amp is not None else device.type == "cuda" or native_bf16(device)
-        bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported()
+        bf16 = device.type != "cuda" or native_bf16(device)
         return bool(amp), torch.bfloat16 if bf16 else torch.float16
 
     def _autocast(self, device: torch.device) -> torch.autocast:
@@ -617,9 +627,15 @@ class ResNet18Baseline(ParamsMixin):
         stem = checkpoints / state["checkpoint"]
         model.load_state_dict(load_tensors(f"{stem}.model.safetensors"))
         model.to(device)
+        # the kernel choice (fused, foreach) is this run's, not the checkpoint's: a
+        # checkpoint written by an unfused Adam must not unfuse this one (GradScaler
+        # steps a fused Adam differently), nor a fused one ask for a missing kernel
+        kernels = [{k: g.get(k) for k in ("fused", "foreach")} for g in optimizer.param_groups]
         optimizer_from_tensors(
             optimizer, load_tensors(f"{stem}.optimizer.safetensors", device), state["optimizer"]
         )
+        for group, kernel in zip(optimizer.param_groups, kernels, strict=True):
+            group.update(kernel)
         if state.get("grad_scaler"):
             scaler.load_state_dict(state["grad_scaler"])
         self.history_ = list(state.get("history", []))

@@ -4,6 +4,7 @@
     --generator-arg KEY=VALUE extra generator keyword (repeatable)
     --noise N / --noise-levels 0,1,9,18,49
     --json [PATH]             JSON to a file, or to stdout in place of the text
+    --amp auto|on|off         the ResNet18's mixed precision
 
 Every subcommand's parser uses :class:`HelpFormatter`, which shows each option's
 default in ``--help``; help strings therefore never spell out a default themselves
@@ -17,7 +18,9 @@ import argparse
 import json
 
 __all__ = [
+    "AMP_CHOICES",
     "HelpFormatter",
+    "add_amp_flag",
     "default_text",
     "key_value",
     "add_progress_flag",
@@ -77,8 +80,8 @@ def add_amp_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
         "--amp",
         choices=list(AMP_CHOICES),
         default="auto",
-        help="ResNet18 mixed precision: auto (bf16 where the device has it natively), "
-        "on, or off (float32)",
+        help="ResNet18 mixed precision: auto (on for GPUs, fp16 where they lack bf16, and "
+        "for CPUs with native bf16), on, or off (fp32)",
     )
 
 
