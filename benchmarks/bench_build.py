@@ -36,9 +36,20 @@ from pathlib import Path
 import numpy as np
 
 FULL_N = 1_100_000
-#: H100 GPU-hours for 1.1M 512×512 diffusion images (REFERENCE.md, "diffusers and SD 1.5").
-GPU_HOURS_PNDM50 = 55.0
-GPU_HOURS_20_STEPS = 27.5
+#: TFLOP per 512×512 SD 1.5 image, counted by ``count_diffusion_cost``: PNDM's 50 steps
+#: (51 UNet calls) and a 20-step DPM-Solver++ (20 calls), no guidance.
+IMAGE_TFLOP_PNDM50 = 43.48
+IMAGE_TFLOP_20_STEPS = 18.58
+#: An H100's dense bf16 peak and the share of it assumed until one is measured
+#: (BENCHMARKS, "Diffusion and β-VAE": the published A100 rate is 40% of its peak).
+H100_PEAK_TFLOPS, ASSUMED_FRACTION_OF_PEAK = 989.4, 0.25
+#: H100 GPU-hours for 1.1M 512×512 diffusion images at that rate (a projection).
+GPU_HOURS_PNDM50 = (
+    FULL_N * IMAGE_TFLOP_PNDM50 / (H100_PEAK_TFLOPS * ASSUMED_FRACTION_OF_PEAK) / 3600
+)
+GPU_HOURS_20_STEPS = (
+    FULL_N * IMAGE_TFLOP_20_STEPS / (H100_PEAK_TFLOPS * ASSUMED_FRACTION_OF_PEAK) / 3600
+)
 
 
 def _peak_rss_mb() -> float:

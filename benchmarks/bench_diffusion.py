@@ -16,9 +16,10 @@ Times ``LatentDiffusionGenerator.generate`` end to end (prompt embedding, noise 
 per-image generators, UNet loop, VAE decode, resize to --image-size, uint8), after
 one warm-up call (which also compiles). The FLOPs per image are counted, not
 estimated (:func:`synthoct_bench.generators.diffusion_cost.count_diffusion_cost`:
-SD 1.5 at 512 px is 0.803 TFLOP per UNet call and 2.51 per VAE decode, 42.7 at 50
-steps), so images/s converts to TFLOP/s and to a fraction of the GPU's dense
-fp16/bf16 peak (``--peak-tflops`` where the GPU is not in the table). The baseline
+SD 1.5 at 512 px is 0.803 TFLOP per UNet call and 2.515 per VAE decode; PNDM's 50
+steps make 51 UNet calls, 43.5 TFLOP), so images/s converts to TFLOP/s and to a
+fraction of the GPU's dense fp16/bf16 peak, fp32 rows included (``--peak-tflops``
+where the GPU is not in the table). The baseline
 row is the paper's setting (PNDM, 50 steps); ratios are against it at the same
 batch size, dtype and compile setting, measured in the same run. Writes JSON with --out.
 """
@@ -137,11 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="write results as JSON here")
     args = p.parse_args(argv)
     if args.tiny and args.device == "cpu":
-        args.dtype = ["fp32" if d == "fp16" else d for d in dict.fromkeys(args.dtype)]
+        args.dtype = list(dict.fromkeys("fp32" if d == "fp16" else d for d in args.dtype))
 
     import torch
 
-    from synthoct_bench.generators.diffusion_cost import count_diffusion_cost, peak_tflops
+    from synthoct_bench.generators.diffusion_cost import (
+        count_diffusion_cost,
+        peak_tflops,
+        unet_calls,
+    )
 
     cuda = args.device.startswith("cuda")
     device_name = torch.cuda.get_device_name() if cuda else platform.processor() or "cpu"
@@ -155,11 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         if compiled == "on":
             gen.unet = torch.compile(gen.unet)
         ips = _time_generate(gen, batch, args.batches, cuda)
-        tflop = cost.image_tflop(steps)
+        calls = unet_calls(gen.scheduler, steps)
+        tflop = cost.image_tflop(calls)
         rows.append(
             {
                 "dtype": dtype, "compile": compiled, "scheduler": scheduler, "steps": steps,
-                "batch_size": batch, "images_per_s": ips, "tflop_per_image": tflop,
+                "batch_size": batch, "unet_calls": calls, "images_per_s": ips,
+                "image_tflop": tflop,
                 "tflops": ips * tflop, "fraction_of_peak": ips * tflop / peak if peak else None,
                 "model_resolution": gen.model_resolution,
                 "gpu_hours_1.1M": N_IMAGES_FULL_SCALE / ips / 3600,
