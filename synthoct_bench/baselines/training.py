@@ -418,6 +418,7 @@ class ResNet18Baseline(ParamsMixin):
         model = ResNet18Regressor(model_config).to(device)
         optimizer = _adam(list(model.parameters()), self.lr, device)
         amp, amp_dtype = self._precision(device)
+        autocast = self._autocast(device)  # one context, entered once a step
         scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
 
         epoch, batch_pos, step = 0, 0, 0
@@ -448,7 +449,7 @@ class ResNet18Baseline(ParamsMixin):
             )
             t0, loss_sum, seen = time.perf_counter(), 0.0, 0
             for x, y in bar:
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+                with autocast:
                     out = model.forward_standardised(x)
                 loss = F.mse_loss(out.float(), (y - mean_t) / std_t)
                 optimizer.zero_grad(set_to_none=True)
@@ -510,8 +511,9 @@ class ResNet18Baseline(ParamsMixin):
     def _precision(self, device: torch.device) -> tuple[bool, torch.dtype]:
         """(mixed precision on, its dtype) on ``device``: ``amp``, else on for every GPU
         (fp16 with loss scaling where bf16 is missing) and for CPUs with native bf16."""
-        amp = self.amp if self.amp is not None else device.type == "cuda" or native_bf16(device)
-        bf16 = device.type != "cuda" or native_bf16(device)
+        native = native_bf16(device)
+        amp = self.amp if self.amp is not None else device.type == "cuda" or native
+        bf16 = device.type != "cuda" or native
         return bool(amp), torch.bfloat16 if bf16 else torch.float16
 
     def _autocast(self, device: torch.device) -> torch.autocast:
@@ -524,12 +526,12 @@ class ResNet18Baseline(ParamsMixin):
         model.eval()
         total, count = 0.0, 0
         order = torch.arange(len(val))
-        for x, y in self._batches(val, order, self.eval_batch_size, device):
-            z = (y - model.target_mean) / model.target_std
-            with self._autocast(device):
-                out = model.forward_standardised(x)
-            total += float(((out.float() - z) ** 2).sum())
-            count += y.numel()
+        with self._autocast(device):
+            for x, y in self._batches(val, order, self.eval_batch_size, device):
+                z = (y - model.target_mean) / model.target_std
+                out = model.forward_standardised(x).float()
+                total += float(((out - z) ** 2).sum())
+                count += y.numel()
         model.train()
         return total / max(count, 1)
 
@@ -538,10 +540,10 @@ class ResNet18Baseline(ParamsMixin):
         """Per-dimension least-squares line y ≈ a + b·pred on validation, b >= 0."""
         model.eval()
         preds, ys = [], []
-        for x, y in self._batches(val, torch.arange(len(val)), self.eval_batch_size, device):
-            with self._autocast(device):
+        with self._autocast(device):
+            for x, y in self._batches(val, torch.arange(len(val)), self.eval_batch_size, device):
                 preds.append(model(x).float().cpu())
-            ys.append(y.float().cpu())
+                ys.append(y.float().cpu())
         p = torch.cat(preds).double().numpy()
         y = torch.cat(ys).double().numpy()
         pc, yc = p - p.mean(axis=0), y - y.mean(axis=0)
