@@ -248,7 +248,12 @@ def test_run_baseline_trains_saves_and_reuses_the_resnet(tiny_dataset, tmp_path)
     _, pred_off = run_baseline("resnet18", tiny_dataset, 9, "test", model_dir=tmp_path / "model",
                                params=off)  # fmt: skip
     assert not np.array_equal(pred_on, pred_off)
-    np.testing.assert_allclose(pred_on, pred_off, atol=0.1)
+    # the same model at lower precision: bf16 keeps ~3 digits, and a net trained for one
+    # epoch amplifies them unevenly (0.27 apart at worst on an AMX CPU), so the check is
+    # that the two agree far better than either varies across subjects
+    assert np.corrcoef(pred_on.ravel(), pred_off.ravel())[0, 1] > 0.9
+    spread = np.abs(pred_off - pred_off.mean(axis=0)).mean()
+    assert np.abs(pred_on - pred_off).mean() < 0.25 * spread
 
 
 def test_resnet_also_takes_a_torch_dataset(tiny_dataset):
