@@ -15,7 +15,7 @@ peak FLOP rate it reaches, and the wall time for 1.1M images on N GPUs.
 Times ``LatentDiffusionGenerator.generate`` end to end (prompt embedding, noise from
 per-image generators, UNet loop, VAE decode, resize to --image-size, uint8), after
 one warm-up call (which also compiles). The FLOPs per image are counted, not
-estimated (:func:`synthoct_bench.generators.diffusion_cost.count_diffusion_cost`:
+estimated (:func:`synthoct_bench.generators.diffusion.cost.count_diffusion_cost`:
 SD 1.5 at 512 px is 0.803 TFLOP per UNet call and 2.515 per VAE decode; PNDM's 50
 steps make 51 UNet calls, 43.5 TFLOP), so images/s converts to TFLOP/s and to a
 fraction of the GPU's dense fp16/bf16 peak, fp32 rows included (``--peak-tflops``
@@ -44,7 +44,10 @@ PROJECTION_GPUS = (1, 8, 64)
 def build_generator(args, dtype_name: str, scheduler: str, steps: int, batch: int):
     import torch
 
-    from synthoct_bench.generators.diffusion import LatentDiffusionGenerator, make_scheduler
+    from synthoct_bench.generators.diffusion.pipeline import (
+        LatentDiffusionGenerator,
+        make_scheduler,
+    )
 
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype_name]
     settings = dict(
@@ -68,7 +71,7 @@ def _components(tiny: bool, device: str):
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    from synthoct_bench.generators.diffusion import sd15_unet_config, sd15_vae_config
+    from synthoct_bench.generators.diffusion.pipeline import sd15_unet_config, sd15_vae_config
 
     key = (tiny, device)
     if key not in _CACHE:
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from synthoct_bench.generators.diffusion_cost import (
+    from synthoct_bench.generators.diffusion.cost import (
         count_diffusion_cost,
         peak_tflops,
         unet_calls,

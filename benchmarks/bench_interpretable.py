@@ -1,5 +1,5 @@
-"""Seed 003's interpretable baselines on a built dataset: dense, sparse and symbolic heads on
-β-TCVAE features, scored at every noise level, with the seed's goals judged.
+"""The interpretable baselines of Soelistyo & Lowe 2024 on a built dataset: dense, sparse and
+symbolic heads on β-TCVAE features, scored at every noise level, with the paper's goals judged.
 
     .venv/bin/python benchmarks/bench_interpretable.py --data data/phantom64 \
         --out runs/interp --json runs/interp/results.json \

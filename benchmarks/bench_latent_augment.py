@@ -1,4 +1,4 @@
-"""Seed 001's latent-space augmentation as a small-data study: does augmenting a VAE's
+"""Ramisetti's (2024) latent-space augmentation as a small-data study: does augmenting a VAE's
 latents help a head read the random effects from few labelled images?
 
     .venv/bin/python benchmarks/bench_latent_augment.py --data /tmp/ds/phantom64 \
@@ -12,7 +12,7 @@ permutation of the train split (nested across sizes) and a validation subset of
 ``size // 4`` (at least 25) comes from the validation split; the head (seed
 003's dense head, 32 → 16 → 16 → 16 → 3, Mish, dropout 0.3, Adam 1e-3, batch 64)
 trains for ``--steps`` steps and keeps its best validation epoch. Arms: none,
-each fixed augmentation at seed 001's values, and the adaptive schedule (with
+each fixed augmentation at Ramisetti's (2024) values, and the adaptive schedule (with
 its random search). R² is measured on the whole test split against η̂; the gain
 of an arm is its seed-mean R² minus ``none``'s, paired by seed and subject, with a
 percentile bootstrap that resamples both the seeds and the test subjects. Resumable
@@ -46,8 +46,8 @@ def features(args: argparse.Namespace, out: Path) -> dict[str, np.ndarray]:
     if path.is_file():
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
-    from synthoct_bench.generators.vae import load_vae
-    from synthoct_bench.generators.vae_run import run_model_dir
+    from synthoct_bench.generators.vae.base import load_vae
+    from synthoct_bench.generators.vae.run import run_model_dir
 
     vae = load_vae(run_model_dir(args.vae_weights))
     arrays = {}

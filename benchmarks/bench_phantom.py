@@ -35,7 +35,7 @@ from PIL import Image
 
 from synthoct_bench import latent, rng
 from synthoct_bench.generators import PhantomGenerator
-from synthoct_bench.generators import phantom_render as R
+from synthoct_bench.generators.phantom import render as R
 
 
 def _baseline_render(gen: PhantomGenerator, z: np.ndarray, seeds: np.ndarray) -> np.ndarray:

@@ -1,11 +1,11 @@
 """The VAE objectives side by side on phantom images: reconstruction, disentanglement,
 η-probe, latent-dim selection.
 
-Trains seed 003's small conv VAE (``--arch small``) with each objective and seed on
+Trains Soelistyo & Lowe's (2024) small conv VAE (``--arch small``) with each objective and seed on
 ``--n`` phantom images rendered on the fly (no augmentation), validating on ``--val-n``
-further images after each epoch and stopping by seed 004's rule (validation
+further images after each epoch and stopping by Korkic's (2021) rule (validation
 reconstruction MSE moves by < ``--stop-rel-change`` between epochs, at most
-``--epochs``), here required of ``--stop-patience`` epochs in a row: seed 004's single
+``--epochs``), here required of ``--stop-patience`` epochs in a row: Korkic's (2021) single
 epoch stopped β-VAEs on a one-epoch plateau while they still improved 3% an epoch,
 and from ``--stop-start-epoch`` on: LogCosh VAEs sat three epochs on the plateau of the
 mean image (validation MSE 0.049) and stopped there.
@@ -43,13 +43,13 @@ SUMMARY = (
 
 
 def run_one(objective: str, seed: int, args: argparse.Namespace) -> dict:
-    from synthoct_bench.generators.vae_run import (
+    from synthoct_bench.generators.vae.run import (
         VAERunSpec,
         evaluate_run,
         select_run,
         train_run,
     )
-    from synthoct_bench.generators.vae_training import VAETrainingConfig
+    from synthoct_bench.generators.vae.training import VAETrainingConfig
 
     out = Path(args.out) / f"{objective}-seed{seed}"
     spec = VAERunSpec(

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from synthoct_bench.generators.vae_sweep import SweepGrid, held_out_images
+from synthoct_bench.generators.vae.sweep import SweepGrid, held_out_images
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from synthoct_bench import latent, rng
-    from synthoct_bench.generators.conditioning_check import (
+    from synthoct_bench.generators.metrics.conditioning import (
         conditioning_check,
         fit_linear_probe,
         plot_conditioning,
@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
 
         kwargs = {}
         if args.weights:
-            from synthoct_bench.generators.vae_run import run_model_dir
+            from synthoct_bench.generators.vae.run import run_model_dir
 
             kwargs["path_or_repo_id"] = str(run_model_dir(args.weights))
         gen = get_generator(args.generator, image_size=args.image_size, **kwargs)
     else:
-        from synthoct_bench.generators.diffusion import LatentDiffusionGenerator
+        from synthoct_bench.generators.diffusion.pipeline import LatentDiffusionGenerator
 
         gen = LatentDiffusionGenerator.from_pretrained(
             args.pipeline,
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     z = latent.sample_z(ids, args.seed)
     seeds = rng.subject_seeds(args.seed, rng.stream_id("image"), ids)
     if args.vae is not None:
-        from synthoct_bench.generators.vae import BetaVAE
+        from synthoct_bench.generators.vae.paper import BetaVAE
 
         encoder = BetaVAE.from_pretrained(args.vae, device=args.device or "cpu")
     else:

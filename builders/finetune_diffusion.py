@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from synthoct_bench.generators.diffusion_training import DiffusionTrainingConfig
+    from synthoct_bench.generators.diffusion.training import DiffusionTrainingConfig
 
     d = DiffusionTrainingConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -52,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from synthoct_bench.generators.diffusion_training import finetune_diffusion, vae_conditioning
+    from synthoct_bench.generators.diffusion.training import finetune_diffusion, vae_conditioning
 
     if args.z is not None:
         z = np.load(args.z, allow_pickle=False)
     else:
-        from synthoct_bench.generators.vae import BetaVAE
+        from synthoct_bench.generators.vae.paper import BetaVAE
 
         device = args.device or ("cuda" if _cuda() else "cpu")
         vae = BetaVAE.from_pretrained(args.vae, device=device)

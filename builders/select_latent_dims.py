@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.vae is None and args.generator is None:
         p.error("give --vae, --generator, or both")
 
-    from synthoct_bench.generators import latent_selection as ls
+    from synthoct_bench.generators.metrics import latent_selection as ls
 
     vae = None
     if args.vae is not None:
-        from synthoct_bench.generators.vae import load_vae
+        from synthoct_bench.generators.vae.base import load_vae
 
         vae = load_vae(args.vae, revision=args.revision, device=args.device)
     if args.generator is not None:

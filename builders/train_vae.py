@@ -21,8 +21,8 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from synthoct_bench.generators.vae import BetaVAEConfig
-    from synthoct_bench.generators.vae_training import VAETrainingConfig
+    from synthoct_bench.generators.vae.paper import BetaVAEConfig
+    from synthoct_bench.generators.vae.training import VAETrainingConfig
 
     d = VAETrainingConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
     args = p.parse_args(argv)
 
-    from synthoct_bench.generators.vae_training import train_vae
+    from synthoct_bench.generators.vae.training import train_vae
 
     config = VAETrainingConfig(
         batch_size=args.batch_size,

@@ -1,6 +1,6 @@
-"""Augmentation in a VAE's latent space (seed 001), batched, with its adaptive schedule.
+"""Augmentation in a VAE's latent space (Ramisetti 2024), batched, with its adaptive schedule.
 
-Seed 001 augments autoencoder latents with Gaussian noise (σ₀ = 0.1), cutout of
+Ramisetti 2024 augments autoencoder latents with Gaussian noise (σ₀ = 0.1), cutout of
 10 random dims and mixup with the reversed batch (α₀ = 0.2), and picks one of
 them each epoch from the trend of the last three validation losses, with a random
 search of their parameters. Read closely its listings have flaws; this module
@@ -64,7 +64,7 @@ AUGMENTATIONS: tuple[str, ...] = ("none", "gaussian", "cutout", "mixup", "cmixup
 
 @dataclass(frozen=True)
 class LatentAugmentation:
-    """Which augmentation and its parameters (seed 001's starting values).
+    """Which augmentation and its parameters (Ramisetti's (2024) starting values).
 
     ``sigma``: Gaussian noise SD. ``n_dims``: dims cutout zeroes. ``alpha``: mixup's
     Beta(α, α). ``bandwidth``: C-Mixup's kernel width in target units.
@@ -140,7 +140,7 @@ def _mix(
 def mixup(
     z: torch.Tensor, y: torch.Tensor | None, alpha: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Each row mixed with its partner in the reversed batch (seed 001), λ ~ Beta(α, α)
+    """Each row mixed with its partner in the reversed batch (Ramisetti 2024), λ ~ Beta(α, α)
     per row; y (B, k), if given, mixed with the same λ."""
     partner = torch.arange(z.shape[0] - 1, -1, -1, device=z.device)
     return _mix(z, y, partner, alpha, generator)
@@ -185,7 +185,7 @@ def augment(
 
 @dataclass
 class AdaptiveSchedule:
-    """Seed 001's adaptive choice of augmentation, with its flaws fixed (module docstring).
+    """Ramisetti's (2024) adaptive choice of augmentation, with its flaws fixed (module docstring).
 
     After each epoch call :meth:`update` with the validation loss; :attr:`current`
     is the augmentation for the next epoch. With a falling loss over the last
@@ -193,7 +193,7 @@ class AdaptiveSchedule:
     ``thresholds[1]`` → ``high`` (mixup), else ``medium`` (cutout); a loss that is
     not falling → ``high``. Thresholds are fractions of the first loss seen unless
     ``relative`` is False. ``regression=True`` uses C-Mixup for ``high``. With an
-    ``evaluate`` callback, each update also runs seed 001's random search: ``samples``
+    ``evaluate`` callback, each update also runs Ramisetti's (2024) random search: ``samples``
     draws of (σ in [0.01, 0.5], cutout dims in [1, 20], α in [0.1, 0.9]) each scored
     by ``evaluate(LatentAugmentation) -> loss``, the best kept.
     """

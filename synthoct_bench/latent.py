@@ -19,6 +19,7 @@ __all__ = [
     "PAPER_ETA_DIMS",
     "NOISE_LEVELS",
     "sample_z",
+    "image_seeds",
     "select_eta",
     "add_noise",
     "residual_stream",
@@ -37,6 +38,11 @@ def sample_z(subject_ids: np.ndarray, seed: int, dim: int = LATENT_DIM) -> np.nd
     if dim < 1:
         raise ValueError(f"latent dim must be >= 1, got {dim}")
     return rng.standard_normal(seed, rng.stream_id("z"), subject_ids, dim)
+
+
+def image_seeds(subject_ids: np.ndarray, seed: int) -> np.ndarray:
+    """The per-subject generator seeds (speckle, diffusion noise), int64 (N,)."""
+    return rng.subject_seeds(seed, rng.stream_id("image"), subject_ids)
 
 
 def select_eta(z: np.ndarray, dims: Sequence[int] = PAPER_ETA_DIMS) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Seed 001's latent augmentations and the adaptive schedule with its fixes."""
+"""Ramisetti's (2024) latent augmentations and the adaptive schedule with its fixes."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def test_adaptive_schedule_categories_on_scripted_losses(losses, expected):
 
 
 def test_adaptive_high_branch_fires_and_thresholds_are_relative():
-    # the seed's order (> 0.05 before > 0.15) made "high" unreachable from a falling loss
+    # Ramisetti's (2024) order (> 0.05 before > 0.15) made "high" unreachable from a falling loss
     s = AdaptiveSchedule(thresholds=(0.05, 0.15))
     for loss in (100.0, 90.0, 80.0):  # falling; 0.9 of the first loss: high
         s.update(loss)
@@ -152,7 +152,7 @@ def test_head_training_with_each_augmentation_is_deterministic():
 def test_decoded_latent_augmentation_grows_the_resnet_training_set(tmp_path):
     from synthoct_bench.augment import augmented_images
     from synthoct_bench.baselines.training import ArrayImageDataset, ResNet18Baseline
-    from synthoct_bench.generators.vae_small import SmallConvVAE, SmallConvVAEConfig
+    from synthoct_bench.generators.vae.small import SmallConvVAE, SmallConvVAEConfig
 
     torch.manual_seed(0)
     vae = SmallConvVAE(SmallConvVAEConfig(image_size=32, latent_dim=8))
@@ -182,8 +182,8 @@ def test_decoded_latent_augmentation_grows_the_resnet_training_set(tmp_path):
 
 
 def test_vae_training_takes_latent_augmentation(tmp_path):
-    from synthoct_bench.generators.vae_small import SmallConvVAEConfig
-    from synthoct_bench.generators.vae_training import (
+    from synthoct_bench.generators.vae.small import SmallConvVAEConfig
+    from synthoct_bench.generators.vae.training import (
         PhantomImageSource,
         VAETrainingConfig,
         train_vae,

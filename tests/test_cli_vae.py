@@ -25,7 +25,7 @@ def run_dir(tmp_path_factory, one_torch_thread):
 
 def test_train_writes_a_loadable_run(run_dir):
     from synthoct_bench.generators.vae import load_vae
-    from synthoct_bench.generators.vae_run import VAERunSpec, load_run_spec
+    from synthoct_bench.generators.vae.run import VAERunSpec, load_run_spec
 
     run = json.loads((run_dir / "run.json").read_text())
     assert run["training"]["objective"] == "vae" and run["training"]["augment"] is False
@@ -67,7 +67,7 @@ def test_evaluate_writes_json_and_plots(run_dir, tmp_path, capsys):
 
 
 def test_eta_probe_recovers_a_linear_code():
-    from synthoct_bench.generators.vae_run import eta_probe
+    from synthoct_bench.generators.vae.run import eta_probe
 
     rng = np.random.default_rng(0)
     factors = rng.normal(size=(200, 3))
@@ -110,7 +110,7 @@ def test_select_writes_selection_and_builds_a_dataset(run_dir, tmp_path, capsys)
 
 def test_vae_generator_needs_eta_dims(tmp_path):
     from synthoct_bench.generators import get_generator
-    from synthoct_bench.generators.vae_small import SmallConvVAE, SmallConvVAEConfig
+    from synthoct_bench.generators.vae.small import SmallConvVAE, SmallConvVAEConfig
 
     SmallConvVAE(SmallConvVAEConfig(image_size=32, latent_dim=4)).save_pretrained(tmp_path / "m")
     with pytest.raises(ValueError, match="selection.json"):
@@ -148,7 +148,7 @@ def test_train_on_a_folder_of_class_folders(tmp_path, capsys, one_torch_thread):
 
 
 def test_validation_images_and_the_convergence_stop(tmp_path, capsys, one_torch_thread):
-    from synthoct_bench.generators.vae_run import VAERunSpec
+    from synthoct_bench.generators.vae.run import VAERunSpec
 
     out = tmp_path / "run"
     argv = [*TRAIN, "--out", str(out), "--val-n", "8", "--epochs", "5", "--lr", "1e-7",

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from synthoct_bench.generators.conditioning_check import (
+from synthoct_bench.generators.metrics.conditioning import (
     conditioning_check,
     fit_linear_probe,
     plot_conditioning,

@@ -6,7 +6,6 @@ import datasets
 import numpy as np
 import pytest
 
-from synthoct_bench.dataset.build import resolve_rank_world
 from synthoct_bench.dataset.features import arrow_schema, features_yaml, hf_features_dict
 from synthoct_bench.dataset.layout import (
     PRESETS,
@@ -17,6 +16,7 @@ from synthoct_bench.dataset.layout import (
     resolve_splits,
     split_sizes,
 )
+from synthoct_bench.ranks import resolve_rank_world
 
 
 def test_full_preset_has_the_paper_splits():

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from synthoct_bench.generators.diffusion import (
+from synthoct_bench.generators.diffusion.pipeline import (
     LatentDiffusionGenerator,
     latent_to_prompt_embeds,
     make_scheduler,
 )
-from synthoct_bench.generators.diffusion_training import (
+from synthoct_bench.generators.diffusion.training import (
     DiffusionTrainingConfig,
     diffusion_loss,
     finetune_diffusion,

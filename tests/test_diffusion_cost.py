@@ -7,11 +7,15 @@ import pytest
 import torch
 from test_diffusion import tiny_generator
 
-from synthoct_bench.generators.diffusion import make_scheduler, sd15_unet_config, sd15_vae_config
-from synthoct_bench.generators.diffusion_cost import (
+from synthoct_bench.generators.diffusion.cost import (
     count_diffusion_cost,
     peak_tflops,
     unet_calls,
+)
+from synthoct_bench.generators.diffusion.pipeline import (
+    make_scheduler,
+    sd15_unet_config,
+    sd15_vae_config,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

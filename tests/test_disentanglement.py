@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from synthoct_bench.generators.disentanglement import (
+from synthoct_bench.generators.metrics.disentanglement import (
     dci,
     discrete_entropy,
     discrete_mutual_info,

@@ -1,5 +1,5 @@
-"""Seed 003's interpretable baseline: RigL, the post-training pruning, expression sizes,
-the symbolic regression and the three ``tcvae-*`` stages end to end."""
+"""The interpretable baseline of Soelistyo & Lowe 2024: RigL, the post-training pruning,
+expression sizes, the symbolic regression and the three ``tcvae-*`` stages end to end."""
 
 from __future__ import annotations
 
@@ -95,9 +95,9 @@ def test_pruning_leaf_and_bias_weights_leaves_the_outputs_unchanged():
     assert bool((w0[4] == 0).all()) and bool((w1[1] == 0).all()) and bool((w1[:, 2] == 0).all())
 
 
-def test_expression_size_counts_seed003_nodes():
+def test_expression_size_counts_soelistyo_lowe_nodes():
     dense = MishHead(HeadConfig(32, (16, 16, 16), 3))
-    # the seed's eq. 5: n_I(4 n_{I-1} + 1) + sum 8 n_{i+1}(n_i + 1)
+    # eq. 5 of Soelistyo & Lowe 2024: n_I(4 n_{I-1} + 1) + sum 8 n_{i+1}(n_i + 1)
     assert expression_size(dense.linears) == 3 * 65 + 8 * 16 * 33 + 2 * 8 * 16 * 17 == 8771
     tiny = MishHead(HeadConfig(3, (2,), 1))
     with torch.no_grad():

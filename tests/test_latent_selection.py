@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthoct_bench.generators.latent_selection import (
+from synthoct_bench.generators.metrics.latent_selection import (
     generator_decode_fn,
     method1_roundtrip_mse,
     method2_perturbation_mse,

@@ -119,7 +119,7 @@ def test_missing_extra_errors_in_python(monkeypatch):
 
     monkeypatch.setattr(lazy.importlib, "import_module", broken)
     with pytest.raises(ImportError, match=r"synthoct-bench\[diffusion\]"):
-        lazy.resolve("synthoct_bench.generators.diffusion:LatentDiffusionGenerator")
+        lazy.resolve("synthoct_bench.generators.diffusion.pipeline:LatentDiffusionGenerator")
     assert extras.extra_for(ModuleNotFoundError("x", name="yaml")) is None
 
 

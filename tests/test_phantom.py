@@ -5,8 +5,8 @@ import pytest
 
 from synthoct_bench import latent, rng
 from synthoct_bench.generators import ImageGenerator, PhantomGenerator, get_generator
-from synthoct_bench.generators.phantom import PARAMETER_SPECS
-from synthoct_bench.generators.phantom_render import BOUNDARY_NAMES
+from synthoct_bench.generators.phantom.generator import PARAMETER_SPECS
+from synthoct_bench.generators.phantom.render import BOUNDARY_NAMES
 
 SIZE = 96
 
@@ -251,7 +251,7 @@ def test_more_features_follow_their_dims(gen):
 
 
 def test_blurred_steps_keep_their_height_and_position():
-    from synthoct_bench.generators.phantom_render import _splat_blurred
+    from synthoct_bench.generators.phantom.render import _splat_blurred
 
     for w in (0.5, 1.9, 3.3):
         for pos in (3.6, 10.37, 50.5):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from synthoct_bench.generators.perceptual import VGG16_RELU_LAYERS, VGGPerceptualLoss
 from synthoct_bench.generators.vae import BetaVAE, BetaVAEConfig, kl_divergence
-from synthoct_bench.generators.vae_training import (
+from synthoct_bench.generators.vae.perceptual import VGG16_RELU_LAYERS, VGGPerceptualLoss
+from synthoct_bench.generators.vae.training import (
     VAETrainingConfig,
     augment_batch,
     beta_at,
@@ -210,7 +210,7 @@ def test_image_sources_folder_and_dataset(tmp_path):
     import datasets
     from PIL import Image
 
-    from synthoct_bench.generators.vae_training import load_image_source
+    from synthoct_bench.generators.vae.training import load_image_source
 
     images = layered_images(4, size=40)
     (tmp_path / "imgs" / "sub").mkdir(parents=True)

@@ -1,5 +1,6 @@
-"""The VAE family: seed 003's small conv VAE, the architecture registry, and the trainer
-with other objectives, optimizers, learning-rate decay, clipping and phantom images."""
+"""The VAE family: the small conv VAE of Soelistyo & Lowe 2024, the architecture registry,
+and the trainer with other objectives, optimizers, learning-rate decay, clipping and phantom
+images."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from synthoct_bench.generators.vae import (
     get_architecture,
     load_vae,
 )
-from synthoct_bench.generators.vae_small import SmallConvVAE, SmallConvVAEConfig
+from synthoct_bench.generators.vae.small import SmallConvVAE, SmallConvVAEConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -27,7 +28,7 @@ NARROW = BetaVAEConfig(image_size=32, encoder_width=8, decoder_widths=(32, 16, 1
 SMALL = SmallConvVAEConfig(image_size=32, latent_dim=8)
 
 
-def test_small_vae_is_seed_003s_network():
+def test_small_vae_is_the_soelistyo_lowe_network():
     model = SmallConvVAE()
     convs = [m for m in model.encoder if isinstance(m, torch.nn.Conv2d)]
     assert [(m.in_channels, m.out_channels, m.stride) for m in convs] == [
@@ -88,8 +89,8 @@ def test_architecture_registry_and_save_load(tmp_path):
 
 
 def test_training_config_round_trip_and_checks():
-    from synthoct_bench.generators.vae_objectives import BetaConfig, TCVAEConfig
-    from synthoct_bench.generators.vae_training import VAETrainingConfig
+    from synthoct_bench.generators.vae.objectives import BetaConfig, TCVAEConfig
+    from synthoct_bench.generators.vae.training import VAETrainingConfig
 
     cfg = VAETrainingConfig(objective="tcvae", objective_config={"beta": 4.0}, arch="small",
                             optimizer="rmsprop", lr_decay=0.95, grad_clip=1.0)  # fmt: skip
@@ -117,10 +118,9 @@ def test_training_config_round_trip_and_checks():
 
 
 def test_phantom_image_source_is_keyed_by_seed_and_index():
-    from synthoct_bench.dataset.pipeline import image_seeds
     from synthoct_bench.generators import PhantomGenerator
-    from synthoct_bench.generators.vae_training import PhantomImageSource, load_image_source
-    from synthoct_bench.latent import sample_z
+    from synthoct_bench.generators.vae.training import PhantomImageSource, load_image_source
+    from synthoct_bench.latent import image_seeds, sample_z
 
     src = PhantomImageSource(10, image_size=32, seed=3, offset=100)
     x = src.get([4, 1])
@@ -145,7 +145,7 @@ def test_phantom_image_source_is_keyed_by_seed_and_index():
 
 
 def test_small_vae_trains_a_few_steps(tmp_path):
-    from synthoct_bench.generators.vae_training import (
+    from synthoct_bench.generators.vae.training import (
         PhantomImageSource,
         VAETrainingConfig,
         train_vae,
@@ -176,7 +176,7 @@ def test_small_vae_trains_a_few_steps(tmp_path):
     ids=["iwae-rmsprop-decay-clip", "tcvae-sgd", "infovae", "tcvae-mixup", "vae-adaptive"],
 )  # fmt: skip
 def test_resume_is_bit_identical_with_other_objectives(tmp_path, settings):
-    from synthoct_bench.generators.vae_training import (
+    from synthoct_bench.generators.vae.training import (
         PhantomImageSource,
         VAETrainingConfig,
         train_vae,
@@ -210,8 +210,8 @@ def test_resume_is_bit_identical_with_other_objectives(tmp_path, settings):
 
 
 def test_gradient_clipping_bounds_the_step(tmp_path, monkeypatch):
-    from synthoct_bench.generators import vae_training
-    from synthoct_bench.generators.vae_training import (
+    from synthoct_bench.generators.vae import training as vae_training
+    from synthoct_bench.generators.vae.training import (
         PhantomImageSource,
         VAETrainingConfig,
         train_vae,
@@ -232,8 +232,8 @@ def test_gradient_clipping_bounds_the_step(tmp_path, monkeypatch):
     assert float(step) == pytest.approx(0.1 * 1e-3, rel=0.01)  # lr · clip: the norm was cut
 
 
-def test_converged_is_seed_004s_relative_change_rule():
-    from synthoct_bench.generators.vae_training import converged
+def test_converged_is_korkic_2021_relative_change_rule():
+    from synthoct_bench.generators.vae.training import converged
 
     rows = [{"val_mse": 0.1}, {"val_mse": 0.0995}]
     assert converged(rows, 0.01) and not converged(rows, 0.004)
@@ -247,7 +247,7 @@ def test_converged_is_seed_004s_relative_change_rule():
 
 
 def test_stop_rel_change_ends_the_run_and_resume_keeps_it_ended(tmp_path):
-    from synthoct_bench.generators.vae_training import (
+    from synthoct_bench.generators.vae.training import (
         PhantomImageSource,
         VAETrainingConfig,
         train_vae,

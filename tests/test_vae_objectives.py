@@ -10,9 +10,8 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from synthoct_bench.generators.perceptual import VGGPerceptualLoss
 from synthoct_bench.generators.vae import kl_divergence
-from synthoct_bench.generators.vae_objectives import (
+from synthoct_bench.generators.vae.objectives import (
     OBJECTIVES,
     BetaConfig,
     InfoVAEConfig,
@@ -28,6 +27,7 @@ from synthoct_bench.generators.vae_objectives import (
     objective_config,
     tc_decomposition,
 )
+from synthoct_bench.generators.vae.perceptual import VGGPerceptualLoss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -314,7 +314,7 @@ def test_unbiased_mmd_averages_to_zero_on_one_distribution():
     assert float(biased.mean()) > 10 * float(unbiased.std()) / 20
 
 
-def test_infovae_objective_uses_seed_004s_weights():
+def test_infovae_objective_uses_korkic_2021_weights():
     x, recon, mu, logvar, z = batch(b=8)
     obj = get_objective("infovae")
     out = obj(x, recon, mu, logvar, z, dataset_size=80, generator=torch.Generator().manual_seed(7))

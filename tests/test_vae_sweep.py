@@ -1,4 +1,4 @@
-"""Seed 004's sensitivity grid: cells, outcomes (diverged, out of memory), resume, ranks,
+"""Korkic's (2021) sensitivity grid: cells, outcomes (diverged, out of memory), resume, ranks,
 the report and its variance decomposition."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import pytest
 
 from synthoct_bench.cli import main
-from synthoct_bench.generators import vae_sweep
-from synthoct_bench.generators.vae_sweep import (
+from synthoct_bench.generators.vae import sweep as vae_sweep
+from synthoct_bench.generators.vae.sweep import (
     SWEEP_PRESETS,
     SweepGrid,
     read_cells,
@@ -28,7 +28,7 @@ TINY = SweepGrid(objectives=("vae",), optimizers=("adam",), lrs=(1e-3, 1e6), lat
 
 def test_grid_cells_presets_and_checks():
     assert len(SWEEP_PRESETS["reduced"].cells) == 4 * 3 * 5 * 3
-    assert len(SWEEP_PRESETS["seed004"].cells) == 360  # the seed's count
+    assert len(SWEEP_PRESETS["korkic2021"].cells) == 360  # the thesis's count
     grid = SweepGrid(seeds=(0, 1), lrs=(1e-3,), latent_dims=(10,))
     ids = [c.cell_id for c in grid.cells]
     assert ids[0] == "vae-adam-lr1e-03-d10-s0" and ids[-1] == "logcosh-rmsprop-lr1e-03-d10-s1"
@@ -113,7 +113,7 @@ def test_resume_neither_loses_nor_repeats_a_cell(tmp_path, monkeypatch):
 
 
 def test_ranks_split_the_cells_and_an_out_of_memory_is_an_outcome(tmp_path, monkeypatch):
-    from synthoct_bench.generators import vae_run
+    from synthoct_bench.generators.vae import run as vae_run
 
     def oom(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")

@@ -1,5 +1,6 @@
 """Reference baselines: trivial bounds (average, random, oracle), the paper's ResNet18 and
-seed 003's interpretable pipeline (β-TCVAE features with a dense, sparse or symbolic head).
+the interpretable pipeline of Soelistyo & Lowe 2024 (β-TCVAE features with a dense, sparse
+or symbolic head).
 
 All are scikit-learn style estimators: parameters in the constructor,
 ``get_params``/``set_params``, ``fit(X, y)`` returning self, ``predict(X)``

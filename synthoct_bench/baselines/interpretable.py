@@ -1,21 +1,22 @@
-"""Seed 003's interpretable baselines: β-TCVAE features, a dense or RigL-sparse head, formulas.
+"""The interpretable baselines of Soelistyo & Lowe 2024: β-TCVAE features, a dense or
+RigL-sparse head, formulas.
 
 ``TCVAEHeadBaseline(stage=...)`` reads images like the ResNet18 and predicts the
-three random effects in three stages of seed 003's pipeline:
+three random effects in three stages of Soelistyo & Lowe's (2024) pipeline:
 
-1. a β-TCVAE (seed 003's small convolutional VAE) is trained on the training
+1. a β-TCVAE (Soelistyo & Lowe's (2024) small convolutional VAE) is trained on the training
    images *without targets*; its encoder mean μ (32 latents) are the features;
 2. ``stage="dense"``: a head 32 → 16 → 16 → 16 → 3 with Mish, dropout 0.3 (seed
    003's Scheme 2); ``stage="sparse"``: the same head without dropout trained with
    RigL (:mod:`~synthoct_bench.baselines.rigl`: dense warm-up, then S = 0.951
    sparse), its leaf and bias weights then pruned;
 3. ``stage="symbolic"``: per random effect, an expression in the latents the
-   sparse head kept, fitted to the sparse head's outputs (seed 003's "MSE loss"
+   sparse head kept, fitted to the sparse head's outputs (Soelistyo & Lowe's (2024) "MSE loss"
    strategy) by :class:`~synthoct_bench.baselines.symbolic.SymbolicRegressor`.
 
 The head trains on the EBE targets ``eta_ebe_s{k}`` in their own units (they are
-O(1)), so a formula predicts η directly; the final epoch's weights are used, as
-in the seed. Seed 003's flips and 90° rotations are left out of the VAE's
+O(1)), so a formula predicts η directly; the final epoch's weights are used,
+as Soelistyo & Lowe 2024 do. Their flips and 90° rotations are left out of the VAE's
 training: a rotated B-scan is no image a scanner makes, and a flip reverses the
 tilt that drives η₂.
 
@@ -56,8 +57,8 @@ from synthoct_bench.baselines.rigl import (
 )
 from synthoct_bench.baselines.symbolic import SymbolicRegressor
 from synthoct_bench.baselines.training import epoch_order
-from synthoct_bench.generators.disentanglement import r2_columns
-from synthoct_bench.generators.vae_run import ETA_FACTORS
+from synthoct_bench.generators.metrics.disentanglement import r2_columns
+from synthoct_bench.generators.vae.run import ETA_FACTORS
 
 __all__ = ["STAGES", "ETA_NAMES", "HeadConfig", "MishHead", "train_head", "TCVAEHeadBaseline"]
 
@@ -69,7 +70,7 @@ ETA_NAMES: tuple[str, ...] = ("Ka", "Imax", "IC50")
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """A Mish MLP: ``in_features`` → ``hidden`` … → ``out_features`` (seed 003: 32 →
+    """A Mish MLP: ``in_features`` → ``hidden`` … → ``out_features`` (Soelistyo & Lowe 2024: 32 →
     16 → 16 → 16 → 3 here, its last layer 2 wide for two classes), no batch norm."""
 
     in_features: int = 32
@@ -302,7 +303,8 @@ def _fingerprint(*parts: Any) -> str:
 
 
 class TCVAEHeadBaseline(ParamsMixin):
-    """Seed 003's β-TCVAE features with a dense, sparse or symbolic head (see the module).
+    """β-TCVAE features with a dense, sparse or symbolic head (Soelistyo & Lowe 2024; see
+    the module).
 
     X reads ``"image"`` (PNG bytes or uint8 (N, H, W)); y is (N, 3) EBE targets.
     ``fit(X, y, eval_set=(X_val, y_val))``: the validation images stop the VAE's
@@ -384,7 +386,7 @@ class TCVAEHeadBaseline(ParamsMixin):
         )
 
     def _vae_training(self) -> Any:
-        from synthoct_bench.generators.vae_training import VAETrainingConfig
+        from synthoct_bench.generators.vae.training import VAETrainingConfig
 
         return VAETrainingConfig(
             objective="tcvae",
@@ -401,12 +403,12 @@ class TCVAEHeadBaseline(ParamsMixin):
         )
 
     def _fit_vae(self, images: np.ndarray, val_images: np.ndarray | None, root: Path) -> Any:
-        from synthoct_bench.generators.vae import load_vae
-        from synthoct_bench.generators.vae_small import SmallConvVAEConfig
-        from synthoct_bench.generators.vae_training import ImageSource, train_vae
+        from synthoct_bench.generators.vae.base import load_vae
+        from synthoct_bench.generators.vae.small import SmallConvVAEConfig
+        from synthoct_bench.generators.vae.training import ImageSource, train_vae
 
         if self.vae_weights is not None:
-            from synthoct_bench.generators.vae_run import run_model_dir
+            from synthoct_bench.generators.vae.run import run_model_dir
 
             return load_vae(run_model_dir(self.vae_weights))
         cfg = self._vae_training()
@@ -434,7 +436,7 @@ class TCVAEHeadBaseline(ParamsMixin):
         return RigLConfig(self.sparsity, self.delta_t, self.update_fraction, self.t_end)
 
     def _augmentation(self) -> LatentAugmentation | AdaptiveSchedule | None:
-        """The head's feature augmentation (seed 001), a fresh schedule for ``adaptive``."""
+        """The head's feature augmentation (Ramisetti 2024), a fresh schedule for ``adaptive``."""
         if self.latent_augment in (None, "none"):
             return None
         if self.latent_augment == "adaptive":
@@ -612,7 +614,7 @@ def latent_factor_information(
     """Which phantom factor each latent reads: normalised mutual information (MI / H(factor),
     20 equal-width bins as for MIG) between every latent (N, d) and the 21 factors
     ``generator.parameters(z)``; per η-driving factor, the latents ranked by it."""
-    from synthoct_bench.generators.disentanglement import (
+    from synthoct_bench.generators.metrics.disentanglement import (
         discrete_entropy,
         discrete_mutual_info,
         discretize,
@@ -682,8 +684,7 @@ def interpretable_report(
     does a formula read vertical position, tilt, luminance? Whether the latents used
     are the ones most informative about the η-driving factors is answered per factor
     by ``eta_coverage`` (:func:`eta_coverage`)."""
-    from synthoct_bench.baselines.run import read_split
-    from synthoct_bench.dataset import read_metadata
+    from synthoct_bench.dataset import read_columns, read_metadata
     from synthoct_bench.dataset.pipeline import make_generator
 
     out = {"split": split, "noise": int(noise), **to_jsonable(model.report_)}
@@ -692,7 +693,7 @@ def interpretable_report(
         out["factors"] = f"not measured: the {meta.generator.name!r} generator has no named factors"
         return out
     try:
-        z = read_split(data, split, ["subject_id", "z"], revision)
+        z = read_columns(data, split, ["subject_id", "z"], revision=revision)
     except (KeyError, ValueError) as exc:
         out["factors"] = f"not measured: {split} has no latents z ({exc})"
         return out

@@ -1,6 +1,7 @@
-"""RigL sparse training (Evci et al. 2020) as seed 003 adapts it, and the post-training pruning.
+"""RigL sparse training (Evci et al. 2020) as Soelistyo & Lowe 2024 adapt it, and the
+post-training pruning.
 
-Seed 003 (supplement, section 2.3) trains its sparse head with RigL: a dense
+Soelistyo & Lowe 2024 (supplement, section 2.3) trains its sparse head with RigL: a dense
 warm-up, then every ΔT steps each layer drops its ``k`` smallest-magnitude active
 weights and regrows the ``k`` inactive ones with the largest gradient magnitude
 (regrown at 0), ``k = α/2·(1 + cos(tπ/T_end))·(1 − s_l)·N_l``, so each layer keeps
@@ -8,18 +9,18 @@ its density exactly; after ``T_end`` the topology is frozen. Layer sparsities
 follow the Erdős–Rényi scheme. After training, leaf weights and bias weights are
 removed without changing the outputs, and the head's expression size is counted.
 
-Where the seed contradicts itself this module takes the reading its own
+Where Soelistyo & Lowe 2024 contradict themselves this module takes the reading its own
 algorithm box and RigL's paper support, and says so:
 
 - *S is the sparsity* (the fraction of weights that are zero, "S = 0.951"). The
-  seed's prose also says layers "possess S × N^l active weights" and that
+  paper's prose also says layers "possess S × N^l active weights" and that
   "(1 − S) × N^l weights are deactivated", the complement; a layer here keeps
   ``(1 − s_l)·N_l`` active weights.
 - *T_end = 0.75 is a fraction* of the sparse (post-warm-up) steps; the algorithm
   box compares it with a step count. Here it is ``t_end · (total − warm-up)`` steps.
-- *The first topology.* Seed 003 replaces RigL's random initial mask by dense
+- *The first topology.* Soelistyo & Lowe 2024 replace RigL's random initial mask by dense
   training for the warm-up; the mask at the end of the warm-up keeps each layer's
-  largest-magnitude weights (the seed: useful paths "reinforced and retained when
+  largest-magnitude weights (the paper: useful paths "reinforced and retained when
   the first pruning step is implemented").
 - *Bias weights* add ``w · f(b)`` to their target (the source neuron's activation of
   its bias, not "the product of the source neuron's bias and the weight"): that is
@@ -41,7 +42,7 @@ import torch
 from torch import nn
 
 __all__ = [
-    "SEED003_RIGL",
+    "SOELISTYO_LOWE_RIGL",
     "RigLConfig",
     "erdos_renyi_densities",
     "RigL",
@@ -53,7 +54,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RigLConfig:
-    """RigL's settings; the defaults are seed 003's tuned values.
+    """RigL's settings; the defaults are Soelistyo & Lowe's (2024) tuned values.
 
     ``sparsity``: network-wide fraction of zero weights (S). ``delta_t``: optimiser
     steps between topology updates (ΔT). ``update_fraction``: its initial value (α).
@@ -79,8 +80,8 @@ class RigLConfig:
         return asdict(self)
 
 
-#: Seed 003's values (S = 0.951, ΔT = 115, α = 0.758, T_end = 0.75).
-SEED003_RIGL = RigLConfig()
+#: Soelistyo & Lowe's (2024) values (S = 0.951, ΔT = 115, α = 0.758, T_end = 0.75).
+SOELISTYO_LOWE_RIGL = RigLConfig()
 
 
 def erdos_renyi_densities(shapes: Sequence[tuple[int, int]], sparsity: float) -> np.ndarray:
@@ -118,7 +119,7 @@ def _linears(model: nn.Module | Sequence[nn.Linear]) -> list[nn.Linear]:
 
 
 class RigL:
-    """Masks over a model's ``nn.Linear`` weights and seed 003's RigL schedule.
+    """Masks over a model's ``nn.Linear`` weights and Soelistyo & Lowe's (2024) RigL schedule.
 
     Use in the training loop, after ``loss.backward()``::
 
@@ -140,7 +141,7 @@ class RigL:
     def __init__(
         self,
         model: nn.Module | Sequence[nn.Linear],
-        config: RigLConfig = SEED003_RIGL,
+        config: RigLConfig = SOELISTYO_LOWE_RIGL,
         total_steps: int = 1,
         warmup_steps: int = 0,
     ) -> None:
@@ -193,7 +194,7 @@ class RigL:
         """Apply the schedule at optimiser step ``step`` (0-based), after ``backward``.
 
         Returns True when this step was a topology update, which replaces the weight
-        update (the seed's algorithm); then skip ``optimizer.step()``.
+        update (the paper's algorithm); then skip ``optimizer.step()``.
         """
         if step < self.warmup_steps:
             return False
@@ -257,7 +258,7 @@ def _mish(x: torch.Tensor) -> torch.Tensor:
 def prune_leaf_and_bias_weights(
     model: nn.Module | Sequence[nn.Linear], activation: Any = _mish
 ) -> dict[str, int]:
-    """Remove weights that cannot change the outputs, in seed 003's order; in place.
+    """Remove weights that cannot change the outputs, in Soelistyo & Lowe's (2024) order; in place.
 
     The layers are a chain of ``nn.Linear`` with ``activation`` between them and none
     after the last. *Leaf weights* feed a hidden neuron none of whose outgoing weights
@@ -295,12 +296,12 @@ def active_inputs(model: nn.Module | Sequence[nn.Linear]) -> tuple[int, ...]:
 
 
 def expression_size(model: nn.Module | Sequence[nn.Linear]) -> int:
-    """Seed 003's expression size of a chain of Linear layers with Mish between them.
+    """Soelistyo & Lowe's (2024) expression size of a chain of Linear layers with Mish between them.
 
     Each hidden neuron with M ≥ 1 nonzero incoming weights counts 8(M + 1) nodes
     (Mish of bias + Σ w·x), each output neuron 4M + 1 (no activation); hidden neurons
     without inputs are constants, already folded by :func:`prune_leaf_and_bias_weights`.
-    A dense layer of N neurons on M inputs so counts 8N(M + 1), the seed's eq. 5.
+    A dense layer of N neurons on M inputs so counts 8N(M + 1), eq. 5 of Soelistyo & Lowe 2024.
     """
     layers = _linears(model)
     size = 0

@@ -1,6 +1,6 @@
-"""Symbolic regression with seed 003's operators and complexities, in numpy.
+"""Symbolic regression with Soelistyo & Lowe's (2024) operators and complexities, in numpy.
 
-Seed 003 distils its sparse head into short expressions with PySR: binary
+Soelistyo & Lowe 2024 distil their sparse head into short expressions with PySR: binary
 ``+ − × ÷``, unary ``x² exp log sin sqrt abs``, complexity 1 per node except
 sin (3), exp (2) and log (2), parsimony 0.001, complexity at most 20. PySR needs a
 Julia installation, which these machines lack, so this module is a small genetic
@@ -33,7 +33,7 @@ from synthoct_bench.baselines.base import ParamsMixin
 
 __all__ = [
     "OPERATORS",
-    "SEED003_OPERATORS",
+    "SOELISTYO_LOWE_OPERATORS",
     "Expression",
     "ParetoEntry",
     "SymbolicRegressor",
@@ -70,8 +70,8 @@ OPERATORS: dict[str, Operator] = {
         Operator("abs", 1, 1, np.abs, "|{0}|"),
     )
 }
-#: Seed 003's operator set (all of :data:`OPERATORS`).
-SEED003_OPERATORS: tuple[str, ...] = tuple(OPERATORS)
+#: Soelistyo & Lowe's (2024) operator set (all of :data:`OPERATORS`).
+SOELISTYO_LOWE_OPERATORS: tuple[str, ...] = tuple(OPERATORS)
 
 #: A token: ("op", name), ("x", feature index) or ("c", value).
 Token = tuple[str, Any]
@@ -95,7 +95,7 @@ class Expression:
 
     @property
     def size(self) -> int:
-        """Number of nodes (seed 003's "expression size")."""
+        """Number of nodes (the "expression size" of Soelistyo & Lowe 2024)."""
         return len(self.tokens)
 
     @property
@@ -320,12 +320,12 @@ def _fold_constants(tokens: Sequence[Token]) -> tuple[Token, ...]:
 
 
 class SymbolicRegressor(ParamsMixin):
-    """Seed 003's symbolic regression of one target, scikit-learn style.
+    """Soelistyo & Lowe's (2024) symbolic regression of one target, scikit-learn style.
 
     Args:
-        operators: operator names from :data:`OPERATORS` (seed 003: all).
-        max_complexity: hard limit on an expression's complexity (seed 003: 20).
-        parsimony: weight of the complexity in the selection loss (seed 003: 0.001).
+        operators: operator names from :data:`OPERATORS` (Soelistyo & Lowe 2024: all).
+        max_complexity: hard limit on an expression's complexity (Soelistyo & Lowe 2024: 20).
+        parsimony: weight of the complexity in the selection loss (Soelistyo & Lowe 2024: 0.001).
         population_size, generations, tournament_size: the GP's size.
         refine_every: refine the hall of fame's constants every this many generations.
         restarts: independent populations (their halls of fame are merged).
@@ -341,7 +341,7 @@ class SymbolicRegressor(ParamsMixin):
 
     def __init__(
         self,
-        operators: Sequence[str] = SEED003_OPERATORS,
+        operators: Sequence[str] = SOELISTYO_LOWE_OPERATORS,
         max_complexity: int = 20,
         parsimony: float = 0.001,
         population_size: int = 400,

@@ -215,7 +215,7 @@ class ResNet18Baseline(ParamsMixin):
         progress: show progress bars.
         checkpoint_dir: where checkpoints go (None: none are written);
             ``fit(..., resume=True)`` continues from it.
-        latent_augment: seed 001's latent augmentation (gaussian, cutout, mixup or
+        latent_augment: Ramisetti's (2024) latent augmentation (gaussian, cutout, mixup or
             cmixup, at its default parameters) to make extra training images: the
             training images are encoded by ``augment_vae`` (a trained VAE folder),
             their latents augmented ``augment_copies`` times and decoded, and the
@@ -343,8 +343,8 @@ class ResNet18Baseline(ParamsMixin):
     def _with_decoded_latents(self, train: torch.utils.data.Dataset) -> ArrayImageDataset:
         """The training set plus images decoded from its augmented VAE latents."""
         from synthoct_bench.augment import LatentAugmentation, augmented_images
-        from synthoct_bench.generators.vae import load_vae
-        from synthoct_bench.generators.vae_run import run_model_dir
+        from synthoct_bench.generators.vae.base import load_vae
+        from synthoct_bench.generators.vae.run import run_model_dir
 
         if not isinstance(train, ArrayImageDataset):
             raise ValueError("latent_augment needs in-memory images (X as columns), not a Dataset")

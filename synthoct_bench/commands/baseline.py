@@ -50,25 +50,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--no-calibrate", action="store_true", help="skip the validation-set shrinkage line"
     )
     add_progress_flag(group)
-    tc = parser.add_argument_group("tcvae-dense, tcvae-sparse, tcvae-symbolic (seed 003)")
+    tc = parser.add_argument_group(
+        "tcvae-dense, tcvae-sparse, tcvae-symbolic (Soelistyo & Lowe 2024)"
+    )
     tc.add_argument("--image-size", type=int, default=64, help="the beta-TCVAE's image side")
-    tc.add_argument("--latent-dim", type=int, default=32, help="latents (seed 003: 32)")
+    tc.add_argument("--latent-dim", type=int, default=32, help="latents (Soelistyo & Lowe: 32)")
     tc.add_argument("--vae-epochs", type=int, default=20, help="beta-TCVAE epochs at most")
-    tc.add_argument("--vae-batch-size", type=int, default=256, help="seed 003: 256")
-    tc.add_argument("--vae-lr", type=float, default=5e-4, help="Adam, seed 003: 5e-4")
+    tc.add_argument("--vae-batch-size", type=int, default=256, help="Soelistyo & Lowe 2024: 256")
+    tc.add_argument("--vae-lr", type=float, default=5e-4, help="Adam, Soelistyo & Lowe 2024: 5e-4")
     tc.add_argument(
         "--vae-weights",
         default=None,
         help="use this trained VAE (run or model folder); skip its training",
     )
-    tc.add_argument("--head-epochs", type=int, default=100, help="seed 003: 100")
+    tc.add_argument("--head-epochs", type=int, default=100, help="Soelistyo & Lowe 2024: 100")
     tc.add_argument("--warmup-epochs", type=int, default=20, help="dense epochs before RigL")
-    tc.add_argument("--sparsity", type=float, default=0.951, help="RigL's S (seed 003: 0.951)")
+    tc.add_argument(
+        "--sparsity", type=float, default=0.951, help="RigL's S (Soelistyo & Lowe: 0.951)"
+    )
     tc.add_argument("--delta-t", type=int, default=115, help="steps between topology updates")
     tc.add_argument("--update-fraction", type=float, default=0.758, help="RigL's alpha")
     tc.add_argument("--max-complexity", type=int, default=20, help="formula complexity limit")
     tc.add_argument("--generations", type=int, default=60, help="symbolic search generations")
-    la = parser.add_argument_group("latent augmentation (seed 001)")
+    la = parser.add_argument_group("latent augmentation (Ramisetti 2024)")
     la.add_argument(
         "--latent-augment",
         default=None,

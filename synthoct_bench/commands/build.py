@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         kwargs["path_or_repo_id"] = args.weights
         if args.generator == "vae":
-            from synthoct_bench.generators.vae_run import run_model_dir
+            from synthoct_bench.generators.vae.run import run_model_dir
 
             kwargs["path_or_repo_id"] = str(run_model_dir(args.weights))
     summary = build(

@@ -77,7 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--leaderboard-entry",
         metavar="FILE",
-        help="write one model's leaderboard entry as one JSON line (see BENCHMARK.md)",
+        help="write one model's leaderboard entry as one JSON line (see RULES.md)",
     )
     parser.add_argument(
         "--model-index",

@@ -1,6 +1,6 @@
 """`synthoct vae train|evaluate|select`: a VAE run folder from training to a dataset's η dims.
 
-The logic lives in :mod:`synthoct_bench.generators.vae_run`; this module only maps
+The logic lives in :mod:`synthoct_bench.generators.vae.run`; this module only maps
 options onto it. Names the library validates (objective, architecture, optimizer) are
 checked there, so ``synthoct --help`` does not import torch.
 """
@@ -67,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="stop once the validation reconstruction MSE moves by less than this fraction "
-        "between epochs (seed 004: 0.01); needs --val-n",
+        "between epochs (Korkic 2021: 0.01); needs --val-n",
     )
     t.add_argument(
         "--stop-patience",
@@ -85,7 +85,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--latent-augment",
         default=None,
         choices=("gaussian", "cutout", "mixup", "adaptive"),
-        help="seed 001: augment z before decoding (adaptive: chosen per epoch from the "
+        help="Ramisetti 2024: augment z before decoding (adaptive: chosen per epoch from the "
         "validation MSE; needs --val-n)",
     )
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
@@ -145,10 +145,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     w = sub.add_parser(
         "sweep",
-        help="seed 004's sensitivity grid: objectives x optimizers x learning rates x latent "
+        help="Korkic's (2021) sensitivity grid: objectives x optimizers x learning rates x latent "
         "sizes x seeds, resumable",
         description="Train one VAE per cell of the grid on phantom images (or a folder), "
-        "stopping by seed 004's rule; record validation loss, epochs to converge, wall time, "
+        "stopping by Korkic's (2021) rule; record validation loss, epochs to converge, wall time, "
         "MIG, the eta-probe and whether Methods 1 and 2 agree; write OUT/results.parquet, "
         "results.csv, loss_vs_lr.png, outcomes.png and report.json. Unset grid options take "
         "the preset's values.",
@@ -156,7 +156,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     w.add_argument("--out", required=True, help="sweep folder")
     w.add_argument("--preset", default="reduced", help="grid: reduced (180 cells at 32 px, "
-                   "sized for a 2-core CPU) or seed004 (the seed's 360 runs)")  # fmt: skip
+                   "sized for a 2-core CPU) or korkic2021 (the thesis's 360 runs)")  # fmt: skip
     for flag, kind, what in (
         ("--objectives", str, "objectives"), ("--optimizers", str, "adam, sgd, rmsprop"),
         ("--lrs", float, "learning rates"), ("--latent-dims", int, "latent sizes"),
@@ -210,8 +210,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from synthoct_bench.generators.vae_run import VAERunSpec, train_run
-    from synthoct_bench.generators.vae_training import VAETrainingConfig
+    from synthoct_bench.generators.vae.run import VAERunSpec, train_run
+    from synthoct_bench.generators.vae.training import VAETrainingConfig
 
     spec = VAERunSpec(
         images=args.images,
@@ -275,14 +275,14 @@ def _emit(args: argparse.Namespace, result: object) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from synthoct_bench.generators.vae_run import evaluate_run
+    from synthoct_bench.generators.vae.run import evaluate_run
 
     _emit(args, evaluate_run(args.dir, n=args.n, plots_dir=args.plots, device=args.device))
     return 0
 
 
 def _select(args: argparse.Namespace) -> int:
-    from synthoct_bench.generators.vae_run import run_model_dir, select_run
+    from synthoct_bench.generators.vae.run import run_model_dir, select_run
 
     selection = select_run(
         args.dir, n_method1=args.n1, n_method2=args.n2, n_phantom=args.n_phantom,
@@ -296,7 +296,7 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from synthoct_bench.generators.vae_sweep import grid_from_options, run_sweep, sweep_report
+    from synthoct_bench.generators.vae.sweep import grid_from_options, run_sweep, sweep_report
 
     if not args.report:
         grid = grid_from_options(

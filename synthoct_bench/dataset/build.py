@@ -81,8 +81,9 @@ from synthoct_bench.dataset.writer import (
     write_parquet_atomic,
 )
 from synthoct_bench.latent import NOISE_LEVELS
+from synthoct_bench.ranks import resolve_rank_world
 
-__all__ = ["BuildSummary", "build", "merge", "resolve_rank_world", "DEFAULT_FIT_SUBJECTS"]
+__all__ = ["BuildSummary", "build", "merge", "DEFAULT_FIT_SUBJECTS"]
 
 #: Training subjects used for each level's FOCE fit (a random sample: ids are i.i.d.).
 DEFAULT_FIT_SUBJECTS = 1_000
@@ -131,26 +132,6 @@ class BuildSummary:
             else "  not merged yet: run `synthoct build --merge --out DIR` once all ranks finish"
         )
         return "\n".join(lines)
-
-
-def resolve_rank_world(rank: int | None = None, world: int | None = None) -> tuple[int, int]:
-    """(rank, world) from flags, else torchrun (RANK/WORLD_SIZE), else a SLURM array."""
-    env = os.environ
-    if world is None:
-        if "WORLD_SIZE" in env and "RANK" in env:
-            rank = int(env["RANK"]) if rank is None else rank
-            world = int(env["WORLD_SIZE"])
-        elif "SLURM_ARRAY_TASK_COUNT" in env and "SLURM_ARRAY_TASK_ID" in env:
-            offset = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-            rank = int(env["SLURM_ARRAY_TASK_ID"]) - offset if rank is None else rank
-            world = int(env["SLURM_ARRAY_TASK_COUNT"])
-        else:
-            world = 1
-    rank = 0 if rank is None else int(rank)
-    world = int(world)
-    if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"need 0 <= rank < world, got rank={rank}, world={world}")
-    return rank, world
 
 
 def _check_fit_options(options: Mapping[str, Any]) -> None:

@@ -29,6 +29,7 @@ from synthoct_bench.dataset.layout import (
 from synthoct_bench.dataset.manifest import manifest_fingerprint
 from synthoct_bench.dataset.records import Manifest
 from synthoct_bench.paper import CITATION_BIBTEX
+from synthoct_bench.references import references_markdown
 
 __all__ = [
     "DEFAULT_CONFIG_LEVEL",
@@ -303,6 +304,7 @@ def render_card(
         "image_limits": _IMAGE_LIMITS[kind],
         "license_text": license_text,
         "releases": _releases_text(manifest),
+        "references": references_markdown(),
         "citation": CITATION_BIBTEX,
     }
     rendered = Template(text).substitute(values)

@@ -18,18 +18,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from synthoct_bench import latent, rng
+from synthoct_bench import latent
 from synthoct_bench.dataset.features import arrow_schema
 from synthoct_bench.dataset.layout import ShardSpec, all_columns, noise_columns
 from synthoct_bench.dataset.records import BuildConfig
 from synthoct_bench.dataset.writer import encode_png
+from synthoct_bench.latent import image_seeds
 
 __all__ = [
     "STAGES",
     "RenderedShard",
     "make_generator",
     "latents",
-    "image_seeds",
     "observations",
     "render_shard",
     "shard_table",
@@ -59,11 +59,6 @@ def latents(ids: np.ndarray, seed: int, eta_dims: Sequence[int]) -> tuple[np.nda
     """(z (N,128) float64, η (N,3) float64) for the given subject ids."""
     z = latent.sample_z(ids, seed)
     return z, latent.select_eta(z, eta_dims)
-
-
-def image_seeds(ids: np.ndarray, seed: int) -> np.ndarray:
-    """The per-subject generator seeds (speckle, diffusion noise), int64 (N,)."""
-    return rng.subject_seeds(seed, rng.stream_id("image"), ids)
 
 
 def observations(

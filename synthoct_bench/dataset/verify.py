@@ -381,12 +381,8 @@ def _differs(
 
 
 def _check_content(root: Path, manifest: Manifest, report: VerifyReport) -> None:
-    from synthoct_bench.dataset.pipeline import (
-        image_seeds,
-        latents,
-        make_generator,
-        observations,
-    )
+    from synthoct_bench.dataset.pipeline import latents, make_generator, observations
+    from synthoct_bench.latent import image_seeds
     from synthoct_bench.nlme import OBS_TIMES, PopulationParams
 
     try:

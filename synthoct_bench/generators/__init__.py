@@ -15,35 +15,40 @@ from typing import Any
 from synthoct_bench.generators.base import ImageGenerator
 from synthoct_bench.lazy import lazy_exports, resolve
 
-#: Public name -> "module:attribute", imported on first access.
+#: Public name -> "module:attribute", imported on first access. The families live in
+#: their own packages: ``phantom/``, ``vae/``, ``diffusion/``, and ``metrics/`` for what
+#: measures a latent space.
+_P = "synthoct_bench.generators"
 _LAZY: dict[str, str] = {
-    "PhantomGenerator": "synthoct_bench.generators.phantom:PhantomGenerator",
-    "traversal_grid": "synthoct_bench.generators.traversal:traversal_grid",
-    "save_traversal_figure": "synthoct_bench.generators.traversal:save_traversal_figure",
-    # β-VAE and latent-conditioned Stable Diffusion (torch / diffusers, GPU path)
-    "BetaVAE": "synthoct_bench.generators.vae:BetaVAE",
-    "BetaVAEConfig": "synthoct_bench.generators.vae:BetaVAEConfig",
-    "BetaVAEGenerator": "synthoct_bench.generators.vae:BetaVAEGenerator",
-    # the VAE family: seed 003's small conv VAE, any saved VAE, the objectives, the metrics
-    "SmallConvVAE": "synthoct_bench.generators.vae_small:SmallConvVAE",
-    "SmallConvVAEConfig": "synthoct_bench.generators.vae_small:SmallConvVAEConfig",
-    "load_vae": "synthoct_bench.generators.vae:load_vae",
-    "get_objective": "synthoct_bench.generators.vae_objectives:get_objective",
-    "mig": "synthoct_bench.generators.disentanglement:mig",
-    "dci": "synthoct_bench.generators.disentanglement:dci",
-    "sap": "synthoct_bench.generators.disentanglement:sap",
-    "LatentDiffusionGenerator": "synthoct_bench.generators.diffusion:LatentDiffusionGenerator",
-    "latent_to_prompt_embeds": "synthoct_bench.generators.diffusion:latent_to_prompt_embeds",
-    "select_latent_dims": "synthoct_bench.generators.latent_selection:select_latent_dims",
-    "conditioning_check": "synthoct_bench.generators.conditioning_check:conditioning_check",
+    "PhantomGenerator": f"{_P}.phantom.generator:PhantomGenerator",
+    "traversal_grid": f"{_P}.traversal:traversal_grid",
+    "save_traversal_figure": f"{_P}.traversal:save_traversal_figure",
+    # the VAE family (torch): the paper's β-VAE, the small conv VAE of Soelistyo & Lowe
+    # 2024, any saved VAE, the objectives
+    "BetaVAE": f"{_P}.vae.paper:BetaVAE",
+    "BetaVAEConfig": f"{_P}.vae.paper:BetaVAEConfig",
+    "BetaVAEGenerator": f"{_P}.vae.generator:BetaVAEGenerator",
+    "SmallConvVAE": f"{_P}.vae.small:SmallConvVAE",
+    "SmallConvVAEConfig": f"{_P}.vae.small:SmallConvVAEConfig",
+    "load_vae": f"{_P}.vae.base:load_vae",
+    "get_objective": f"{_P}.vae.objectives:get_objective",
+    # latent-conditioned Stable Diffusion (torch + diffusers, GPU path)
+    "LatentDiffusionGenerator": f"{_P}.diffusion.pipeline:LatentDiffusionGenerator",
+    "latent_to_prompt_embeds": f"{_P}.diffusion.pipeline:latent_to_prompt_embeds",
+    # measuring a latent space
+    "mig": f"{_P}.metrics.disentanglement:mig",
+    "dci": f"{_P}.metrics.disentanglement:dci",
+    "sap": f"{_P}.metrics.disentanglement:sap",
+    "select_latent_dims": f"{_P}.metrics.latent_selection:select_latent_dims",
+    "conditioning_check": f"{_P}.metrics.conditioning:conditioning_check",
 }
 
 #: The generator registry: name (as used by ``get_generator`` and ``synthoct build
 #: --generator``) -> "module:factory", the factory taking the generator's keyword arguments.
 GENERATORS: dict[str, str] = {
-    "phantom": "synthoct_bench.generators.phantom:PhantomGenerator",
-    "diffusion": "synthoct_bench.generators.diffusion:load_latent_diffusion",
-    "vae": "synthoct_bench.generators.vae:BetaVAEGenerator",
+    "phantom": f"{_P}.phantom.generator:PhantomGenerator",
+    "diffusion": f"{_P}.diffusion.pipeline:load_latent_diffusion",
+    "vae": f"{_P}.vae.generator:BetaVAEGenerator",
 }
 
 __all__ = ["ImageGenerator", "GENERATORS", "get_generator", "register_generator", *_LAZY]

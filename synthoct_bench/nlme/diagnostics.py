@@ -14,7 +14,8 @@ import os
 import numpy as np
 
 from synthoct_bench.atomic import save_figure
-from synthoct_bench.nlme.ebe import EBEResult, check_observations
+from synthoct_bench.nlme.ebe import EBEResult
+from synthoct_bench.nlme.ebe_problem import check_observations
 from synthoct_bench.nlme.model import OBS_TIMES, PopulationParams
 from synthoct_bench.nlme.simulate import predict
 

@@ -53,63 +53,16 @@ from typing import NamedTuple
 import numpy as np
 
 from synthoct_bench.nlme.ebe_grid import StartGrid
-from synthoct_bench.nlme.ebe_search import (
-    ABANDON,
-    COARSE_ATOL,
-    COARSE_RTOL,
-    COARSE_SWITCH,
-    MISFIT_Z,
-    SAME_BASIN_SD,
-    STALL_TOL,
-    search_mm_oral,
+from synthoct_bench.nlme.ebe_problem import (
+    ENGINES,
+    EBEOptions,
+    EBEProblem,
+    check_observations,
 )
+from synthoct_bench.nlme.ebe_search import MISFIT_Z, SAME_BASIN_SD, search_mm_oral
 from synthoct_bench.nlme.model import OBS_TIMES, PAPER_MODEL, PopulationParams
-from synthoct_bench.nlme.simulate import predict
 
 __all__ = ["ENGINES", "EBEOptions", "EBEResult", "ebe", "check_observations"]
-
-#: the search engines of :func:`ebe`
-ENGINES = ("auto", "compiled", "batched")
-
-
-@dataclass(frozen=True)
-class EBEOptions:
-    """Every option of :func:`ebe` and of its search, with its default.
-
-    :func:`ebe` takes its keyword defaults from here and builds one of these
-    per call, resolving ``grid_points`` (from the number of random effects),
-    ``restart_margin`` (per engine) and ``engine="auto"``; see its docstring
-    for their meaning. The fields from ``lam0`` on are tuning not exposed by
-    :func:`ebe`: the initial Levenberg-Marquardt damping, the stall rule
-    (:data:`~synthoct_bench.nlme.ebe_search.STALL_TOL`), when a restart is
-    abandoned, and the compiled engine's coarse ODE solver (``coarse_switch=0``
-    searches on the accurate solver alone).
-    """
-
-    tol: float = 1e-10
-    max_iter: int = 60
-    grid_points: int | None = None
-    grid_span: float = 4.0
-    n_restarts: int = 3
-    restart_margin: float | None = None
-    eta_bound: float = 8.0
-    chunk_size: int = 4096
-    engine: str = "auto"
-    lam0: float = 1e-3
-    stall_tol: float = STALL_TOL
-    abandon: float = ABANDON
-    coarse_rtol: float = COARSE_RTOL
-    coarse_atol: float = COARSE_ATOL
-    coarse_switch: float = COARSE_SWITCH
-
-    def __post_init__(self) -> None:
-        if self.tol <= 0 or self.max_iter < 1 or self.chunk_size < 1:
-            raise ValueError("tol must be > 0, max_iter and chunk_size >= 1")
-        if self.grid_points is not None and self.grid_points < 2:
-            raise ValueError(f"grid_points must be >= 2, got {self.grid_points}")
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be 'auto', 'compiled' or 'batched', got {self.engine!r}")
-
 
 @dataclass(frozen=True)
 class EBEResult:
@@ -151,86 +104,11 @@ class EBEResult:
         return int(self.eta.shape[0])
 
 
-def check_observations(y: np.ndarray, n_times: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validate observations (N, T); return (y with NaN set to 0, mask of observed)."""
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim == 1:
-        y = y[None, :]
-    if y.ndim != 2:
-        raise ValueError(f"y must have shape (N, T), got {y.shape}")
-    if y.shape[1] != n_times:
-        raise ValueError(
-            f"y has {y.shape[1]} observations per subject but the model has {n_times} "
-            "observation times; pass times= matching the columns of y"
-        )
-    if y.shape[0] == 0:
-        raise ValueError("y holds no subjects")
-    if np.isinf(y).any():
-        rows = np.unique(np.nonzero(np.isinf(y))[0])
-        raise ValueError(
-            f"y holds infinite values (subjects {rows[:10].tolist()}); "
-            "mark missing observations with NaN"
-        )
-    mask = ~np.isnan(y)
-    empty = np.nonzero(~mask.any(axis=1))[0]
-    if empty.size:
-        raise ValueError(
-            f"{empty.size} subject(s) have no observations (e.g. rows {empty[:10].tolist()}); "
-            "drop them before estimating"
-        )
-    return np.where(mask, y, 0.0), mask
-
-
-class _Problem:
-    """Per-chunk data and the calls into the decoder."""
-
-    def __init__(self, y, mask, params, model, times, eta_bound):
-        self.y = y
-        self.mask = mask.astype(np.float64)
-        self.params = params
-        self.model = model
-        self.times = times
-        self.omega = np.asarray(params.omega, dtype=np.float64)
-        self.inv_omega = 1.0 / self.omega
-        self.inv_s2 = 1.0 / float(params.sigma) ** 2
-        self.lower = -eta_bound * np.sqrt(self.omega)
-        self.upper = eta_bound * np.sqrt(self.omega)
-        self.n_evaluations = 0
-        self.n_coarse_evaluations = 0
-
-    def evaluate(self, eta: np.ndarray, sensitivities: bool = True):
-        kwargs = {"sensitivities": sensitivities}
-        if self.model is not None:
-            kwargs["model"] = self.model
-        if self.times is not None:
-            kwargs["times"] = self.times
-        out = predict(eta, self.params, **kwargs)
-        self.n_evaluations += eta.shape[0]
-        if not sensitivities:
-            return np.asarray(out, dtype=np.float64)
-        return np.asarray(out[0], dtype=np.float64), np.asarray(out[1], dtype=np.float64)
-
-    def phi(self, idx, eta, f):
-        """Φ without its constant for subjects ``idx``."""
-        r = (self.y[idx] - f) * self.mask[idx]
-        return 0.5 * self.inv_s2 * np.einsum("nt,nt->n", r, r) + 0.5 * np.einsum(
-            "nd,d,nd->n", eta, self.inv_omega, eta
-        )
-
-    def grad_hess(self, idx, eta, f, s):
-        m = self.mask[idx]
-        r = (self.y[idx] - f) * m
-        g = -self.inv_s2 * np.einsum("ntd,nt->nd", s, r) + eta * self.inv_omega
-        h = self.inv_s2 * np.einsum("ntd,nte,nt->nde", s, s, m)
-        h[:, np.arange(eta.shape[1]), np.arange(eta.shape[1])] += self.inv_omega
-        return g, h
-
-
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.solve(a, b[..., None])[..., 0]
 
 
-def _lm(prob: _Problem, idx, eta, phi, f, s, options: EBEOptions):
+def _lm(prob: EBEProblem, idx, eta, phi, f, s, options: EBEOptions):
     """Batched Levenberg-Marquardt from the given states; returns final states.
 
     The model Hessian is Gauss-Newton plus a structured secant estimate A of the
@@ -320,7 +198,7 @@ def _lm(prob: _Problem, idx, eta, phi, f, s, options: EBEOptions):
     return eta, phi, f, s, conv, dec, iters
 
 
-def _run_from(prob: _Problem, rows: np.ndarray, eta: np.ndarray, options: EBEOptions):
+def _run_from(prob: EBEProblem, rows: np.ndarray, eta: np.ndarray, options: EBEOptions):
     f, s = prob.evaluate(eta)
     phi = prob.phi(rows, eta, f)
     return _lm(prob, rows, eta, phi, f, s, options)
@@ -353,7 +231,7 @@ _FIXED_STARTS = [
 ]
 
 
-def _candidates(prob: _Problem, rows: np.ndarray, grid: StartGrid):
+def _candidates(prob: EBEProblem, rows: np.ndarray, grid: StartGrid):
     """Candidate starts (C, n, d) and their true objectives (C, n).
 
     The best raw grid point, and the capped Gauss-Newton steps from it and from
@@ -373,7 +251,7 @@ def _candidates(prob: _Problem, rows: np.ndarray, grid: StartGrid):
 
 
 def _chunk_batched(
-    prob: _Problem, eta0: np.ndarray | None, grid: StartGrid, options: EBEOptions
+    prob: EBEProblem, eta0: np.ndarray | None, grid: StartGrid, options: EBEOptions
 ) -> _ChunkResult:
     """The vectorised search (any model) on one chunk: every step batched over its subjects."""
     n = prob.y.shape[0]
@@ -440,7 +318,7 @@ def _chunk_batched(
     )  # fmt: skip
 
 
-def _fixed_starts(prob: _Problem, grid: StartGrid) -> np.ndarray:
+def _fixed_starts(prob: EBEProblem, grid: StartGrid) -> np.ndarray:
     d = prob.omega.size
     fixed = np.array(_FIXED_STARTS)
     if fixed.shape[1] < d:
@@ -449,7 +327,7 @@ def _fixed_starts(prob: _Problem, grid: StartGrid) -> np.ndarray:
 
 
 def _chunk_compiled(
-    prob: _Problem, eta0: np.ndarray | None, grid: StartGrid, options: EBEOptions
+    prob: EBEProblem, eta0: np.ndarray | None, grid: StartGrid, options: EBEOptions
 ) -> _ChunkResult:
     """The compiled per-subject search (:mod:`synthoct_bench.nlme.ebe_search`) on one chunk."""
     times = OBS_TIMES if prob.times is None else np.asarray(prob.times, dtype=np.float64)
@@ -564,7 +442,7 @@ def ebe(
         engine="compiled" if compiled else "batched",
     )
     chunk_fn = _chunk_compiled if compiled else _chunk_batched
-    prob0 = _Problem(y0[:1], mask[:1], params, model, times, options.eta_bound)
+    prob0 = EBEProblem(y0[:1], mask[:1], params, model, times, options.eta_bound)
     grid = StartGrid(
         prob0,
         options.grid_points,
@@ -593,7 +471,7 @@ def ebe(
         starts = tqdm(starts, desc="EBE", unit="chunk")
     for a in starts:
         b = min(a + options.chunk_size, n)
-        prob = _Problem(y0[a:b], mask[a:b], params, model, times, options.eta_bound)
+        prob = EBEProblem(y0[a:b], mask[a:b], params, model, times, options.eta_bound)
         part = chunk_fn(prob, None if eta0 is None else eta0[a:b], grid, options)
         for whole, piece in zip(out, part, strict=True):
             whole[a:b] = piece

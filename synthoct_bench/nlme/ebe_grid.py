@@ -25,7 +25,7 @@ import numba as nb
 import numpy as np
 
 if TYPE_CHECKING:
-    from synthoct_bench.nlme.ebe import _Problem
+    from synthoct_bench.nlme.ebe_problem import EBEProblem
 
 __all__ = ["StartGrid", "capped_step_model", "grid_candidates"]
 
@@ -362,7 +362,7 @@ class StartGrid:
     the raw grid objective aliases; the one-step model value does not.
     """
 
-    def __init__(self, prob: _Problem, points: int, span: float, max_step: float):
+    def __init__(self, prob: EBEProblem, points: int, span: float, max_step: float):
         d = prob.omega.size
         self.white = _grid_points(d, points, span)
         self.shape = (points,) * d
@@ -394,7 +394,7 @@ class StartGrid:
         # integer position of every grid point along each axis
         self.coords = np.stack(np.unravel_index(np.arange(self.f.shape[0]), self.shape), axis=1)
 
-    def score(self, prob: _Problem, rows: np.ndarray):
+    def score(self, prob: EBEProblem, rows: np.ndarray):
         """(objective, one-step model value) for subjects ``rows``: two (n, G) arrays."""
         m = prob.mask[rows]
         ym = prob.y[rows] * m
@@ -407,7 +407,7 @@ class StartGrid:
         )
         return obj, model
 
-    def start(self, prob: _Problem, rows: np.ndarray, gp: np.ndarray) -> np.ndarray:
+    def start(self, prob: EBEProblem, rows: np.ndarray, gp: np.ndarray) -> np.ndarray:
         """The capped Gauss-Newton step from grid point ``gp`` for each subject of ``rows``."""
         m = prob.mask[rows]
         e = (prob.y[rows] - self.f[gp]) * m
@@ -417,7 +417,7 @@ class StartGrid:
         step *= np.minimum(1.0, self.max_step / np.maximum(norm, 1e-300))[:, None]
         return np.clip(self.eta[gp] + step, prob.lower, prob.upper)
 
-    def candidates(self, prob: _Problem, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, prob: EBEProblem, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Compiled start candidates for subjects ``rows``: see :func:`grid_candidates`."""
         return grid_candidates(
             prob.y[rows], prob.mask[rows], self, prob.inv_omega, prob.inv_s2, prob.lower,

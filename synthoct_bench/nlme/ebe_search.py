@@ -42,36 +42,21 @@ from typing import TYPE_CHECKING, NamedTuple
 import numba as nb
 import numpy as np
 
+from synthoct_bench.nlme.ebe_problem import (
+    EBEOptions,
+)
 from synthoct_bench.nlme.solver import DEFAULT_ATOL, DEFAULT_RTOL, _solve_one
 
 if TYPE_CHECKING:
-    from synthoct_bench.nlme.ebe import EBEOptions
     from synthoct_bench.nlme.model import PopulationParams
 
 __all__ = [
-    "ABANDON",
-    "COARSE_ATOL",
-    "COARSE_RTOL",
-    "COARSE_SWITCH",
     "MISFIT_Z",
     "SAME_BASIN_SD",
-    "STALL_TOL",
     "SearchResult",
     "search_mm_oral",
 ]
 
-#: Each search runs on a coarse solver (local rtol 1e-3: 31 steps and half the
-#: cost of the accurate solver's 59 at rtol 2e-5) until its Newton decrement is
-#: below ``COARSE_SWITCH``, then on the accurate one, which alone can declare
-#: convergence: far from the answer a step needs the direction, not six digits.
-COARSE_RTOL = 1e-3
-COARSE_ATOL = 1e-6
-COARSE_SWITCH = 1e-3
-#: a search whose step fails to lower the objective measurably while the Newton
-#: decrement is below this has hit the solver's floor: its sensitivities are
-#: exact derivatives of the steps taken, not of the adaptive solver's output,
-#: which leaves decrements of up to ~1e-6 that no step can remove
-STALL_TOL = 1e-6
 #: allowance, relative to 1 + Φ, for the coarse objective's error in the tests
 #: that compare it with an accurate one (measured: at most 5.6e-4 on 20,000
 #: answers and 20,000 points drawn at 1.5 prior SD)
@@ -404,10 +389,6 @@ SAME_BASIN_SD = 0.3
 #: a converged answer whose χ² exceeds n_obs by more than this many of its SDs
 #: looks wrong and earns the fixed-point retries
 MISFIT_Z = 3.0
-#: a restart stops when its objective less this many Newton decrements (the
-#: quadratic model's whole remaining decrease is half of one) is above the cap:
-#: on 20,000 subjects this saves 0.12 solves per subject and changes no answer
-ABANDON = 4.0
 #: ...and when it is back within 0.1 posterior SD of the converged answer
 #: (squared, in the Gauss-Newton metric), where it can only reconverge to it:
 #: 5% fewer solves on 20,000 subjects, objectives within 4e-6

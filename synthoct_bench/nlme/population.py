@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synthoct_bench import rng
-from synthoct_bench.nlme.ebe import EBEResult, check_observations
+from synthoct_bench.nlme.ebe import EBEResult
+from synthoct_bench.nlme.ebe_problem import check_observations
 from synthoct_bench.nlme.model import OBS_TIMES, PopulationParams
 
 __all__ = [

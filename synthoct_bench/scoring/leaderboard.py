@@ -38,7 +38,7 @@ __all__ = [
 #: Version of the score JSON (``reports_payload``) and of a leaderboard entry. Raise it
 #: when a key is renamed or removed; adding keys keeps it.
 SCHEMA_VERSION = 1
-#: Training seeds a result should average (BENCHMARK.md); fewer is flagged, not refused.
+#: Training seeds a result should average (RULES.md); fewer is flagged, not refused.
 RECOMMENDED_SEEDS = 3
 #: The model-index task: the dataset card's task category, and what the model does.
 MODEL_INDEX_TASK = ("image-feature-extraction", "Random effects from OCT images (synthoct-bench)")
@@ -115,7 +115,7 @@ def format_summary(reports: Sequence[ScoreReport]) -> str:
         few = sorted({r.n_seeds for r in reps if r.n_seeds < RECOMMENDED_SEEDS})
         if few:
             lines.append(
-                f"note: {'/'.join(map(str, few))} training seed(s) at some level; BENCHMARK.md "
+                f"note: {'/'.join(map(str, few))} training seed(s) at some level; RULES.md "
                 f"asks for at least {RECOMMENDED_SEEDS} (synthoct score --seeds-of MODEL)"
             )
         blocks.append("\n".join(lines))

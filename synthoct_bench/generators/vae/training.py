@@ -8,11 +8,11 @@ lr 1e-3, batch 5; training augmentation: horizontal flip + random vertical crop
 removing 34 rows (of 224) then resize back; validation uses the central crop.
 
 Other settings of :class:`VAETrainingConfig` select the rest of the family:
-``objective`` (any of :data:`~synthoct_bench.generators.vae_objectives.OBJECTIVES`,
-constants in ``objective_config``), ``arch`` (``paper`` or seed 003's ``small``),
+``objective`` (any of :data:`~synthoct_bench.generators.vae.objectives.OBJECTIVES`,
+constants in ``objective_config``), ``arch`` (``paper`` or Soelistyo & Lowe's (2024) ``small``),
 ``optimizer`` (adam, sgd, rmsprop), ``lr_decay`` (exponential, per epoch) and
 ``grad_clip``. The training images come from
-:mod:`~synthoct_bench.generators.vae_data` (re-exported here): arrays, folders,
+:mod:`~synthoct_bench.generators.vae.data` (re-exported here): arrays, folders,
 `datasets` splits, or phantom images rendered on the fly.
 
 Every random choice (epoch order, flips, crops, reparameterisation noise, prior
@@ -38,14 +38,14 @@ import torch.nn.functional as F
 from synthoct_bench import rng
 from synthoct_bench.atomic import atomic_write_dir, save_figure
 from synthoct_bench.checkpoint import load_optimizer_state, save_optimizer_state
-from synthoct_bench.generators.vae import VAEBase, get_architecture, load_vae
-from synthoct_bench.generators.vae_data import (
+from synthoct_bench.generators.vae.base import VAEBase, get_architecture, load_vae
+from synthoct_bench.generators.vae.data import (
     IMAGE_SUFFIXES,
     ImageSource,
     PhantomImageSource,
     load_image_source,
 )
-from synthoct_bench.generators.vae_objectives import (
+from synthoct_bench.generators.vae.objectives import (
     BetaConfig,
     Objective,
     get_objective,
@@ -70,7 +70,7 @@ __all__ = [
     "train_vae",
 ]
 
-#: Optimizers ``VAETrainingConfig.optimizer`` can name (seed 004 compares these three).
+#: Optimizers ``VAETrainingConfig.optimizer`` can name (Korkic 2021 compares these three).
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd", "rmsprop")
 #: Settings a checkpoint must share with the run resuming it.
 _RESUME_FIELDS = ("objective", "objective_config", "arch", "optimizer")
@@ -111,37 +111,37 @@ class VAETrainingConfig:
     log_every: int = 50
     checkpoint_every: int = 2000
     keep_checkpoints: int = 2
-    #: a name in ``vae_objectives.OBJECTIVES``: beta, vae, tcvae, iwae, infovae, logcosh.
+    #: a name in ``objectives.OBJECTIVES``: beta, vae, tcvae, iwae, infovae, logcosh.
     objective: str = "beta"
     #: constants of an objective other than ``beta``: its config, a dict of its fields,
-    #: or None for its defaults (the seeds' constants).
+    #: or None for its defaults (the constants of the works they come from).
     objective_config: Any = None
     #: False drops the ``beta`` objective's VGG16 terms.
     perceptual: bool = True
-    #: a name in ``vae.ARCHITECTURES``: "paper" (Table 3) or "small" (seed 003).
+    #: a name in ``vae.ARCHITECTURES``: "paper" (Table 3) or "small" (Soelistyo & Lowe 2024).
     arch: str = "paper"
     #: "adam", "sgd" or "rmsprop" (torch's defaults besides the settings below).
     optimizer: str = "adam"
     #: momentum of sgd and rmsprop.
     momentum: float = 0.0
     weight_decay: float = 0.0
-    #: exponential decay per epoch, lr · lr_decay ** epoch (seed 004: 0.95); None: constant.
+    #: exponential decay per epoch, lr · lr_decay ** epoch (Korkic 2021: 0.95); None: constant.
     lr_decay: float | None = None
     #: clip the gradients' global L2 norm to this; None: the objective's own clipping
-    #: (InfoVAE: 0.8, seed 004) if it has one, else none.
+    #: (InfoVAE: 0.8, Korkic 2021) if it has one, else none.
     grad_clip: float | None = None
     #: stop at the end of an epoch (after any β warm-up) once the validation
     #: reconstruction MSE moved by less than this fraction since the previous epoch
-    #: (seed 004: 0.01, within its 100 epochs); None: run all ``epochs``. Needs
+    #: (Korkic 2021: 0.01, within its 100 epochs); None: run all ``epochs``. Needs
     #: validation images.
     stop_rel_change: float | None = None
-    #: epochs in a row that must each move by less than ``stop_rel_change`` (seed 004: 1,
+    #: epochs in a row that must each move by less than ``stop_rel_change`` (Korkic 2021: 1,
     #: which can stop on a one-epoch plateau).
     stop_patience: int = 1
     #: the rule is judged from this epoch on (Keras' ``start_from_epoch``): the first
     #: epochs can sit for several epochs on the plateau of the mean image.
     stop_start_epoch: int = 0
-    #: seed 001's latent augmentation: z is augmented before decoding and the decoder
+    #: Ramisetti's (2024) latent augmentation: z is augmented before decoding and the decoder
     #: reconstructs the images (mixed alike for ``mixup``). A name in
     #: ``augment.AUGMENTATIONS`` other than ``cmixup`` (no targets to pair by), or
     #: ``adaptive`` (its schedule from the validation MSE, first epoch plain; needs
@@ -316,7 +316,7 @@ def plot_loss_curves(
 
 class TrainingDiverged(ValueError):
     """The training loss became NaN or infinite (a learning rate too large for the
-    optimizer, as seed 004 met with RMSprop at 0.1)."""
+    optimizer, as Korkic 2021 met with RMSprop at 0.1)."""
 
     def __init__(self, step: int, loss: float) -> None:
         self.step, self.loss = step, loss
@@ -336,7 +336,7 @@ class _State:
 
 
 def converged(val_history: list[dict[str, float]], rel_change: float, patience: int = 1) -> bool:
-    """Seed 004's stop: in each of the last ``patience`` epochs the validation
+    """Korkic's (2021) stop: in each of the last ``patience`` epochs the validation
     reconstruction MSE moved by less than ``rel_change`` of its value before."""
     if len(val_history) < patience + 1:
         return False

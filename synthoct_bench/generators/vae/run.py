@@ -3,7 +3,7 @@
 What ``synthoct vae train|evaluate|select`` call. A run folder ``DIR`` holds
 
 - ``run.json``: the :class:`VAERunSpec` (which images, how many, at what size), the
-  :class:`~synthoct_bench.generators.vae_training.VAETrainingConfig` and the model
+  :class:`~synthoct_bench.generators.vae.training.VAETrainingConfig` and the model
   config, so evaluation knows which phantom subjects training saw;
 - ``model/``: the weights (``config.json`` + ``model.safetensors``, :func:`load_vae`),
   and after :func:`select_run` its ``selection.json`` (the η dims
@@ -30,13 +30,9 @@ import numpy as np
 import torch
 
 from synthoct_bench.atomic import save_figure, to_jsonable, write_json, write_text
-from synthoct_bench.generators.disentanglement import r2_columns
-from synthoct_bench.generators.vae import (
-    SELECTION_NAME,
-    VAEBase,
-    get_architecture,
-    load_vae,
-)
+from synthoct_bench.generators.metrics.disentanglement import r2_columns
+from synthoct_bench.generators.vae.base import VAEBase, get_architecture, load_vae
+from synthoct_bench.generators.vae.generator import SELECTION_NAME
 
 __all__ = [
     "RUN_NAME",
@@ -105,7 +101,7 @@ class VAERunSpec:
         """(training, validation) images: PhantomImageSources, or ImageSources splitting
         the folder's files; validation is None when ``val_n`` is 0."""
         from synthoct_bench import rng
-        from synthoct_bench.generators.vae_training import (
+        from synthoct_bench.generators.vae.training import (
             ImageSource,
             PhantomImageSource,
             load_image_source,
@@ -160,7 +156,7 @@ def train_run(
     spec), otherwise an existing run folder is an error. Returns train_vae's history."""
     from dataclasses import replace
 
-    from synthoct_bench.generators.vae_training import VAETrainingConfig, train_vae
+    from synthoct_bench.generators.vae.training import VAETrainingConfig, train_vae
 
     out = Path(out)
     cfg = replace(training or VAETrainingConfig(), arch=spec.arch)
@@ -215,7 +211,7 @@ def load_run_spec(path: str | os.PathLike) -> VAERunSpec | None:
 def _held_out_source(spec: VAERunSpec | None, vae: VAEBase, n: int) -> Any:
     """Phantom subjects after the training and validation ones (the run's seed), at the
     model's size."""
-    from synthoct_bench.generators.vae_training import PhantomImageSource
+    from synthoct_bench.generators.vae.training import PhantomImageSource
 
     offset = spec.n + spec.val_n if spec is not None and spec.is_phantom else 0
     seed = spec.seed if spec is not None else 0
@@ -357,7 +353,7 @@ def evaluate_run(
 ) -> VAEEvaluation:
     """Evaluate the VAE of run folder (or model folder) ``path`` on ``n`` held-out
     phantom images; with ``plots_dir``, write the four plots there."""
-    from synthoct_bench.generators.disentanglement import dci, mig, sap
+    from synthoct_bench.generators.metrics.disentanglement import dci, mig, sap
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 8:
         raise ValueError(f"--n must be an int >= 8, got {n!r}")
@@ -552,8 +548,8 @@ def select_run(
     """Rank the VAE's latent dims by Methods 1 and 2 (``k`` = 3), compare them with each
     other and, for a phantom run, with the phantom's own ranking on ``n_phantom``
     held-out images; ``save`` writes ``selection.json`` into the model folder."""
-    from synthoct_bench.generators.disentanglement import sap
-    from synthoct_bench.generators.latent_selection import (
+    from synthoct_bench.generators.metrics.disentanglement import sap
+    from synthoct_bench.generators.metrics.latent_selection import (
         select_latent_dims,
         vae_decode_fn,
         vae_encode_fn,

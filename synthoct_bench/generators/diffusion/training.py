@@ -28,12 +28,12 @@ import torch.nn.functional as F
 
 from synthoct_bench import rng
 from synthoct_bench.atomic import atomic_write_dir
-from synthoct_bench.generators.diffusion import (
+from synthoct_bench.generators.diffusion.pipeline import (
     LatentDiffusionGenerator,
     latent_to_prompt_embeds,
     make_scheduler,
 )
-from synthoct_bench.generators.vae_training import (
+from synthoct_bench.generators.vae.training import (
     load_image_source,
     load_optimizer_state,
     plot_loss_curves,

@@ -77,8 +77,8 @@ import numpy as np
 
 from synthoct_bench import latent, rng
 from synthoct_bench.atomic import atomic_write_dir
-from synthoct_bench.generators import phantom_render as _r
 from synthoct_bench.generators.base import GENERATOR_CONFIG_NAME
+from synthoct_bench.generators.phantom import render as _r
 
 __all__ = ["PhantomGenerator", "ParameterSpec", "PHANTOM_VERSION", "PARAMETER_SPECS"]
 
@@ -333,7 +333,7 @@ class PhantomGenerator:
 
     def layer_boundaries(self, z: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         """Rows (N, 15, W) of the band boundaries the images are drawn with, top to bottom
-        (names in ``phantom_render.BOUNDARY_NAMES``; the last is Bruch's membrane)."""
+        (names in ``render.BOUNDARY_NAMES``; the last is Bruch's membrane)."""
         z = self._check_z(z)
         seeds = self._check_seeds(seeds, z.shape[0])
         size = self.image_size

@@ -1,12 +1,12 @@
-"""Seed 004's sensitivity study on phantom images: a grid of VAE training runs.
+"""Korkic's (2021) sensitivity study on phantom images: a grid of VAE training runs.
 
-Seed 004 trained VAE, IWAE, InfoVAE and LogCosh VAE at every learning rate
+Korkic 2021 trained VAE, IWAE, InfoVAE and LogCosh VAE at every learning rate
 (1e-5 … 1e-1), latent size (10 … 200) and optimizer (Adam, SGD, RMSprop), up to
 100 epochs with a stop at < 1% change of the validation reconstruction loss, and
 plotted the converged loss and the epochs to converge. Here every cell of such a grid
 (:class:`SweepGrid`, one :class:`SweepCell` per objective × optimizer × learning
-rate × latent size × seed) trains seed 003's small conv VAE on phantom images and
-records, beside the seed's two outcomes, what matters to this benchmark: MIG, the
+rate × latent size × seed) trains Soelistyo & Lowe's (2024) small conv VAE on phantom images and
+records, beside the thesis's two outcomes, what matters to this benchmark: MIG, the
 η-probe R² and whether Methods 1 and 2 agree on the top three latent dims.
 
 A cell's result is one JSON file written atomically once the cell is done, and a
@@ -15,7 +15,7 @@ cell's training checkpoints every epoch, so a sweep killed at any point resumes
 infinite, or an out-of-memory, is the cell's recorded ``outcome``, not a crash.
 Cells spread over worker processes and over machines (cell i goes to rank
 i mod world, as the dataset build spreads shards). :func:`sweep_report` turns the
-cells into a table (Parquet and CSV), the seed's dot plots, an outcome map and a
+cells into a table (Parquet and CSV), the thesis's dot plots, an outcome map and a
 variance decomposition of the converged loss.
 """
 
@@ -86,14 +86,14 @@ class SweepCell:
 class SweepGrid:
     """The factors swept and the settings every cell shares.
 
-    Defaults are the reduced grid, meant for a 2-core CPU: seed 004's four objectives ×
+    Defaults are the reduced grid, meant for a 2-core CPU: Korkic's (2021) four objectives ×
     three optimizers × its five learning rates × latent {10, 32, 128}, one training
     seed, at 32 px on 1,000 phantom images (250 more for validation), up to 12 epochs:
     180 cells in 11 min 42 s with ``--workers 2`` on a 2-core CPU (``--seeds 0,1,2``
-    for intervals over seeds, three times as long). ``SWEEP_PRESETS["seed004"]`` is
-    the seed's full grid with its literal stop. ``stop_rel_change``, ``stop_patience`` and
+    for intervals over seeds, three times as long). ``SWEEP_PRESETS["korkic2021"]`` is
+    the thesis's full grid with its literal stop. ``stop_rel_change``, ``stop_patience`` and
     ``stop_start_epoch`` set the convergence rule as in
-    :class:`~synthoct_bench.generators.vae_training.VAETrainingConfig`. The seed's rule
+    :class:`~synthoct_bench.generators.vae.training.VAETrainingConfig`. The thesis's rule
     (< 1% change in one epoch, from the first epoch on) stops phantom runs on the
     plateau of the mean image after two epochs, so the reduced grid asks for 3 epochs
     in a row from epoch 5 on.
@@ -116,7 +116,7 @@ class SweepGrid:
     stop_start_epoch: int = 5
     #: how an image's reconstruction error is reduced in every objective: "sum" over
     #: pixels (a Gaussian likelihood's scale) or "mean"; None keeps each objective's
-    #: default (seed 004's constants).
+    #: default (Korkic's (2021) constants).
     reduction: str | None = None
     #: held-out phantom images for MIG and the η-probe
     eval_n: int = 500
@@ -126,9 +126,9 @@ class SweepGrid:
     n_method2: int = 200
 
     def __post_init__(self) -> None:
-        from synthoct_bench.generators.vae import get_architecture
-        from synthoct_bench.generators.vae_objectives import OBJECTIVES
-        from synthoct_bench.generators.vae_training import OPTIMIZERS
+        from synthoct_bench.generators.vae.base import get_architecture
+        from synthoct_bench.generators.vae.objectives import OBJECTIVES
+        from synthoct_bench.generators.vae.training import OPTIMIZERS
 
         set_ = object.__setattr__
         for name, kind in (("objectives", str), ("optimizers", str), ("lrs", float),
@@ -177,11 +177,11 @@ class SweepGrid:
         return cls(**d)
 
 
-#: Named grids: ``reduced`` (the default, for a 2-core CPU) and ``seed004`` (the seed's
+#: Named grids: ``reduced`` (the default, for a 2-core CPU) and ``korkic2021`` (the thesis's
 #: 360 runs: latent 10-200, up to 100 epochs, its one-epoch stop; 64 px on 10,000 images).
 SWEEP_PRESETS: dict[str, SweepGrid] = {
     "reduced": SweepGrid(),
-    "seed004": SweepGrid(
+    "korkic2021": SweepGrid(
         latent_dims=(10, 20, 30, 50, 100, 200),
         seeds=(0,),
         n=10_000,
@@ -214,8 +214,8 @@ def run_cell(
 ) -> dict[str, Any]:
     """Train, evaluate and rank one cell; writes and returns its result. A run folder
     already there (a killed sweep) is resumed from its last epoch."""
-    from synthoct_bench.generators.vae_run import VAERunSpec, train_run
-    from synthoct_bench.generators.vae_training import TrainingDiverged, VAETrainingConfig
+    from synthoct_bench.generators.vae.run import VAERunSpec, train_run
+    from synthoct_bench.generators.vae.training import TrainingDiverged, VAETrainingConfig
 
     out = Path(out)
     run_dir = out / RUNS_DIR / cell.cell_id
@@ -260,7 +260,7 @@ def run_cell(
 
 def _outcomes_for_the_benchmark(run_dir: Path, grid: SweepGrid, device: str) -> dict[str, Any]:
     """MIG, η-probe R² and whether Methods 1 and 2 agree on the top three dims."""
-    from synthoct_bench.generators.vae_run import evaluate_run, select_run
+    from synthoct_bench.generators.vae.run import evaluate_run, select_run
 
     ev = evaluate_run(run_dir, n=grid.eval_n, device=device)
     selection = select_run(run_dir, n_method1=grid.n_method1, n_method2=grid.n_method2,
@@ -320,7 +320,7 @@ def run_sweep(
     """
     from tqdm.auto import tqdm
 
-    from synthoct_bench.dataset.build import resolve_rank_world
+    from synthoct_bench.ranks import resolve_rank_world
 
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -458,7 +458,7 @@ def held_out_images(grid: SweepGrid) -> np.ndarray | None:
     [0, 1] (eval_n, S, S); None for folder images."""
     if grid.images != "phantom":
         return None
-    from synthoct_bench.generators.vae_training import PhantomImageSource
+    from synthoct_bench.generators.vae.training import PhantomImageSource
 
     held = PhantomImageSource(grid.eval_n, grid.image_size, seed=grid.seeds[0],
                               offset=grid.n + grid.val_n)  # fmt: skip
@@ -526,7 +526,7 @@ _MARKERS = "os^Dvp*hX<>"
 def _dot_plot(
     rows: list[dict[str, Any]], grid: SweepGrid, path: Path, floor: float | None = None
 ) -> Path:
-    """The seed's dot plot, one panel per objective: held-out reconstruction MSE against
+    """The thesis's dot plot, one panel per objective: held-out reconstruction MSE against
     learning rate, a colour per optimizer, a marker per latent size, the size by
     epochs; ``floor`` (the mean image's MSE) as a dashed line."""
     import matplotlib

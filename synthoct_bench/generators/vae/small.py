@@ -1,6 +1,7 @@
-"""Seed 003's small convolutional VAE (the β-TCVAE's network), at any image and latent size.
+"""The small convolutional VAE of Soelistyo & Lowe 2024 (the β-TCVAE's network), at any
+image and latent size.
 
-Seed 003 (supplement, section 2.1): "four convolutional layers, with 8, 16, 32 &
+Soelistyo & Lowe 2024 (supplement, section 2.1): "four convolutional layers, with 8, 16, 32 &
 64 filters respectively, followed by a fully-connected layer with 256 units,
 then the sampling layers, each with 32 units", and a decoder "with the reverse
 architecture, using upsampling layers". The seed gives no kernel sizes, strides
@@ -25,23 +26,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthoct_bench.generators.vae import VAEBase
+from synthoct_bench.generators.vae.base import VAEBase
 
-__all__ = ["SmallConvVAEConfig", "SmallConvVAE", "SEED003_WIDTHS"]
+__all__ = ["SmallConvVAEConfig", "SmallConvVAE", "SOELISTYO_LOWE_WIDTHS"]
 
-#: Filters of the four encoder convolutions (seed 003).
-SEED003_WIDTHS: tuple[int, ...] = (8, 16, 32, 64)
+#: Filters of the four encoder convolutions (Soelistyo & Lowe 2024).
+SOELISTYO_LOWE_WIDTHS: tuple[int, ...] = (8, 16, 32, 64)
 
 
 @dataclass(frozen=True)
 class SmallConvVAEConfig:
-    """Architecture settings; defaults are seed 003's (latent 32, widths 8/16/32/64,
-    dense 256). ``image_size`` must be a multiple of 2 ** len(widths)."""
+    """Architecture settings; defaults are those of Soelistyo & Lowe 2024 (latent 32,
+    widths 8/16/32/64, dense 256). ``image_size`` must be a multiple of 2 ** len(widths)."""
 
     image_size: int = 64
     latent_dim: int = 32
     channels: int = 1
-    widths: tuple[int, ...] = field(default_factory=lambda: SEED003_WIDTHS)
+    widths: tuple[int, ...] = field(default_factory=lambda: SOELISTYO_LOWE_WIDTHS)
     hidden_dim: int = 256
     upsample_mode: str = "nearest"
 
@@ -84,7 +85,7 @@ class SmallConvVAEConfig:
 
 
 class SmallConvVAE(VAEBase):
-    """Seed 003's convolutional VAE on images (N, channels, S, S) in [0, 1]."""
+    """Soelistyo & Lowe's (2024) convolutional VAE on images (N, channels, S, S) in [0, 1]."""
 
     config_class = SmallConvVAEConfig
 

@@ -78,7 +78,7 @@ class PhantomImageSource:
     ``image_seeds``, so the images are the ones ``synthoct build --seed SEED``
     stores (rendered at ``image_size`` instead of resized). ``factors`` gives the
     phantom's named generating factors of the same items, the ground truth for
-    :mod:`~synthoct_bench.generators.disentanglement`.
+    :mod:`~synthoct_bench.generators.metrics.disentanglement`.
 
     Args:
         n: number of images.
@@ -99,7 +99,7 @@ class PhantomImageSource:
         offset: int = 0,
         generator_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        from synthoct_bench.generators.phantom import PhantomGenerator
+        from synthoct_bench.generators.phantom.generator import PhantomGenerator
 
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
@@ -133,7 +133,7 @@ class PhantomImageSource:
 
     def images(self, indices: Sequence[int]) -> np.ndarray:
         """uint8 images (B, S, S) of the items."""
-        from synthoct_bench.dataset.pipeline import image_seeds
+        from synthoct_bench.latent import image_seeds
 
         ids = self.subject_ids(indices)
         return self.generator.generate(self.latents(indices), image_seeds(ids, self.seed))
