@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--noise", default=None, help="levels, comma-separated (default: all)")
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--vae-epochs", type=int, default=20)
+    ap.add_argument("--vae-steps", type=int, default=2000, help="β-TCVAE optimizer steps")
     ap.add_argument("--vae-weights", default=None, help="a trained VAE to use instead")
     ap.add_argument("--head-epochs", type=int, default=100)
     ap.add_argument("--generations", type=int, default=60)
@@ -77,7 +77,7 @@ def main() -> None:
     done = {(r["noise"], r["baseline"]) for r in results["rows"]}
     params = {
         "image_size": args.image_size,
-        "vae_epochs": args.vae_epochs,
+        "vae_steps": args.vae_steps,
         "vae_weights": args.vae_weights,
         "head_epochs": args.head_epochs,
         "generations": args.generations,

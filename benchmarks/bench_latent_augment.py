@@ -9,8 +9,8 @@ The features are a trained VAE's encoder means μ (no targets were used to train
 it; nothing here knows which latents carry η). For each training size, noise
 level and seed, the labelled subset is the first ``size`` subjects of a seeded
 permutation of the train split (nested across sizes) and a validation subset of
-``size // 4`` (at least 25) comes from the validation split; the head (seed
-003's dense head, 32 → 16 → 16 → 16 → 3, Mish, dropout 0.3, Adam 1e-3, batch 64)
+``size // 4`` (at least 25) comes from the validation split; the head (the dense
+head of Soelistyo & Lowe 2024, 32 → 16 → 16 → 16 → 3, Mish, dropout 0.3, Adam 1e-3, batch 64)
 trains for ``--steps`` steps and keeps its best validation epoch. Arms: none,
 each fixed augmentation at Ramisetti's (2024) values, and the adaptive schedule (with
 its random search). R² is measured on the whole test split against η̂; the gain

@@ -188,7 +188,7 @@ def test_tcvae_stages_run_score_and_report(tiny_dataset, tmp_path):
     from synthoct_bench.baselines.run import report_path, run_baseline
     from synthoct_bench.scoring import score
 
-    params = dict(image_size=32, vae_epochs=2, vae_batch_size=8, head_epochs=6, warmup_epochs=2,
+    params = dict(image_size=32, vae_steps=12, vae_batch_size=8, head_epochs=6, warmup_epochs=2,
                   delta_t=3, population_size=30, generations=3, progress=False)  # fmt: skip
     reports = {}
     for name in ("tcvae-dense", "tcvae-sparse", "tcvae-symbolic"):

@@ -103,11 +103,17 @@ def test_training_config_round_trip_and_checks():
     assert default.objective_settings() == BetaConfig()  # the paper's constants
     assert VAETrainingConfig(perceptual=False).objective_settings().perceptual is False
     assert cfg.learning_rate_at(0, 10) == 1e-3 and cfg.learning_rate_at(25, 10) == 1e-3 * 0.95**2
+    # a linear warm-up over the first steps, then the decayed rate
+    assert cfg.learning_rate_at(0, 10, warmup_steps=4) == pytest.approx(1e-3 / 4)
+    assert cfg.learning_rate_at(3, 10, warmup_steps=4) == pytest.approx(1e-3)
+    assert cfg.learning_rate_at(25, 10, warmup_steps=4) == 1e-3 * 0.95**2
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.optimizer = "sgd"  # type: ignore[misc]
     for bad, match in (
         ({"objective_config": {"beta": 1.0}}, "leave objective_config None"),
         ({"objective": "wae"}, "unknown objective"),
+        ({"max_steps": 0}, "max_steps must be an int >= 1"),
+        ({"lr_warmup_steps": -1}, "lr_warmup_steps must be an int >= 0"),
         ({"arch": "huge"}, "unknown VAE architecture"),
         ({"optimizer": "lbfgs"}, "optimizer must be"),
         ({"lr_decay": 1.5}, "lr_decay"),
@@ -172,8 +178,10 @@ def test_small_vae_trains_a_few_steps(tmp_path):
         {"objective": "infovae"},  # Adam, its own clipping at 0.8
         {"objective": "tcvae", "latent_augment": "mixup"},
         {"objective": "vae", "latent_augment": "adaptive"},
+        {"objective": "logcosh"},  # its own learning-rate warm-up over 500 steps
     ],
-    ids=["iwae-rmsprop-decay-clip", "tcvae-sgd", "infovae", "tcvae-mixup", "vae-adaptive"],
+    ids=["iwae-rmsprop-decay-clip", "tcvae-sgd", "infovae", "tcvae-mixup", "vae-adaptive",
+         "logcosh-warmup"],
 )  # fmt: skip
 def test_resume_is_bit_identical_with_other_objectives(tmp_path, settings):
     from synthoct_bench.generators.vae.training import (
@@ -203,10 +211,15 @@ def test_resume_is_bit_identical_with_other_objectives(tmp_path, settings):
     assert np.isfinite(row["loss"]) and "beta" not in row
     if "lr_decay" in settings:  # 3 steps per epoch, halved each epoch
         assert [r["lr"] for r in full["history"]] == [1e-3] * 3 + [5e-4] * 3
+    if settings["objective"] == "logcosh":
+        assert [r["lr"] for r in full["history"]] == pytest.approx(
+            [1e-3 * (i + 1) / 500 for i in range(6)]
+        )
     # a checkpoint of another objective is refused
+    other = "vae" if settings["objective"] == "logcosh" else "logcosh"
     with pytest.raises(ValueError, match="other settings"):
         train_vae(data, tmp_path / "cut", VAETrainingConfig(max_steps=8, arch="small",
-                  batch_size=4, objective="logcosh"), SMALL, progress=False)  # fmt: skip
+                  batch_size=4, objective=other), SMALL, progress=False)  # fmt: skip
 
 
 def test_gradient_clipping_bounds_the_step(tmp_path, monkeypatch):

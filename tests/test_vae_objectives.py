@@ -57,17 +57,22 @@ def test_registry_configs_and_seed_constants():
         assert type(cfg).from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg, name
         assert objective_config(name, cfg.to_dict()) == cfg
         with pytest.raises(dataclasses.FrozenInstanceError):
-            cfg.reduction = "sum"  # type: ignore[misc]
+            cfg.kl_weight = 2.0  # type: ignore[misc]
         with pytest.raises(ValueError, match="unknown"):
             type(cfg).from_dict({"nonsense": 1})
     # the papers' and seeds' constants
     beta = BetaConfig()
     assert (beta.alpha, beta.beta, beta.perceptual_weights) == (400 / 3, 0.0376, (25 / 12, 1 / 3))
     info = InfoVAEConfig()
-    assert (info.alpha, info.mmd_weight, info.recon_weight, info.grad_clip) == (-9, 110, 10.5, 0.8)
-    assert info.kernel == "imq" and info.kl_weight is None  # batch / N
+    assert (info.alpha, info.mmd_weight, info.grad_clip) == (-9, 110, 0.8)
+    assert info.recon_scale == 1.0  # a likelihood needs no weight; the thesis's 10.5:
+    assert InfoVAEConfig(likelihood="korkic2021").recon_scale == 10.5
+    assert info.kernel == "imq" and info.kl_weight is None
     assert IWAEConfig().k == 5 and LogCoshConfig().a == 10 and LogCoshConfig().beta == 1
-    assert VanillaVAEConfig().kl_weight is None and VanillaVAEConfig().reduction == "mean"
+    # every objective but the paper's states a likelihood, calibrated by default
+    for cls in (VanillaVAEConfig, TCVAEConfig, IWAEConfig, InfoVAEConfig):
+        assert (cls().likelihood, cls().sigma) == ("gaussian", None), cls
+    assert LogCoshConfig().likelihood == "sech"
     tc = TCVAEConfig()
     assert (tc.alpha, tc.beta, tc.gamma, tc.estimator) == (1, 6, 1, "mss")
     assert get_objective("infovae").grad_clip == 0.8 and get_objective("tcvae").grad_clip is None
@@ -76,8 +81,15 @@ def test_registry_configs_and_seed_constants():
         get_objective("wae")
     with pytest.raises(ValueError, match="takes a TCVAEConfig"):
         get_objective("tcvae", IWAEConfig())
-    with pytest.raises(ValueError, match="reduction"):
-        LogCoshConfig(reduction="max")
+    with pytest.raises(ValueError, match="likelihood must be one of gaussian, korkic2021"):
+        VanillaVAEConfig(likelihood="bernoulli")
+    with pytest.raises(ValueError, match="likelihood must be one of sech, korkic2021"):
+        LogCoshConfig(likelihood="gaussian")
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="sigma must be > 0"):
+            TCVAEConfig(sigma=bad)
+    with pytest.raises(ValueError, match="recon_weight must be > 0"):
+        IWAEConfig(recon_weight=0.0)
     with pytest.raises(ValueError, match="k must be"):
         IWAEConfig(k=0)
 
@@ -112,35 +124,58 @@ def test_beta_objective_is_the_papers_weighted_sum():
     assert set(out.terms) == {"mse", "kl"}
 
 
-def test_vanilla_vae_weights_kl_by_batch_over_dataset():
+def test_vanilla_vae_is_the_negative_elbo_in_nats():
+    """The default: a Gaussian NLL summed over pixels plus the KL at weight 1 per image,
+    with σ fixed, or learned as the batch's RMSE (the optimal σ of Rybkin et al. 2021)."""
     x, recon, mu, logvar, _ = batch()
-    out = get_objective("vae")(x, recon, mu, logvar, dataset_size=60)
+    kl = kl_divergence(mu, logvar)
+    fixed = get_objective("vae", {"sigma": 0.2})(x, recon, mu, logvar)
+    nll = -Normal(recon, 0.2).log_prob(x).flatten(1).sum(1).mean()
+    assert torch.allclose(fixed.loss, nll + kl)
+    assert float(fixed.terms["sigma"]) == pytest.approx(0.2)
+    learned = get_objective("vae")(x, recon, mu, logvar)
+    rmse = float(((recon - x) ** 2).mean().sqrt())
+    nll = -Normal(recon, rmse).log_prob(x).flatten(1).sum(1).mean()
+    assert torch.allclose(learned.loss, nll + kl)
+    assert float(learned.terms["sigma"]) == pytest.approx(rmse)
+    # the learned σ is the optimum: any other σ gives a higher NLL
+    for other in (0.8 * rmse, 1.25 * rmse):
+        assert float(get_objective("vae", {"sigma": other})(x, recon, mu, logvar).loss) > float(
+            learned.loss
+        )
+    # a perfect reconstruction does not divide by zero: σ has a floor
+    assert torch.isfinite(get_objective("vae")(x, x.clone(), mu, logvar).loss)
+
+
+def test_korkic2021_convention_is_pixel_mean_and_kl_by_batch_over_dataset():
+    x, recon, mu, logvar, _ = batch()
+    literal = {"likelihood": "korkic2021"}
+    out = get_objective("vae", literal)(x, recon, mu, logvar, dataset_size=60)
     expected = ((recon - x) ** 2).mean() + 6 / 60 * kl_divergence(mu, logvar)
     assert torch.allclose(out.loss, expected)
-    fixed = get_objective("vae", {"kl_weight": 0.5, "reduction": "sum"})(x, recon, mu, logvar)
-    expected = ((recon - x) ** 2).flatten(1).sum(1).mean() + 0.5 * kl_divergence(mu, logvar)
-    assert torch.allclose(fixed.loss, expected)
+    fixed = get_objective("vae", {**literal, "kl_weight": 0.5})(x, recon, mu, logvar)
+    assert torch.allclose(fixed.loss, ((recon - x) ** 2).mean() + 0.5 * kl_divergence(mu, logvar))
     with pytest.raises(ValueError, match="dataset_size"):
-        get_objective("vae")(x, recon, mu, logvar)
+        get_objective("vae", literal)(x, recon, mu, logvar)
 
 
 # ---- IWAE -----------------------------------------------------------------------------------
 
 
-def independent_log_w(x, recon, mu, logvar, z, recon_weight, kl_weight, reduction="mean"):
-    err = (recon - x[None]) ** 2
-    err = err.flatten(2).mean(-1) if reduction == "mean" else err.flatten(2).sum(-1)
+def independent_log_w(x, recon, mu, logvar, z, sigma):
+    """log p(x|z_k) + log p(z_k) − log q(z_k|x) for a Gaussian decoder of SD sigma."""
+    log_lik = Normal(recon, sigma).log_prob(x[None]).flatten(2).sum(-1)
     q = Normal(mu[None], torch.exp(0.5 * logvar[None]))
     log_ratio = Normal(0.0, 1.0).log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
-    return -recon_weight * err + kl_weight * log_ratio
+    return log_lik + log_ratio
 
 
 def test_iwae_with_one_sample_is_the_elbo():
     x, recon, mu, logvar, z = batch(k=1)
-    obj = get_objective("iwae", {"k": 1, "kl_weight": 1.0})
+    obj = get_objective("iwae", {"k": 1, "sigma": 0.3})
     out = obj(x, recon, mu, logvar, z)
     # the single-sample ELBO: reconstruction + log q(z|x) − log p(z) at the same z
-    elbo = independent_log_w(x, recon, mu, logvar, z, 1.0, 1.0)[0]
+    elbo = independent_log_w(x, recon, mu, logvar, z, 0.3)[0]
     assert torch.allclose(out.loss, -elbo.mean())
     # and, averaged over z, the analytic-KL objective of the plain VAE
     n = 20000
@@ -149,7 +184,7 @@ def test_iwae_with_one_sample_is_the_elbo():
     zs = mu1 + torch.exp(0.5 * lv1) * torch.randn(n, mu.shape[1], generator=g, dtype=D64)
     x1, r1 = x[:1].expand(n, -1, -1, -1), recon[0, :1].detach().expand(n, -1, -1, -1)
     mc = obj(x1, r1[None], mu1, lv1, zs[None]).loss
-    vae = get_objective("vae", {"kl_weight": 1.0})(x1, r1, mu1, lv1).loss
+    vae = get_objective("vae", {"sigma": 0.3})(x1, r1, mu1, lv1).loss
     assert float(mc) == pytest.approx(float(vae), abs=0.05)
 
 
@@ -160,13 +195,12 @@ def test_iwae_is_exact_with_the_true_posterior_and_tightens_with_k():
     g = torch.Generator().manual_seed(2)
     x = torch.randn(b, generator=g, dtype=D64) * math.sqrt(1 + s2)
     log_px = Normal(0.0, math.sqrt(1 + s2)).log_prob(x).mean()
-    const = -0.5 * math.log(2 * math.pi * s2)  # the likelihood's constant the loss drops
-    cfg = {"recon_weight": 1 / (2 * s2), "kl_weight": 1.0, "reduction": "sum"}
+    cfg = {"sigma": math.sqrt(s2)}  # the loss is the whole NLL, constant included
 
     def bound(k, mu, logvar):
         z = mu + torch.exp(0.5 * logvar) * torch.randn(k, b, 1, generator=g, dtype=D64)
         obj = get_objective("iwae", {"k": k, **cfg})
-        return -obj(x.view(b, 1, 1, 1), z.view(k, b, 1, 1, 1), mu, logvar, z).loss + const
+        return -obj(x.view(b, 1, 1, 1), z.view(k, b, 1, 1, 1), mu, logvar, z).loss
 
     post_mu = (x / (1 + s2))[:, None]
     post_lv = torch.full((b, 1), math.log(s2 / (1 + s2)), dtype=D64)
@@ -181,10 +215,10 @@ def test_iwae_is_exact_with_the_true_posterior_and_tightens_with_k():
 
 def test_iwae_gradient_uses_detached_normalised_weights():
     x, recon, mu, logvar, z = batch(k=5)
-    obj = get_objective("iwae", {"kl_weight": 1.0})
+    obj = get_objective("iwae", {"sigma": 0.3})
     loss = obj(x, recon, mu, logvar, z).loss
     grads = torch.autograd.grad(loss, (recon, mu, logvar), retain_graph=True)
-    log_w = independent_log_w(x, recon, mu, logvar, z, 1.0, 1.0)
+    log_w = independent_log_w(x, recon, mu, logvar, z, 0.3)
     surrogate = -(torch.softmax(log_w, 0).detach() * log_w).sum(0).mean()
     expected = torch.autograd.grad(surrogate, (recon, mu, logvar), retain_graph=True)
     for a, e in zip(grads, expected, strict=True):
@@ -258,10 +292,10 @@ def test_stratified_weights_and_small_batches():
 
 def test_tcvae_objective():
     x, recon, mu, logvar, z = batch(b=8)
-    obj = get_objective("tcvae", {"alpha": 2.0, "beta": 5.0, "gamma": 0.5})
+    obj = get_objective("tcvae", {"alpha": 2.0, "beta": 5.0, "gamma": 0.5, "sigma": 0.4})
     out = obj(x, recon, mu, logvar, z, dataset_size=100, anneal=0.5)
     p = tc_decomposition(z, mu, logvar, 100)
-    rec = ((recon - x) ** 2).flatten(1).sum(1).mean()
+    rec = -Normal(recon, 0.4).log_prob(x).flatten(1).sum(1).mean()  # nats, as the KL parts
     expected = rec + 0.5 * (2.0 * p["mi"] + 5.0 * p["tc"] + 0.5 * p["dwkl"])
     assert torch.allclose(out.loss, expected)
     assert {"mi", "tc", "dwkl", "recon", "mse", "kl"} <= set(out.terms)
@@ -316,14 +350,21 @@ def test_unbiased_mmd_averages_to_zero_on_one_distribution():
 
 def test_infovae_objective_uses_korkic_2021_weights():
     x, recon, mu, logvar, z = batch(b=8)
-    obj = get_objective("infovae")
-    out = obj(x, recon, mu, logvar, z, dataset_size=80, generator=torch.Generator().manual_seed(7))
     prior = torch.randn(z.shape, generator=torch.Generator().manual_seed(7)).to(z)
     mmd2 = mmd(z, prior, kernel="imq", scale=2.0 * 4)
+    kl = kl_divergence(mu, logvar)
+    # as the thesis trained it: 10.5 × pixel-mean MSE, the KL × batch/N
+    obj = get_objective("infovae", {"likelihood": "korkic2021"})
+    out = obj(x, recon, mu, logvar, z, dataset_size=80, generator=torch.Generator().manual_seed(7))
     rec = ((recon - x) ** 2).mean()
-    expected = 10.5 * rec + (1 + 9) * (8 / 80) * kl_divergence(mu, logvar) + (-9 + 110 - 1) * mmd2
+    expected = 10.5 * rec + (1 + 9) * (8 / 80) * kl + (-9 + 110 - 1) * mmd2
     assert torch.allclose(out.loss, expected)
     assert torch.allclose(out.terms["mmd"], mmd2)
+    # by default: Zhao et al.'s objective, the NLL in nats and the KL at (1 − α) = 10
+    obj = get_objective("infovae", {"sigma": 0.25})
+    out = obj(x, recon, mu, logvar, z, dataset_size=80, generator=torch.Generator().manual_seed(7))
+    nll = -Normal(recon, 0.25).log_prob(x).flatten(1).sum(1).mean()
+    assert torch.allclose(out.loss, nll + 10 * kl + 100 * mmd2)
 
 
 # ---- log-cosh -------------------------------------------------------------------------------
@@ -333,7 +374,7 @@ def test_logcosh_limits():
     g = torch.Generator().manual_seed(6)
     x = torch.rand(4, 1, 8, 8, generator=g, dtype=D64)
     _, _, mu, logvar, _ = batch(b=4)
-    obj = get_objective("logcosh", {"kl_weight": 0.0})
+    obj = get_objective("logcosh", {"kl_weight": 0.0, "likelihood": "korkic2021"})
     small = x + 1e-3 * torch.randn(x.shape, generator=g, dtype=D64)
     # small errors: (1/a) log cosh(aΔ) ≈ aΔ²/2, i.e. (a/2)·MSE
     out = obj(x, small, mu, logvar)
@@ -348,7 +389,7 @@ def test_logcosh_limits():
     )
     assert torch.allclose(log_cosh(u[1:4]), torch.log(torch.cosh(u[1:4])))
     # the KL weight batch / N, times β
-    obj = get_objective("logcosh", {"beta": 2.0})
+    obj = get_objective("logcosh", {"beta": 2.0, "likelihood": "korkic2021"})
     out = obj(x, small, mu, logvar, dataset_size=40)
     rec = (log_cosh(10 * (small - x)) / 10).mean()
     assert torch.allclose(out.loss, rec + 2.0 * (4 / 40) * kl_divergence(mu, logvar))
@@ -373,3 +414,21 @@ def test_gradients_flow_and_terms_are_scalars(name):
         again = obj(x, recon[None], mu, logvar, z[None], dataset_size=60,
                     generator=torch.Generator().manual_seed(0))  # fmt: skip
         assert torch.allclose(again.loss, out.loss)
+
+
+def test_logcosh_sech_likelihood_is_a_normalised_density():
+    """The default: the hyperbolic secant density (b/π)·sech(bΔ), b = π/(2σ), so the loss
+    is a proper NLL in nats (it integrates to one) with variance σ²."""
+    b = math.pi / (2 * 0.1)
+    grid = torch.linspace(-3, 3, 600001, dtype=D64)
+    density = b / math.pi / torch.cosh(b * grid)
+    dx = float(grid[1] - grid[0])
+    assert float(density.sum()) * dx == pytest.approx(1.0, abs=1e-6)
+    assert float((density * grid**2).sum()) * dx == pytest.approx(0.01, rel=1e-4)
+    g = torch.Generator().manual_seed(8)
+    x = torch.rand(4, 1, 8, 8, generator=g, dtype=D64)
+    recon = x + 0.05 * torch.randn(x.shape, generator=g, dtype=D64)
+    _, _, mu, logvar, _ = batch(b=4)
+    out = get_objective("logcosh", {"sigma": 0.1})(x, recon, mu, logvar)
+    nll = -torch.log(b / math.pi / torch.cosh(b * (recon - x))).flatten(1).sum(1).mean()
+    assert torch.allclose(out.loss, nll + kl_divergence(mu, logvar))

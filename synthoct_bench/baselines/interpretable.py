@@ -6,8 +6,8 @@ three random effects in three stages of Soelistyo & Lowe's (2024) pipeline:
 
 1. a β-TCVAE (Soelistyo & Lowe's (2024) small convolutional VAE) is trained on the training
    images *without targets*; its encoder mean μ (32 latents) are the features;
-2. ``stage="dense"``: a head 32 → 16 → 16 → 16 → 3 with Mish, dropout 0.3 (seed
-   003's Scheme 2); ``stage="sparse"``: the same head without dropout trained with
+2. ``stage="dense"``: a head 32 → 16 → 16 → 16 → 3 with Mish, dropout 0.3 (Scheme 2
+   of Soelistyo & Lowe 2024); ``stage="sparse"``: the same head without dropout trained with
    RigL (:mod:`~synthoct_bench.baselines.rigl`: dense warm-up, then S = 0.951
    sparse), its leaf and bias weights then pruned;
 3. ``stage="symbolic"``: per random effect, an expression in the latents the
@@ -322,7 +322,7 @@ class TCVAEHeadBaseline(ParamsMixin):
         stage: str = "dense",
         image_size: int = 64,
         latent_dim: int = 32,
-        vae_epochs: int = 20,
+        vae_steps: int = 2000,
         vae_batch_size: int = 256,
         vae_lr: float = 5e-4,
         vae_stop_rel_change: float | None = 0.01,
@@ -348,7 +348,7 @@ class TCVAEHeadBaseline(ParamsMixin):
         self.stage = stage
         self.image_size = image_size
         self.latent_dim = latent_dim
-        self.vae_epochs = vae_epochs
+        self.vae_steps = vae_steps
         self.vae_batch_size = vae_batch_size
         self.vae_lr = vae_lr
         self.vae_stop_rel_change = vae_stop_rel_change
@@ -393,7 +393,7 @@ class TCVAEHeadBaseline(ParamsMixin):
             arch="small",
             batch_size=self.vae_batch_size,
             learning_rate=self.vae_lr,
-            epochs=self.vae_epochs,
+            max_steps=self.vae_steps,
             augment=False,
             stop_rel_change=self.vae_stop_rel_change,
             stop_patience=3,

@@ -55,7 +55,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     tc.add_argument("--image-size", type=int, default=64, help="the beta-TCVAE's image side")
     tc.add_argument("--latent-dim", type=int, default=32, help="latents (Soelistyo & Lowe: 32)")
-    tc.add_argument("--vae-epochs", type=int, default=20, help="beta-TCVAE epochs at most")
+    tc.add_argument(
+        "--vae-steps", type=int, default=2000, help="beta-TCVAE optimizer steps at most"
+    )
     tc.add_argument("--vae-batch-size", type=int, default=256, help="Soelistyo & Lowe 2024: 256")
     tc.add_argument("--vae-lr", type=float, default=5e-4, help="Adam, Soelistyo & Lowe 2024: 5e-4")
     tc.add_argument(
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         params = {
             "image_size": args.image_size,
             "latent_dim": args.latent_dim,
-            "vae_epochs": args.vae_epochs,
+            "vae_steps": args.vae_steps,
             "vae_batch_size": args.vae_batch_size,
             "vae_lr": args.vae_lr,
             "vae_weights": args.vae_weights,

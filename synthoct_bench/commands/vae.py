@@ -21,6 +21,9 @@ from synthoct_bench.commands.common import (
 HELP = "train a VAE (phantom or image folder), evaluate it, select its eta dims for a dataset"
 
 _OBJECTIVES = "beta, vae, tcvae, iwae, infovae, logcosh"
+#: the default training budget: enough for every objective to learn on 10,000 phantom
+#: images at 64 px (BENCHMARKS.md), about 1.5-4 minutes on 2 cores
+DEFAULT_STEPS = 2000
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +47,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="constant of a non-beta objective (e.g. beta=4 for tcvae); repeatable",
     )
+    t.add_argument(
+        "--likelihood",
+        default=None,
+        choices=("gaussian", "sech", "korkic2021"),
+        help="reconstruction likelihood of a non-beta objective: gaussian (default; sech for "
+        "logcosh), summed over pixels with the KL at weight 1, or korkic2021 (the thesis's "
+        "pixel-mean scale, KL x batch/N)",
+    )
+    t.add_argument(
+        "--sigma",
+        type=_positive_float,
+        default=None,
+        help="the decoder's noise SD (default: learned, the batch's RMSE)",
+    )
     t.add_argument("--arch", default="small", help="architecture: paper (Table 3) or small")
     t.add_argument(
         "--images",
@@ -51,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="'phantom' (rendered on the fly) or a folder of PNG/JPEG images, searched "
         "recursively (one sub-folder per class is fine)",
     )
-    t.add_argument("--n", type=int, default=512, help="number of phantom training images")
+    t.add_argument("--n", type=int, default=10_000, help="number of phantom training images")
     t.add_argument("--image-size", type=int, default=64, help="image side in px")
     t.add_argument("--latent-dim", type=int, default=32, help="latent dims")
     t.add_argument(
@@ -61,7 +78,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="images held out for validation (phantom subjects after the training ones, or "
         "files of the folder drawn by --seed)",
     )
-    t.add_argument("--epochs", type=int, default=100, help="epochs (after the beta warm-up)")
+    t.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="train this many epochs (after the beta warm-up) instead of a step budget",
+    )
     t.add_argument(
         "--stop-rel-change",
         type=float,
@@ -88,11 +110,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="Ramisetti 2024: augment z before decoding (adaptive: chosen per epoch from the "
         "validation MSE; needs --val-n)",
     )
-    t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    t.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help=f"the training budget in optimizer steps (default {DEFAULT_STEPS} unless "
+        "--epochs is given; with --epochs, a cap)",
+    )
     t.add_argument("--batch-size", type=int, default=32, help="images per step")
     t.add_argument("--optimizer", default="adam", help="adam, sgd or rmsprop")
     t.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     t.add_argument("--lr-decay", type=float, default=None, help="exponential decay per epoch")
+    t.add_argument(
+        "--lr-warmup-steps",
+        type=int,
+        default=None,
+        help="linear learning-rate warm-up over this many steps (default: the objective's "
+        "own: 500 for logcosh, else none)",
+    )
     t.add_argument(
         "--augment",
         action="store_true",
@@ -173,9 +208,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ("--stop-start-epoch", int, "convergence: judged from this epoch on"),
     ):  # fmt: skip
         w.add_argument(flag, type=kind, default=None, help=what)
-    w.add_argument("--reduction", default=None, choices=("sum", "mean", "objective"),
-                   help="an image's reconstruction error in every objective: summed or "
-                   "averaged over pixels, or each objective's own default")  # fmt: skip
+    w.add_argument("--likelihood", default=None, choices=("objective", "korkic2021"),
+                   help="every objective's reconstruction likelihood: its own (a "
+                   "log-likelihood over pixels, KL weight 1) or korkic2021 (the thesis's "
+                   "pixel-mean scale, KL x batch/N)")  # fmt: skip
     w.add_argument("--workers", type=int, default=1, help="cells trained in parallel processes")
     add_rank_world(w)
     w.add_argument("--resume", action="store_true", help="continue the sweep in --out")
@@ -202,6 +238,16 @@ def _comma_list(kind: type) -> object:
     return parse
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "_vae_run", None) is None:
         args._vae_parser.print_help()
@@ -224,16 +270,28 @@ def _train(args: argparse.Namespace) -> int:
     )
     if args.stop_rel_change is not None and args.val_n == 0:
         raise ValueError("--stop-rel-change compares validation losses: set --val-n > 0")
+    objective_args = dict(args.objective_arg)
+    for key in ("likelihood", "sigma"):
+        if getattr(args, key) is not None:
+            if args.objective == "beta":
+                raise ValueError(
+                    f"--{key} sets a non-beta objective's likelihood; the beta objective is "
+                    "the paper's own loss"
+                )
+            objective_args[key] = getattr(args, key)
     config = VAETrainingConfig(
         objective=args.objective,
-        objective_config=dict(args.objective_arg) or None,
+        objective_config=objective_args or None,
         arch=args.arch,
         batch_size=args.batch_size,
         learning_rate=args.lr,
         lr_decay=args.lr_decay,
+        lr_warmup_steps=args.lr_warmup_steps,
         optimizer=args.optimizer,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
+        epochs=args.epochs if args.epochs is not None else VAETrainingConfig.epochs,
+        max_steps=args.max_steps
+        if args.max_steps is not None or args.epochs is not None
+        else DEFAULT_STEPS,
         augment=args.augment or not spec.is_phantom,
         perceptual=not args.no_perceptual,
         log_every=args.log_every,
@@ -306,11 +364,11 @@ def _sweep(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, stop_rel_change=args.stop_rel_change,
             stop_patience=args.stop_patience, stop_start_epoch=args.stop_start_epoch,
         )  # fmt: skip
-        if args.reduction is not None:
+        if args.likelihood is not None:
             from dataclasses import replace
 
-            reduction = None if args.reduction == "objective" else args.reduction
-            grid = replace(grid, reduction=reduction)
+            likelihood = None if args.likelihood == "objective" else args.likelihood
+            grid = replace(grid, likelihood=likelihood)
         print(f"{len(grid.cells)} cells in the grid")
         run_sweep(
             grid, args.out, resume=args.resume, workers=args.workers, rank=args.rank,

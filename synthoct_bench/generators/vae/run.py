@@ -38,6 +38,8 @@ __all__ = [
     "RUN_NAME",
     "ETA_FACTORS",
     "ACTIVE_UNIT_THRESHOLD",
+    "COLLAPSE_MSE_RATIO",
+    "run_likelihood",
     "VAERunSpec",
     "train_run",
     "run_model_dir",
@@ -55,6 +57,8 @@ RUN_NAME = "run.json"
 ETA_FACTORS: tuple[str, str, str] = ("vertical_position", "tilt", "luminance")
 #: Burda et al.'s threshold on Cov_x(E[z|x]) for an active unit.
 ACTIVE_UNIT_THRESHOLD = 0.01
+#: a reconstruction MSE above this fraction of the mean image's counts as collapsed
+COLLAPSE_MSE_RATIO = 0.9
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,25 @@ def load_run_spec(path: str | os.PathLike) -> VAERunSpec | None:
     return None
 
 
+def run_likelihood(path: str | os.PathLike) -> str:
+    """The reconstruction likelihood the run's objective was trained with, in words
+    (from ``run.json`` in ``path`` or its parent)."""
+    from synthoct_bench.generators.vae.training import VAETrainingConfig
+
+    path = Path(path)
+    for folder in (path, path.parent):
+        if (folder / RUN_NAME).is_file():
+            saved = json.loads((folder / RUN_NAME).read_text())["training"]
+            try:
+                cfg = VAETrainingConfig.from_dict(saved)
+            except (TypeError, ValueError) as exc:
+                return f"not stated (run.json of an older version: {exc})"
+            if cfg.objective == "beta":
+                return "the paper's beta loss (alpha x pixel-mean MSE + beta x KL)"
+            return f"{cfg.objective}: {cfg.objective_settings().describe_likelihood()}"
+    return "unknown (no run.json)"
+
+
 def _held_out_source(spec: VAERunSpec | None, vae: VAEBase, n: int) -> Any:
     """Phantom subjects after the training and validation ones (the run's seed), at the
     model's size."""
@@ -290,6 +313,8 @@ class VAEEvaluation:
     n: int
     offset: int
     reconstruction_mse: float
+    #: the trivial answer: the held-out images' own mean image, scored the same way
+    mean_image_mse: float
     kl_per_dim: np.ndarray  # (d,) nats, mean over images
     mu_variance: np.ndarray  # (d,) Cov_x(E[z|x]) diagonal
     factor_names: tuple[str, ...]
@@ -297,7 +322,27 @@ class VAEEvaluation:
     dci: Any
     sap: Any
     eta_probe: EtaProbe
+    #: the training objective's reconstruction likelihood, as its config states it
+    likelihood: str = "unknown (no run.json)"
     plots: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def mse_ratio(self) -> float:
+        """Reconstruction MSE over the mean image's: 1 means the model learned nothing."""
+        return self.reconstruction_mse / self.mean_image_mse if self.mean_image_mse else np.nan
+
+    @property
+    def collapsed(self) -> str | None:
+        """Why the model counts as not having learned, or None: no active unit, or a
+        reconstruction no better than 0.9 × the mean image's."""
+        if self.active_units == 0:
+            return "no active latent unit (posterior collapse)"
+        if self.mse_ratio > COLLAPSE_MSE_RATIO:
+            return (
+                f"reconstruction MSE is {self.mse_ratio:.2f} x the mean image's: it learned "
+                "(almost) nothing"
+            )
+        return None
 
     @property
     def active_dims(self) -> tuple[int, ...]:
@@ -314,6 +359,10 @@ class VAEEvaluation:
                 "n": self.n,
                 "offset": self.offset,
                 "reconstruction_mse": self.reconstruction_mse,
+                "mean_image_mse": self.mean_image_mse,
+                "mse_ratio": self.mse_ratio,
+                "collapsed": self.collapsed,
+                "likelihood": self.likelihood,
                 "kl_total": float(self.kl_per_dim.sum()),
                 "kl_per_dim": self.kl_per_dim.tolist(),
                 "active_units": self.active_units,
@@ -332,7 +381,9 @@ class VAEEvaluation:
         probe = ", ".join(f"{k} {v:.3f}" for k, v in self.eta_probe.to_dict()["r2"].items())
         lines = [
             f"held-out phantom images: {self.n} (subjects from {self.offset})",
-            f"reconstruction MSE: {self.reconstruction_mse:.5g}",
+            f"likelihood: {self.likelihood}",
+            f"reconstruction MSE: {self.reconstruction_mse:.5g} (the mean image: "
+            f"{self.mean_image_mse:.5g}; ratio {self.mse_ratio:.3f})",
             f"KL: {self.kl_per_dim.sum():.4g} nats; active units {self.active_units}/"
             f"{len(self.kl_per_dim)} (Cov_x E[z|x] > {ACTIVE_UNIT_THRESHOLD})",
             f"MIG {self.mig.score:.3f}  DCI D {self.dci.disentanglement:.3f} "
@@ -340,6 +391,8 @@ class VAEEvaluation:
             f"SAP {self.sap.score:.3f}",
             f"η-probe R² (ridge, held-out {self.eta_probe.n_test}): {probe}",
         ]
+        if self.collapsed:
+            lines.insert(0, f"COLLAPSED: {self.collapsed}; the figures below describe a failure")
         lines += [f"plot: {p}" for p in self.plots.values()]
         return "\n".join(lines)
 
@@ -369,6 +422,7 @@ def evaluate_run(
         n=n,
         offset=source.offset,
         reconstruction_mse=float(np.mean((recon - x) ** 2)),
+        mean_image_mse=float(np.mean((x - x.mean(axis=0)) ** 2)),
         kl_per_dim=np.mean(0.5 * (mu**2 + np.exp(logvar) - 1.0 - logvar), axis=0),
         mu_variance=mu.var(axis=0, ddof=1),
         factor_names=names,
@@ -376,6 +430,7 @@ def evaluate_run(
         dci=dci(mu, factors),
         sap=sap(mu, factors),
         eta_probe=eta_probe(mu, factors[:, eta_cols]),
+        likelihood=run_likelihood(path),
     )
     if plots_dir is not None:
         result.plots.update(_evaluation_plots(result, vae, images, recon, Path(plots_dir)))

@@ -114,10 +114,10 @@ class SweepGrid:
     stop_rel_change: float = 0.01
     stop_patience: int = 3
     stop_start_epoch: int = 5
-    #: how an image's reconstruction error is reduced in every objective: "sum" over
-    #: pixels (a Gaussian likelihood's scale) or "mean"; None keeps each objective's
-    #: default (Korkic's (2021) constants).
-    reduction: str | None = None
+    #: the reconstruction likelihood of every objective: None keeps each objective's
+    #: own (a log-likelihood summed over pixels, the KL at weight 1); "korkic2021" the
+    #: thesis's pixel-mean scale with the KL × batch/N, to reproduce it as published.
+    likelihood: str | None = None
     #: held-out phantom images for MIG and the η-probe
     eval_n: int = 500
     #: draws of Methods 1 and 2 (fewer than ``synthoct vae select``'s defaults: a cell
@@ -147,10 +147,13 @@ class SweepGrid:
             raise ValueError("learning rates must be > 0 and latent dims >= 3")
         if self.val_n < 1:
             raise ValueError("val_n must be >= 1: the convergence rule reads validation losses")
-        if self.reduction not in (None, "sum", "mean"):
-            raise ValueError(f"reduction must be 'sum', 'mean' or None, got {self.reduction!r}")
-        if self.reduction is not None and "beta" in self.objectives:
-            raise ValueError("the beta objective has no reduction setting; use reduction=None")
+        if self.likelihood not in (None, "korkic2021"):
+            raise ValueError(
+                f"likelihood must be None (each objective's own) or 'korkic2021', got "
+                f"{self.likelihood!r}"
+            )
+        if self.likelihood is not None and "beta" in self.objectives:
+            raise ValueError("the beta objective is the paper's own loss: use likelihood=None")
         get_architecture(self.arch)
 
     @property
@@ -231,7 +234,7 @@ def run_cell(
         log_every=steps_per_epoch, stop_rel_change=grid.stop_rel_change,
         stop_patience=grid.stop_patience, stop_start_epoch=grid.stop_start_epoch,
         keep_checkpoints=1,
-        objective_config=None if grid.reduction is None else {"reduction": grid.reduction},
+        objective_config=None if grid.likelihood is None else {"likelihood": grid.likelihood},
     )  # fmt: skip
     result: dict[str, Any] = {**asdict(cell), "cell_id": cell.cell_id}
     t = time.perf_counter()

@@ -127,6 +127,10 @@ class VAETrainingConfig:
     weight_decay: float = 0.0
     #: exponential decay per epoch, lr · lr_decay ** epoch (Korkic 2021: 0.95); None: constant.
     lr_decay: float | None = None
+    #: linear learning-rate warm-up from 0 over this many steps; None: the objective's own
+    #: (log-cosh: 500, whose bounded gradients otherwise drive the decoder to a dead black
+    #: image in the first steps; the others: none).
+    lr_warmup_steps: int | None = None
     #: clip the gradients' global L2 norm to this; None: the objective's own clipping
     #: (InfoVAE: 0.8, Korkic 2021) if it has one, else none.
     grad_clip: float | None = None
@@ -162,6 +166,13 @@ class VAETrainingConfig:
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and (
+            isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
+            or self.max_steps < 1
+        ):  # fmt: skip
+            raise ValueError(f"max_steps must be an int >= 1 or None, got {self.max_steps!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ValueError(f"epochs must be an int >= 0, got {self.epochs!r}")
         if self.learning_rate <= 0 or self.beta_max < 0 or self.warmup_epochs < 0:
             raise ValueError("learning_rate must be > 0, beta_max and warmup_epochs >= 0")
         if self.objective == "beta":
@@ -182,6 +193,13 @@ class VAETrainingConfig:
             raise ValueError(f"lr_decay must be in (0, 1] or None, got {self.lr_decay}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.lr_warmup_steps is not None and (
+            isinstance(self.lr_warmup_steps, bool) or not isinstance(self.lr_warmup_steps, int)
+            or self.lr_warmup_steps < 0
+        ):  # fmt: skip
+            raise ValueError(
+                f"lr_warmup_steps must be an int >= 0 or None, got {self.lr_warmup_steps!r}"
+            )
         if self.stop_start_epoch < 0:
             raise ValueError(f"stop_start_epoch must be >= 0, got {self.stop_start_epoch}")
         if self.latent_augment not in (None, "none", "adaptive"):
@@ -213,12 +231,16 @@ class VAETrainingConfig:
             vgg_weights=self.vgg_weights,
         )
 
-    def learning_rate_at(self, step: int, steps_per_epoch: int) -> float:
+    def learning_rate_at(self, step: int, steps_per_epoch: int, warmup_steps: int = 0) -> float:
         """The learning rate of optimiser step ``step`` (0-based): constant, or decayed by
-        ``lr_decay`` once per completed epoch (as torch's ExponentialLR stepped per epoch)."""
-        if self.lr_decay is None:
-            return self.learning_rate
-        return self.learning_rate * self.lr_decay ** (step // steps_per_epoch)
+        ``lr_decay`` once per completed epoch (as torch's ExponentialLR stepped per epoch),
+        times a linear warm-up (step + 1)/``warmup_steps`` over the first steps."""
+        lr = self.learning_rate
+        if self.lr_decay is not None:
+            lr *= self.lr_decay ** (step // steps_per_epoch)
+        if warmup_steps > 0 and step < warmup_steps:
+            lr *= (step + 1) / warmup_steps
+        return lr
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -487,6 +509,7 @@ def train_vae(
             f"objective {cfg.objective!r} needs a batch of at least {objective.min_batch}"
         )
     grad_clip = cfg.grad_clip if cfg.grad_clip is not None else objective.grad_clip
+    lr_warmup = cfg.lr_warmup_steps if cfg.lr_warmup_steps is not None else objective.lr_warmup
     warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch)) if objective.warmup else 0
     total_steps = cfg.max_steps or warmup_steps + cfg.epochs * steps_per_epoch
     state = _State()
@@ -525,8 +548,8 @@ def train_vae(
         x = x.to(device)
         beta = beta_at(state.step, warmup_steps, cfg.beta_max)
         anneal = beta_at(state.step, warmup_steps, 1.0)
-        lr = cfg.learning_rate_at(state.step, steps_per_epoch)
-        if cfg.lr_decay is not None:
+        lr = cfg.learning_rate_at(state.step, steps_per_epoch, lr_warmup)
+        if cfg.lr_decay is not None or lr_warmup:
             for group in opt.param_groups:
                 group["lr"] = lr
         terms = _loss_terms(

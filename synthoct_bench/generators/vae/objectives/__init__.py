@@ -11,14 +11,14 @@ per image take z (B, d) and recon (B, C, H, W); IWAE takes k samples,
 z (k, B, d) and recon (k, B, C, H, W), so a trainer can decode one (k·B) batch
 (``decoder(z.flatten(0, 1)).view(k, B, ...)``) or call the decoder k times and
 stack. ``objective.num_samples`` says how many it wants. ``dataset_size`` is the
-number of training images (β-TCVAE's estimator and the batch/N KL weight of seed
-004's objectives need it); ``anneal`` in [0, 1] scales the regularising terms (a
+number of training images (β-TCVAE's estimator and the batch/N KL weight of the
+``korkic2021`` convention need it); ``anneal`` in [0, 1] scales the regularising terms (a
 warm-up); ``generator`` keys the prior draws InfoVAE's MMD needs.
 
 Registry :data:`OBJECTIVES` (name -> class; ``get_objective(name, config)``):
 
 - ``beta``: the paper's α·MSE + Σ perceptual + β·KL (VGG16 terms optional).
-- ``vae``: Korkic's (2021) standard VAE, MSE + w·KL with w = batch/N.
+- ``vae``: the standard VAE, −log p(x|z) + w·KL.
 - ``tcvae``: β-TCVAE (Chen et al. 2018; Soelistyo & Lowe 2024): reconstruction + α·index-code
   MI + β·total correlation + γ·dimension-wise KL, with minibatch-stratified
   estimates of log q(z) and log Π_j q(z_j) from the dataset size N.
@@ -26,11 +26,12 @@ Registry :data:`OBJECTIVES` (name -> class; ``get_objective(name, config)``):
 - ``infovae``: InfoVAE (Zhao et al. 2019) with an inverse multiquadric MMD.
 - ``logcosh``: log-cosh reconstruction (Chen et al. 2019) + w·KL.
 
-Reconstruction terms are per-image errors (squared, or log-cosh) averaged over
-the batch; ``reduction`` says whether an image's error is the mean over its
-pixels (the ``F.mse_loss`` scale of the code Korkic 2021 adapted, which its
-constants go with) or the sum (a Gaussian log-likelihood up to a constant, the
-scale β-TCVAE's nats need). Where a work's formula is inconsistent the config's
+Every objective but ``beta`` (the paper's own loss, kept as published) states its
+reconstruction likelihood in ``likelihood``: a Gaussian (sech for log-cosh)
+log-likelihood summed over pixels with σ fixed or learned, the KL at weight 1 per
+image, or ``korkic2021``, the pixel-mean scale with the KL × batch/N that Korkic
+2021 trained with (:mod:`~synthoct_bench.generators.vae.objectives.base` says why
+that scale collapses). Where a work's formula is inconsistent the config's
 docstring says which reading is implemented.
 """
 

@@ -1,5 +1,22 @@
-"""What every VAE objective shares: the config base, the output, the call signature
-and the building blocks of the reconstruction and prior terms."""
+"""What every VAE objective shares: the config base, the output, the call signature,
+the reconstruction likelihood and the building blocks of the prior terms.
+
+The reconstruction term is a stated likelihood. ``likelihood="gaussian"`` (the
+default of every objective but ``beta``, the paper's own loss) is the negative
+log-likelihood of a Gaussian decoder summed over pixels, in nats per image:
+Σ_p (x_p − x̂_p)²/(2σ²) + P·log(σ√(2π)), with the KL at weight 1 per image, i.e.
+the ELBO as Kingma & Welling, Burda et al., Zhao et al. and Chen et al. define it.
+σ is fixed (``sigma``) or, when ``sigma`` is None, learned: the optimal σ of
+Rybkin et al. 2021 (σ-VAE), σ² = the batch's mean squared error, shared by all
+pixels, floored at :data:`SIGMA_FLOOR`.
+
+``likelihood="korkic2021"`` is the convention of the PyTorch-VAE code Korkic 2021
+adapted, kept so that thesis can be reproduced as published: the reconstruction
+is the mean over pixels (times ``recon_weight``) and the KL is weighted by
+batch/N. As a likelihood that is a Gaussian of variance about P·N/(2·batch),
+far above the pixel variance of any image here, so the KL wins and most latent
+units collapse (BENCHMARKS.md measures it).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +30,9 @@ from torch import nn
 __all__ = [
     "LOG_2PI",
     "REDUCTIONS",
+    "LIKELIHOODS",
+    "SIGMA_FLOOR",
+    "gaussian_nll",
     "ObjectiveConfig",
     "ObjectiveOutput",
     "Objective",
@@ -24,6 +44,11 @@ __all__ = [
 LOG_2PI = math.log(2 * math.pi)
 #: how an image's error is reduced over its pixels
 REDUCTIONS = ("mean", "sum")
+#: reconstruction likelihoods of the objectives with a ``likelihood`` setting (see the
+#: module docstring); the log-cosh objective has its own (``sech``)
+LIKELIHOODS = ("gaussian", "korkic2021")
+#: the smallest learned decoder σ: below a uint8 image's quantisation step (1/255)
+SIGMA_FLOOR = 1e-3
 
 
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -40,6 +65,25 @@ def per_image(err: torch.Tensor, reduction: str) -> torch.Tensor:
     """Per-image reduction over the last three (C, H, W) dims of an elementwise error."""
     flat = err.flatten(start_dim=err.ndim - 3)
     return flat.mean(-1) if reduction == "mean" else flat.sum(-1)
+
+
+def gaussian_nll(
+    recon: torch.Tensor, x: torch.Tensor, sigma: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-image Gaussian NLL in nats, shape ``recon.shape[:-3]``; the σ used).
+
+    ``sigma`` None: σ² is the batch's mean squared error (Rybkin et al. 2021), taken as
+    a constant: at that σ the NLL's derivative in σ is zero, so the gradient in the
+    reconstruction is the same with or without it.
+    """
+    err = (recon - x).pow(2)
+    if sigma is None:
+        var = err.detach().mean().clamp_min(SIGMA_FLOOR**2)
+    else:
+        var = torch.tensor(float(sigma) ** 2, dtype=err.dtype, device=err.device)
+    pixels = err[(0,) * (err.ndim - 3)].numel()
+    sse = err.flatten(start_dim=err.ndim - 3).sum(-1)
+    return sse / (2 * var) + 0.5 * pixels * (LOG_2PI + var.log()), var.sqrt()
 
 
 class ObjectiveConfig:
@@ -65,12 +109,49 @@ class ObjectiveConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{type(self).__name__}.{f.name} must be finite, got {value}")
-        reduction = getattr(self, "reduction", "mean")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        likelihood = getattr(self, "likelihood", None)
+        allowed = getattr(self, "likelihoods", LIKELIHOODS)
+        if likelihood is not None and likelihood not in allowed:
+            raise ValueError(
+                f"likelihood must be one of {', '.join(allowed)}, got {likelihood!r}"
+            )
+        sigma = getattr(self, "sigma", None)
+        if sigma is not None and not (isinstance(sigma, (int, float)) and sigma > 0):
+            raise ValueError(
+                f"sigma must be > 0 (the decoder's noise SD) or None (learned), got {sigma!r}"
+            )
+        recon_weight = getattr(self, "recon_weight", None)
+        if recon_weight is not None and not recon_weight > 0:
+            raise ValueError(f"recon_weight must be > 0 or None, got {recon_weight}")
         kl_weight = getattr(self, "kl_weight", None)
         if kl_weight is not None and kl_weight < 0:
-            raise ValueError(f"kl_weight must be >= 0 or None (batch/N), got {kl_weight}")
+            raise ValueError(
+                f"kl_weight must be >= 0 or None (the likelihood's own), got {kl_weight}"
+            )
+
+    #: the thesis's reconstruction weight under ``likelihood="korkic2021"``
+    korkic2021_recon_weight: ClassVar[float] = 1.0
+
+    @property
+    def recon_scale(self) -> float:
+        """The reconstruction term's weight: ``recon_weight``, else 1 for a likelihood
+        (the ELBO) and the thesis's value under ``korkic2021``."""
+        weight = getattr(self, "recon_weight", None)
+        if weight is not None:
+            return float(weight)
+        if getattr(self, "likelihood", None) == "korkic2021":
+            return self.korkic2021_recon_weight
+        return 1.0
+
+    def describe_likelihood(self) -> str:
+        """One line for reports: which likelihood, and σ."""
+        likelihood = getattr(self, "likelihood", None)
+        if likelihood is None:
+            return "the objective's own loss"
+        if likelihood == "korkic2021":
+            return "korkic2021 (pixel-mean reconstruction, KL x batch/N)"
+        sigma = getattr(self, "sigma", None)
+        return f"{likelihood}, sigma {'learned (batch RMSE)' if sigma is None else sigma}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +173,9 @@ class Objective(nn.Module):
     uses_samples: ClassVar[bool] = True
     #: the smallest batch the loss is defined for.
     min_batch: ClassVar[int] = 1
+    #: steps of linear learning-rate warm-up the objective's recipe uses (the trainer's
+    #: ``lr_warmup_steps`` None takes this).
+    lr_warmup: ClassVar[int] = 0
 
     def __init__(self, config: Any = None) -> None:
         super().__init__()
@@ -117,15 +201,31 @@ class Objective(nn.Module):
         return getattr(self.config, "grad_clip", None)
 
     def _kl_weight(self, batch: int, dataset_size: int | None) -> float:
+        """``kl_weight``, else 1 per image under a likelihood, batch/N under korkic2021."""
         weight = getattr(self.config, "kl_weight", None)
         if weight is not None:
             return float(weight)
+        if getattr(self.config, "likelihood", None) != "korkic2021":
+            return 1.0
         if dataset_size is None or dataset_size < 1:
             raise ValueError(
                 f"objective {self.name!r} weights the KL by batch/N: pass dataset_size "
                 "or set kl_weight"
             )
         return batch / dataset_size
+
+    def _reconstruction(
+        self, recon: torch.Tensor, x: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(weighted per-image reconstruction term, shape ``recon.shape[:-3]``; its log
+        terms) under ``config.likelihood``: the Gaussian NLL in nats, or the pixel-mean
+        squared error of ``korkic2021``."""
+        c = self.config
+        if c.likelihood == "korkic2021":
+            rec = per_image((recon - x) ** 2, "mean")
+            return c.recon_scale * rec, {"recon": rec.mean()}
+        nll, sigma = gaussian_nll(recon, x, c.sigma)
+        return c.recon_scale * nll, {"recon": nll.mean(), "sigma": sigma}
 
     @staticmethod
     def _one_sample(
