@@ -307,8 +307,10 @@ class TCVAEHeadBaseline(ParamsMixin):
     the module).
 
     X reads ``"image"`` (PNG bytes or uint8 (N, H, W)); y is (N, 3) EBE targets.
-    ``fit(X, y, eval_set=(X_val, y_val))``: the validation images stop the VAE's
-    training (``vae_stop_rel_change``); the validation loss of the head is logged
+    ``fit(X, y, eval_set=(X_val, y_val))``: the VAE trains for ``vae_steps`` optimizer
+    steps (or, with ``vae_stop_rel_change`` set, until its validation MSE stops moving:
+    on a 1,900-image train split that stopped it after 119 steps, nearly collapsed,
+    so it is off by default); the validation loss of the head is logged
     every epoch and steers ``latent_augment="adaptive"``. After ``fit``:
     ``vae_``, ``head_`` (sparse head for ``symbolic``), ``regressors_`` (symbolic:
     one :class:`SymbolicRegressor` per random effect) and ``report_`` (a dict: live
@@ -325,7 +327,7 @@ class TCVAEHeadBaseline(ParamsMixin):
         vae_steps: int = 2000,
         vae_batch_size: int = 256,
         vae_lr: float = 5e-4,
-        vae_stop_rel_change: float | None = 0.01,
+        vae_stop_rel_change: float | None = None,
         vae_weights: str | os.PathLike | None = None,
         head_epochs: int = 100,
         head_batch_size: int = 64,
