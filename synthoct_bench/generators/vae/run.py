@@ -202,14 +202,20 @@ def run_model_dir(path: str | os.PathLike) -> Path:
     raise ValueError(f"{path} holds no trained VAE (model/config.json); run `synthoct vae train`")
 
 
-def load_run_spec(path: str | os.PathLike) -> VAERunSpec | None:
-    """The run's :class:`VAERunSpec` from ``run.json`` in ``path`` (or its parent, for a
-    model folder); None if there is none."""
+def _run_record(path: str | os.PathLike) -> dict[str, Any] | None:
+    """``run.json`` of the run in ``path`` (or its parent, for a model folder), or None."""
     path = Path(path)
     for folder in (path, path.parent):
         if (folder / RUN_NAME).is_file():
-            return VAERunSpec.from_dict(json.loads((folder / RUN_NAME).read_text())["spec"])
+            return json.loads((folder / RUN_NAME).read_text())
     return None
+
+
+def load_run_spec(path: str | os.PathLike) -> VAERunSpec | None:
+    """The run's :class:`VAERunSpec` from ``run.json`` in ``path`` (or its parent, for a
+    model folder); None if there is none."""
+    record = _run_record(path)
+    return None if record is None else VAERunSpec.from_dict(record["spec"])
 
 
 def run_likelihood(path: str | os.PathLike) -> str:
@@ -217,18 +223,14 @@ def run_likelihood(path: str | os.PathLike) -> str:
     (from ``run.json`` in ``path`` or its parent)."""
     from synthoct_bench.generators.vae.training import VAETrainingConfig
 
-    path = Path(path)
-    for folder in (path, path.parent):
-        if (folder / RUN_NAME).is_file():
-            saved = json.loads((folder / RUN_NAME).read_text())["training"]
-            try:
-                cfg = VAETrainingConfig.from_dict(saved)
-            except (TypeError, ValueError) as exc:
-                return f"not stated (run.json of an older version: {exc})"
-            if cfg.objective == "beta":
-                return "the paper's beta loss (alpha x pixel-mean MSE + beta x KL)"
-            return f"{cfg.objective}: {cfg.objective_settings().describe_likelihood()}"
-    return "unknown (no run.json)"
+    record = _run_record(path)
+    if record is None:
+        return "unknown (no run.json)"
+    try:
+        cfg = VAETrainingConfig.from_dict(record["training"])
+    except (TypeError, ValueError) as exc:
+        return f"not stated (run.json of an older version: {exc})"
+    return f"{cfg.objective}: {cfg.objective_settings().describe_likelihood()}"
 
 
 def _held_out_source(spec: VAERunSpec | None, vae: VAEBase, n: int) -> Any:

@@ -29,10 +29,10 @@ from torch import nn
 
 __all__ = [
     "LOG_2PI",
-    "REDUCTIONS",
     "LIKELIHOODS",
     "SIGMA_FLOOR",
     "gaussian_nll",
+    "decoder_variance",
     "ObjectiveConfig",
     "ObjectiveOutput",
     "Objective",
@@ -42,8 +42,6 @@ __all__ = [
 ]
 
 LOG_2PI = math.log(2 * math.pi)
-#: how an image's error is reduced over its pixels
-REDUCTIONS = ("mean", "sum")
 #: reconstruction likelihoods of the objectives with a ``likelihood`` setting (see the
 #: module docstring); the log-cosh objective has its own (``sech``)
 LIKELIHOODS = ("gaussian", "korkic2021")
@@ -67,6 +65,16 @@ def per_image(err: torch.Tensor, reduction: str) -> torch.Tensor:
     return flat.mean(-1) if reduction == "mean" else flat.sum(-1)
 
 
+def decoder_variance(squared_error: torch.Tensor, sigma: float | None) -> torch.Tensor:
+    """The decoder's noise variance: ``sigma``², or, for ``sigma`` None, the batch's mean
+    squared error (the optimal σ of Rybkin et al. 2021) as a constant, floored at
+    :data:`SIGMA_FLOOR`²."""
+    if sigma is None:
+        return squared_error.detach().mean().clamp_min(SIGMA_FLOOR**2)
+    return torch.tensor(float(sigma) ** 2, dtype=squared_error.dtype,
+                        device=squared_error.device)  # fmt: skip
+
+
 def gaussian_nll(
     recon: torch.Tensor, x: torch.Tensor, sigma: float | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,10 +85,7 @@ def gaussian_nll(
     reconstruction is the same with or without it.
     """
     err = (recon - x).pow(2)
-    if sigma is None:
-        var = err.detach().mean().clamp_min(SIGMA_FLOOR**2)
-    else:
-        var = torch.tensor(float(sigma) ** 2, dtype=err.dtype, device=err.device)
+    var = decoder_variance(err, sigma)
     pixels = err[(0,) * (err.ndim - 3)].numel()
     sse = err.flatten(start_dim=err.ndim - 3).sum(-1)
     return sse / (2 * var) + 0.5 * pixels * (LOG_2PI + var.log()), var.sqrt()

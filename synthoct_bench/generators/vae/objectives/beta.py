@@ -33,6 +33,9 @@ class BetaConfig(ObjectiveConfig):
     #: VGG16 weights file; None = torchvision's cache, else random init with a warning.
     vgg_weights: str | None = None
 
+    def describe_likelihood(self) -> str:
+        return "the paper's beta loss (alpha x pixel-mean MSE + beta x KL)"
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "perceptual_layers", tuple(self.perceptual_layers))
         object.__setattr__(

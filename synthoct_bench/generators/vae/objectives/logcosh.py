@@ -11,10 +11,10 @@ import torch.nn.functional as F
 
 from synthoct_bench.generators.vae.base import kl_divergence
 from synthoct_bench.generators.vae.objectives.base import (
-    SIGMA_FLOOR,
     Objective,
     ObjectiveConfig,
     ObjectiveOutput,
+    decoder_variance,
     per_image,
 )
 
@@ -76,10 +76,7 @@ class LogCoshObjective(Objective):
         if c.likelihood == "korkic2021":
             rec = per_image(log_cosh(c.a * delta) / c.a, "mean")
             return rec, {"logcosh": rec.mean()}
-        if c.sigma is None:
-            var = delta.detach().pow(2).mean().clamp_min(SIGMA_FLOOR**2)
-        else:
-            var = torch.tensor(float(c.sigma) ** 2, dtype=delta.dtype, device=delta.device)
+        var = decoder_variance(delta.pow(2), c.sigma)
         b = math.pi / (2 * var.sqrt())
         nll = per_image(log_cosh(b * delta) + torch.log(math.pi / b), "sum")
         return nll, {"recon": nll.mean(), "sigma": var.sqrt()}
