@@ -30,7 +30,23 @@ __all__ = [
     "optimizer_from_tensors",
     "save_optimizer_state",
     "load_optimizer_state",
+    "TrainingDiverged",
 ]
+
+
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite (a learning rate too large for the
+    optimizer, as Korkic 2021 met with RMSprop at 0.1). A ValueError, so the command
+    line reports it in one line; ``hint`` says what to change."""
+
+    def __init__(
+        self,
+        step: int,
+        loss: float,
+        hint: str = "lower --lr, clip the gradients or pick another optimizer",
+    ) -> None:
+        self.step, self.loss = step, loss
+        super().__init__(f"training diverged: the loss was {loss} at step {step}; {hint}")
 
 
 def save_tensors(

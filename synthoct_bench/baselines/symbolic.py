@@ -73,6 +73,14 @@ OPERATORS: dict[str, Operator] = {
 #: Soelistyo & Lowe's (2024) operator set (all of :data:`OPERATORS`).
 SOELISTYO_LOWE_OPERATORS: tuple[str, ...] = tuple(OPERATORS)
 
+#: Losses are kept to this many significant digits, and those below LOSS_FLOOR read 0
+#: (an exact fit): numpy's sums and SIMD functions can differ in the last bits with the
+#: memory alignment of their operands, and the search compares losses at every step, so
+#: unrounded losses made two runs with one seed in one process return different
+#: (equivalent) formulas.
+LOSS_DIGITS = 10
+LOSS_FLOOR = 1e-12
+
 #: A token: ("op", name), ("x", feature index) or ("c", value).
 Token = tuple[str, Any]
 
@@ -208,7 +216,9 @@ class _Search:
             return math.inf
         with np.errstate(over="ignore"):
             loss = float(np.mean((pred - self.y) ** 2) / self.var_y)
-        return loss if math.isfinite(loss) else math.inf
+        if not math.isfinite(loss):
+            return math.inf
+        return 0.0 if loss < LOSS_FLOOR else float(f"{loss:.{LOSS_DIGITS}g}")
 
     def record(self, expr: Expression, loss: float) -> None:
         c = expr.complexity

@@ -41,6 +41,7 @@ import math
 import os
 import platform
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ from synthoct_bench.atomic import write_json
 from synthoct_bench.baselines.base import Columns, ParamsMixin, column
 from synthoct_bench.baselines.resnet import ResNet18Regressor, ResNetConfig, _renamed_keys
 from synthoct_bench.checkpoint import (
+    TrainingDiverged,
     load_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
@@ -67,6 +69,11 @@ __all__ = [
     "decode_images",
     "epoch_order",
 ]
+
+#: Fewest validation images the shrinkage line is fitted on: two parameters per η dim
+#: from fewer subjects are noise (on 3 subjects the slope of one dim fell to 0 and
+#: another rose to 25), so below it the network's predictions are kept as they are.
+MIN_CALIBRATION_IMAGES = 20
 
 #: Parameters a resumed run must share with the run that wrote its checkpoints.
 _RESUME_KEYS = ("batch_size", "seed", "input_size", "lr", "standardise_targets")
@@ -209,7 +216,8 @@ class ResNet18Baseline(ParamsMixin):
         num_workers: data-loader workers for a torch Dataset X (None: min(8, cpus) on
             cuda, 0 on cpu).
         standardise_targets: train on per-dimension standardised targets.
-        calibrate: fit a validation-set shrinkage line after training (needs eval_set).
+        calibrate: fit a validation-set shrinkage line after training (needs eval_set
+            with at least :data:`MIN_CALIBRATION_IMAGES` images; with fewer, a warning).
         checkpoint_every: also checkpoint every this many steps (0: at epoch ends only).
         eval_batch_size: batch size of validation and ``predict``.
         progress: show progress bars.
@@ -452,13 +460,17 @@ class ResNet18Baseline(ParamsMixin):
                 with autocast:
                     out = model.forward_standardised(x)
                 loss = F.mse_loss(out.float(), (y - mean_t) / std_t)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    hint = "lower --lr" + (", or train in float32 (--amp off)" if amp else "")
+                    raise TrainingDiverged(step + 1, value, hint=hint)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
                 step += 1
                 batch_pos += 1
-                loss_sum += float(loss.detach()) * x.shape[0]
+                loss_sum += value * x.shape[0]
                 seen += x.shape[0]
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
                 if self.checkpoint_every and step % self.checkpoint_every == 0:
@@ -485,8 +497,16 @@ class ResNet18Baseline(ParamsMixin):
             model.load_state_dict(best_state)
         self.calibration_ = None
         if self.calibrate and val is not None:
-            # best/ keeps the uncalibrated weights, so a re-run calibrates the same way
-            self._calibrate(model, val, device)
+            if len(val) >= MIN_CALIBRATION_IMAGES:
+                # best/ keeps the uncalibrated weights, so a re-run calibrates the same way
+                self._calibrate(model, val, device)
+            else:
+                warnings.warn(
+                    f"no calibration: {len(val)} validation images, fewer than the "
+                    f"{MIN_CALIBRATION_IMAGES} a shrinkage line needs; pass calibrate=False "
+                    "to silence this",
+                    stacklevel=2,
+                )
         self.model_ = model.eval()
         return self
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from synthoct_bench import rng
 from synthoct_bench.atomic import atomic_write_dir, save_figure
-from synthoct_bench.checkpoint import load_optimizer_state, save_optimizer_state
+from synthoct_bench.checkpoint import TrainingDiverged, load_optimizer_state, save_optimizer_state
 from synthoct_bench.generators.vae.base import VAEBase, get_architecture, load_vae
 from synthoct_bench.generators.vae.data import (
     IMAGE_SUFFIXES,
@@ -334,18 +334,6 @@ def plot_loss_curves(
 
 
 # ---- training -----------------------------------------------------------------------------
-
-
-class TrainingDiverged(ValueError):
-    """The training loss became NaN or infinite (a learning rate too large for the
-    optimizer, as Korkic 2021 met with RMSprop at 0.1)."""
-
-    def __init__(self, step: int, loss: float) -> None:
-        self.step, self.loss = step, loss
-        super().__init__(
-            f"training diverged: the loss was {loss} at step {step}; lower --lr, clip the "
-            "gradients or pick another optimizer"
-        )
 
 
 @dataclass
