@@ -26,32 +26,44 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 OBJECTIVES = ("vae", "tcvae", "iwae", "infovae", "logcosh", "beta")
 #: the goal: MSE at most this fraction of the mean image's, at least this many units
 GOAL_MSE_RATIO, GOAL_ACTIVE_UNITS, GOAL_SECONDS = 0.5, 8, 15 * 60
 
 
-def run_one(objective: str, likelihood: str | None, seed: int, args: argparse.Namespace) -> dict:
+def run_one(
+    objective: str, seed: int, args: argparse.Namespace, *, label: str,
+    objective_config: dict | None = None,
+) -> dict:
+    """Train one model as ``synthoct vae train`` does at these settings (into
+    ``args.out/<objective>-<label>-seed<seed>``, resuming a run there), evaluate it on
+    ``args.eval_n`` held-out images and return its row. Also used by
+    ``bench_vae_behaviours.py``."""
     from synthoct_bench.generators.vae.run import VAERunSpec, evaluate_run, train_run
     from synthoct_bench.generators.vae.training import VAETrainingConfig
 
-    label = likelihood or "default"
     out = Path(args.out) / f"{objective}-{label}-seed{seed}"
     spec = VAERunSpec(images="phantom", n=args.n, image_size=args.image_size,
                       latent_dim=args.latent_dim, arch="small", seed=seed)  # fmt: skip
     config = VAETrainingConfig(
         objective=objective, arch="small", batch_size=args.batch_size, max_steps=args.steps,
         augment=False, perceptual=False, seed=seed, checkpoint_every=args.steps,
-        objective_config=None if likelihood is None else {"likelihood": likelihood},
+        objective_config=objective_config,
     )  # fmt: skip
     t = time.perf_counter()
     train_run(out, spec, config, progress=args.progress, resume=out.exists())
     seconds = time.perf_counter() - t
     ev = evaluate_run(out, n=args.eval_n)
     d = ev.to_dict()
+    entropy = np.asarray(d["mig"]["factor_entropy"], dtype=float)
+    top = np.sort(np.asarray(d["mig"]["mutual_info"], dtype=float), axis=0)[::-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        top = top / entropy
     return {
         "objective": objective,
-        "likelihood": label,
+        "objective_config": objective_config or {},
         "likelihood_stated": ev.likelihood,
         "seed": seed,
         "steps": args.steps,
@@ -62,6 +74,12 @@ def run_one(objective: str, likelihood: str | None, seed: int, args: argparse.Na
         "active_units": ev.active_units,
         "kl_nats": d["kl_total"],
         "mig": d["mig"]["score"],
+        "mig_per_factor": d["mig"]["per_factor"],
+        # per factor: the most and second-most informative code's MI over H(factor)
+        "mig_top_mi": top[0].tolist(),
+        "mig_second_mi": top[1].tolist(),
+        "dci_r2_per_factor": d["dci"]["per_factor_r2"],
+        "factor_names": d["factor_names"],
         "eta_probe_r2": d["eta_probe"]["r2"],
         "collapsed": ev.collapsed,
         "goal_met": bool(
@@ -86,12 +104,8 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objectives", default=",".join(OBJECTIVES))
-    parser.add_argument("--likelihoods", default="default,korkic2021",
-                        help="default (each objective's own) and/or korkic2021")  # fmt: skip
-    parser.add_argument("--seeds", default="0")
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    """The settings :func:`run_one` reads, at ``synthoct vae train``'s defaults."""
     parser.add_argument("--n", type=int, default=10_000, help="phantom training images")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--latent-dim", type=int, default=32)
@@ -99,6 +113,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--eval-n", type=int, default=1_000, help="held-out images")
     parser.add_argument("--progress", action="store_true")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objectives", default=",".join(OBJECTIVES))
+    parser.add_argument("--likelihoods", default="default,korkic2021",
+                        help="default (each objective's own) and/or korkic2021")  # fmt: skip
+    parser.add_argument("--seeds", default="0")
+    add_run_args(parser)
     parser.add_argument("--out", default="runs/vae_likelihood")
     parser.add_argument("--json", default="benchmarks/results/vae_likelihood.json")
     args = parser.parse_args()
@@ -114,7 +137,9 @@ def main() -> None:
                     continue  # the paper's own loss has no likelihood setting
                 if (objective, label, seed) in done:
                     continue
-                row = run_one(objective, None if label == "default" else label, seed, args)
+                config = None if label == "default" else {"likelihood": label}
+                row = {"likelihood": label,
+                       **run_one(objective, seed, args, label=label, objective_config=config)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 path.parent.mkdir(parents=True, exist_ok=True)
