@@ -195,13 +195,11 @@ def mig_references(args: argparse.Namespace) -> dict:
     the same factors rotated at random (every factor fully carried, none by one code),
     and independent noise (no factor carried: the estimator's floor)."""
     from synthoct_bench.generators.metrics.disentanglement import mig
-    from synthoct_bench.generators.vae.run import VAERunSpec
-    from synthoct_bench.generators.vae.training import PhantomImageSource
+    from synthoct_bench.generators.vae.run import VAERunSpec, held_out_source
 
     spec = VAERunSpec(images="phantom", n=args.n, image_size=args.image_size,
                       latent_dim=args.latent_dim, arch="small", seed=0)  # fmt: skip
-    source = PhantomImageSource(args.eval_n, args.image_size, seed=0,
-                                offset=spec.n + spec.val_n)  # fmt: skip
+    source = held_out_source(spec, args.image_size, args.eval_n)
     factors, _ = source.factors(np.arange(args.eval_n))
     rng = np.random.default_rng(0)
     k = factors.shape[1]

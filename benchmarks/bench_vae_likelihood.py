@@ -26,8 +26,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 OBJECTIVES = ("vae", "tcvae", "iwae", "infovae", "logcosh", "beta")
 #: the goal: MSE at most this fraction of the mean image's, at least this many units
 GOAL_MSE_RATIO, GOAL_ACTIVE_UNITS, GOAL_SECONDS = 0.5, 8, 15 * 60
@@ -57,10 +55,7 @@ def run_one(
     seconds = time.perf_counter() - t
     ev = evaluate_run(out, n=args.eval_n)
     d = ev.to_dict()
-    entropy = np.asarray(d["mig"]["factor_entropy"], dtype=float)
-    top = np.sort(np.asarray(d["mig"]["mutual_info"], dtype=float), axis=0)[::-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        top = top / entropy
+    top_mi, second_mi = ev.mig.best_two()
     return {
         "objective": objective,
         "objective_config": objective_config or {},
@@ -76,8 +71,8 @@ def run_one(
         "mig": d["mig"]["score"],
         "mig_per_factor": d["mig"]["per_factor"],
         # per factor: the most and second-most informative code's MI over H(factor)
-        "mig_top_mi": top[0].tolist(),
-        "mig_second_mi": top[1].tolist(),
+        "mig_top_mi": top_mi.tolist(),
+        "mig_second_mi": second_mi.tolist(),
         "dci_r2_per_factor": d["dci"]["per_factor_r2"],
         "factor_names": d["factor_names"],
         "eta_probe_r2": d["eta_probe"]["r2"],

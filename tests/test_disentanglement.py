@@ -37,6 +37,13 @@ def test_mig_oracles():
     # a rotated code is informative but entangled: in between
     rotated = mig(factors @ rot, factors).score
     assert 0.0 < rotated < identity.score
+    # the gap's two terms: the identity's best code holds most of each factor, the
+    # duplicated code's second best as much as its best
+    first, second = identity.best_two()
+    np.testing.assert_allclose(first - second, identity.per_factor)
+    assert (first > 0.9).all() and (second < 0.1).all()
+    first, second = mig(duplicated, factors).best_two()
+    np.testing.assert_allclose(first, second)
     # equal-width bins per column: an affine map of each code changes nothing
     assert mig(-3 * factors + 1, factors).score == pytest.approx(identity.score)
     json.dumps(identity.to_dict())
@@ -70,6 +77,8 @@ def test_mig_pieces_match_a_direct_computation():
     two = np.hstack([y, np.ones_like(y)])
     res2 = mig(x, two)
     assert np.isnan(res2.per_factor[1]) and res2.score == pytest.approx(res.score)
+    first, second = res2.best_two()
+    assert np.isnan(first[1]) and second[0] == 0.0  # one code: no second best
     with pytest.raises(ValueError, match="constant"):
         mig(x, np.ones_like(y))
 

@@ -129,6 +129,14 @@ class MIGResult:
     factor_entropy: np.ndarray  # (k,), nats
     num_bins: int
 
+    def best_two(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per factor (k,), the most and the second-most informative code's MI over
+        H(factor), the two terms of its gap (NaN for a constant factor)."""
+        first, second = _best_two(self.mutual_info)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = np.where(self.factor_entropy > 0, self.factor_entropy, np.nan)
+            return first / h, second / h
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "score": self.score,
@@ -137,6 +145,13 @@ class MIGResult:
             "factor_entropy": self.factor_entropy.tolist(),
             "num_bins": self.num_bins,
         }
+
+
+def _best_two(mi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The largest and second-largest MI (d, k) over codes, per factor (0 for the second
+    with a single code)."""
+    top = np.sort(mi, axis=0)[::-1]
+    return top[0], top[1] if mi.shape[0] > 1 else np.zeros(mi.shape[1])
 
 
 def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = MIG_BINS) -> MIGResult:
@@ -155,10 +170,9 @@ def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = MIG_BINS) -> MIG
     entropy = discrete_entropy(f)
     if not np.any(entropy > 0):
         raise ValueError("every factor is constant: MIG is undefined")
-    top = np.sort(mi, axis=0)[::-1]
-    second = top[1] if mi.shape[0] > 1 else np.zeros(mi.shape[1])
+    first, second = _best_two(mi)
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_factor = np.where(entropy > 0, (top[0] - second) / entropy, np.nan)
+        per_factor = np.where(entropy > 0, (first - second) / entropy, np.nan)
     return MIGResult(float(np.nanmean(per_factor)), per_factor, mi, entropy, int(num_bins))
 
 

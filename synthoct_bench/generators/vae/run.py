@@ -44,6 +44,7 @@ __all__ = [
     "train_run",
     "run_model_dir",
     "load_run_spec",
+    "held_out_source",
     "EtaProbe",
     "eta_probe",
     "VAEEvaluation",
@@ -233,14 +234,14 @@ def run_likelihood(path: str | os.PathLike) -> str:
     return f"{cfg.objective}: {cfg.objective_settings().describe_likelihood()}"
 
 
-def _held_out_source(spec: VAERunSpec | None, vae: VAEBase, n: int) -> Any:
-    """Phantom subjects after the training and validation ones (the run's seed), at the
-    model's size."""
+def held_out_source(spec: VAERunSpec | None, image_size: int, n: int) -> Any:
+    """``n`` phantom subjects after a run's training and validation ones (the run's
+    seed), at ``image_size``: the images ``evaluate_run`` and ``select_run`` score."""
     from synthoct_bench.generators.vae.training import PhantomImageSource
 
     offset = spec.n + spec.val_n if spec is not None and spec.is_phantom else 0
     seed = spec.seed if spec is not None else 0
-    return PhantomImageSource(n, vae.config.image_size, seed=seed, offset=offset)
+    return PhantomImageSource(n, image_size, seed=seed, offset=offset)
 
 
 @torch.no_grad()
@@ -413,7 +414,7 @@ def evaluate_run(
     if isinstance(n, bool) or not isinstance(n, int) or n < 8:
         raise ValueError(f"--n must be an int >= 8, got {n!r}")
     vae = load_vae(run_model_dir(path), device=device)
-    source = _held_out_source(load_run_spec(path), vae, n)
+    source = held_out_source(load_run_spec(path), vae.config.image_size, n)
     idx = np.arange(n)
     images = source.images(idx)
     mu, logvar, recon = _encode(vae, images, batch_size)
@@ -625,7 +626,7 @@ def select_run(
     spec = load_run_spec(path)
     phantom_score = None
     if spec is None or spec.is_phantom:
-        source = _held_out_source(spec, vae, n_phantom)
+        source = held_out_source(spec, vae.config.image_size, n_phantom)
         idx = np.arange(n_phantom)
         mu = vae.encode_images(source.images(idx))
         factors, _ = source.factors(idx, ETA_FACTORS)
