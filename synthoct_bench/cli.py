@@ -4,7 +4,9 @@ Each command module defines ``HELP`` (one line), ``configure(parser)`` and
 ``run(args) -> int``. Modules are imported only when their command runs, so
 ``synthoct --help`` stays fast and torch is not loaded for NLME-only work.
 
-A command signals bad input by raising ``ValueError`` (or ``OSError`` for files);
+Every flag's value is checked where it is parsed (:mod:`synthoct_bench.commands.checks`);
+a bad one is one line, ``synthoct CMD: error: argument --FLAG: ...``, and exit status 2.
+A command signals bad input found later by raising ``ValueError`` (or ``OSError`` for files);
 :func:`main` turns it into one line on stderr naming the problem, and exit
 status 2. ``synthoct --debug COMMAND ...`` shows the traceback instead.
 """
@@ -42,9 +44,10 @@ def version_text() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``synthoct`` parser: every subcommand's help shows its defaults."""
+    from synthoct_bench.commands.checks import OneLineParser
     from synthoct_bench.commands.common import HelpFormatter
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="synthoct",
         description="Synthetic OCT + NLME longitudinal benchmark: build, load, score.",
         formatter_class=HelpFormatter,
@@ -59,7 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
         module.configure(command_parser)
         command_parser.set_defaults(_run=module.run)
+        _name_leaves(command_parser)
     return parser
+
+
+def _name_leaves(parser: argparse.ArgumentParser) -> None:
+    """Record each parser's ``prog`` (``synthoct vae train``) as ``args._prog``, so an
+    error names the command the user typed; the innermost parser's default wins."""
+    parser.set_defaults(_prog=parser.prog)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _name_leaves(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"synthoct {args.command}: error: {message}", file=sys.stderr)
+        print(f"{args._prog}: error: {message}", file=sys.stderr)
         return 2
     except ImportError as exc:
         from synthoct_bench.extras import extra_for
@@ -82,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         missing = extra_for(exc)
         if missing is None or args.debug:
             raise
-        print(f"synthoct {args.command}: error: {missing}", file=sys.stderr)
+        print(f"{args._prog}: error: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"synthoct {args.command}: interrupted", file=sys.stderr)
+        print(f"{args._prog}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -217,9 +217,11 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
     from synthoct_bench.baselines.run import predict_trivial, read_images, read_targets
     from synthoct_bench.baselines.training import ResNet18Baseline
     from synthoct_bench.dataset import build
+    from synthoct_bench.devices import resolve_device
     from synthoct_bench.scoring import score, write_submission
 
     c = config or DemoConfig()
+    resolve_device(c.device)  # before the build, not after it
     levels = tuple(int(k) for k in c.noise_levels)
     if not levels:
         raise ValueError("give at least one noise level, e.g. --noise-levels 0,9,49")
@@ -238,6 +240,15 @@ def run_demo(config: DemoConfig | None = None, log: TextIO | None = sys.stderr) 
         meta = read_metadata(data)
         for k in levels:
             meta.check_noise(k)
+    if c.data is None:  # a build that cannot fit: refused before anything is removed
+        from synthoct_bench.dataset.build import check_build_fits
+        from synthoct_bench.dataset.layout import explicit_split_sizes, resolve_splits
+
+        if c.n is None and c.preset is None:
+            sizes = explicit_split_sizes(c.splits)
+        else:
+            sizes = resolve_splits(c.preset, c.n)
+        check_build_fits(data, sum(sizes.values()), c.image_size)
     if not c.resume:
         stale = [out / "resnet18", out / "submissions", out / "scores"]
         for path in stale + ([data] if c.data is None else []):

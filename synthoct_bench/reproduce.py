@@ -189,6 +189,11 @@ def z_vs_paper(ours: Estimate, value: float, low: float, high: float) -> float:
     return float((ours.value - value) / math.hypot(se_ours, se_paper))
 
 
+#: peak memory per subject, measured: 2.5 KB without the EBE cells, 4.8 KB with them
+#: at two levels (20,000 and 60,000 subjects); rounded up
+SUBJECT_BYTES = 6_000
+
+
 def reproduce_table2(
     n: int = 100_000,
     seed: int = 0,
@@ -212,6 +217,13 @@ def reproduce_table2(
     columns = list(columns)
     if n < 2:
         raise ValueError(f"n must be >= 2 subjects, got {n}")
+    from synthoct_bench.resources import require_memory
+
+    require_memory(
+        n * SUBJECT_BYTES,
+        f"reproducing with {n:,} subjects",
+        "give a smaller --n (the paper: 100,000)",
+    )
     ids = np.arange(n)
     eta = latent.select_eta(latent.sample_z(ids, seed))
     pred_at_eta = predict(eta)

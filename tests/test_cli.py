@@ -19,7 +19,10 @@ from synthoct_bench.cli import main
 )
 def test_user_errors_are_one_line_and_exit_2(argv, tmp_path, capsys):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    rc = main(argv)
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # refused where it is parsed
+        rc = exc.code
     err = capsys.readouterr().err
     if argv[0] == "verify":  # verify reports problems as a list, exit 1
         assert rc == 1

@@ -59,7 +59,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (
         ["score", "--data", "{data}", "--noise", "9", "--predictions", "{tmp}/x.parquet"],
         2,
-        "no such",
+        "does not exist",
     ),  # fmt: skip
     (["push", "{data}", "--repo-id", "just-a-name", "--dry-run"], 2, "ORG/NAME"),
     (["push", "{tmp}/none", "--repo-id", "org/name", "--dry-run"], 2, "not a directory"),
@@ -113,7 +113,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["traversal", "--generator", "nope", "--out", "{tmp}/t.png"], 2, "unknown generator"),
     (["traversal", "--generator-arg", "bogus=1", "--out", "{tmp}/t.png"], 2, "arguments"),
     (["reproduce", "--noise-levels", "0,-1", "--no-encoder"], 2, "non-negative integers"),
-    (["reproduce", "--n", "1", "--no-encoder"], 2, "--n >= 2"),
+    (["reproduce", "--n", "1", "--no-encoder"], 2, "--n: '1' is out of range"),
     (["demo", "--data", "{tmp}/none", "--out", "{tmp}/demo"], 2, "no dataset folder"),
     (["demo", "--out", "{file}", "--n", "60"], 2, ""),
 ]

@@ -144,4 +144,4 @@ def test_cli_sweep_with_workers_then_report(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*argv[:4], "--lrs", "fast"])
     assert exc.value.code == 2
-    assert "comma-separated float" in capsys.readouterr().err
+    assert "in the comma-separated 'fast': expected a number" in capsys.readouterr().err

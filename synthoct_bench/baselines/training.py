@@ -61,6 +61,7 @@ from synthoct_bench.checkpoint import (
     optimizer_to_tensors,
     save_tensors,
 )
+from synthoct_bench.devices import resolve_device
 
 __all__ = [
     "ResNet18Baseline",
@@ -151,15 +152,6 @@ def _eval_pair(eval_set: Any) -> tuple[Any, Any] | None:
     if not isinstance(eval_set, tuple) or len(eval_set) != 2:
         raise ValueError("eval_set must be a pair (X_val, y_val)")
     return eval_set
-
-
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no GPU; use --device cpu")
-    return device
 
 
 #: An epoch record's ``precision``, spelled as the benchmarks' ``--dtype``.
@@ -397,7 +389,7 @@ class ResNet18Baseline(ParamsMixin):
         checkpoints in ``checkpoint_dir``.
         """
         self._check_params()
-        device = _resolve_device(self.device)
+        device = resolve_device(self.device)
         if y is None and not isinstance(X, torch.utils.data.Dataset):
             raise ValueError("y is required: the (N, 3) training targets (the EBEs eta_ebe_s{k})")
         train = self._dataset(X, y, self.input_size)
@@ -703,7 +695,7 @@ class ResNet18Baseline(ParamsMixin):
         if info_path.is_file():
             info = json.loads(info_path.read_text())
         out = cls(**{**cls._saved_params(info.get("train_config", {})), "device": device})
-        out.model_ = cls._read_model(folder, _resolve_device(device)).eval()
+        out.model_ = cls._read_model(folder, resolve_device(device)).eval()
         out.history_ = list(info.get("history", []))
         out.calibration_ = info.get("calibration")
         return out

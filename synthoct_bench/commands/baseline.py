@@ -7,6 +7,23 @@ import json
 import sys
 from pathlib import Path
 
+from synthoct_bench.commands.checks import (
+    BATCH,
+    IMAGE_SIZE,
+    LATENT_DIM,
+    LEARNING_RATE,
+    NOISE_LEVEL,
+    SEED,
+    STEPS,
+    WORKERS,
+    Integer,
+    Number,
+    dataset_source,
+    device,
+    existing_path,
+    output_file,
+    output_folder,
+)
 from synthoct_bench.commands.common import AMP_CHOICES, add_amp_flag, add_progress_flag
 
 HELP = (
@@ -19,33 +36,46 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from synthoct_bench.baselines import BASELINES
 
     parser.add_argument("name", choices=BASELINES, help="which baseline (oracle is an upper bound)")
-    parser.add_argument("--data", required=True, help="dataset directory or Hub repo id")
-    parser.add_argument("--noise", type=int, required=True, help="noise level sigma2, e.g. 9")
+    parser.add_argument(
+        "--data", required=True, type=dataset_source, help="dataset directory or Hub repo id"
+    )
+    parser.add_argument(
+        "--noise", type=NOISE_LEVEL, required=True, help="noise level sigma2, e.g. 9"
+    )
     parser.add_argument("--split", default="test", help="split to predict")
-    parser.add_argument("--out", required=True, help="submission file (.parquet or .csv)")
+    parser.add_argument(
+        "--out", required=True, type=output_file, help="submission file (.parquet or .csv)"
+    )
     parser.add_argument("--revision", default=None, help="Hub revision of the dataset")
-    parser.add_argument("--seed", type=int, default=0, help="seed (random draws, ResNet init)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed (random draws, ResNet init)")
     group = parser.add_argument_group("resnet18")
-    group.add_argument("--epochs", type=int, default=10, help="training epochs")
-    group.add_argument("--batch-size", type=int, default=16, help="training batch (paper: 16)")
-    group.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (paper: 1e-3)")
+    group.add_argument("--epochs", type=STEPS, default=10, help="training epochs")
+    group.add_argument("--batch-size", type=BATCH, default=16, help="training batch (paper: 16)")
+    group.add_argument(
+        "--lr", type=LEARNING_RATE, default=1e-3, help="Adam learning rate (paper: 1e-3)"
+    )
     group.add_argument(
         "--input-size",
-        type=int,
+        type=IMAGE_SIZE,
         default=None,
         help="network input side: images are resized to it (unset: the stored size)",
     )
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    group.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     add_amp_flag(group)
-    group.add_argument("--workers", type=int, default=None, help="data-loader workers")
+    group.add_argument(
+        "--workers", type=Integer(0, WORKERS.maximum), default=None, help="data-loader workers"
+    )
     group.add_argument(
         "--workdir",
+        type=output_folder,
         default=None,
         help="resnet18: checkpoints and the trained model (unset: OUT with suffix .resnet18/); "
         "tcvae-*: the beta-TCVAE and heads the stages share (unset: tcvae/ beside OUT)",
     )
     group.add_argument("--resume", action="store_true", help="continue from --workdir checkpoints")
-    group.add_argument("--model", default=None, help="use this saved model; skip training")
+    group.add_argument(
+        "--model", type=existing_path, default=None, help="use this saved model; skip training"
+    )
     group.add_argument(
         "--no-calibrate", action="store_true", help="skip the validation-set shrinkage line"
     )
@@ -53,27 +83,47 @@ def configure(parser: argparse.ArgumentParser) -> None:
     tc = parser.add_argument_group(
         "tcvae-dense, tcvae-sparse, tcvae-symbolic (Soelistyo & Lowe 2024)"
     )
-    tc.add_argument("--image-size", type=int, default=64, help="the beta-TCVAE's image side")
-    tc.add_argument("--latent-dim", type=int, default=32, help="latents (Soelistyo & Lowe: 32)")
+    tc.add_argument("--image-size", type=IMAGE_SIZE, default=64, help="the beta-TCVAE's image side")
     tc.add_argument(
-        "--vae-steps", type=int, default=2000, help="beta-TCVAE optimizer steps at most"
+        "--latent-dim", type=LATENT_DIM, default=32, help="latents (Soelistyo & Lowe: 32)"
     )
-    tc.add_argument("--vae-batch-size", type=int, default=256, help="Soelistyo & Lowe 2024: 256")
-    tc.add_argument("--vae-lr", type=float, default=5e-4, help="Adam, Soelistyo & Lowe 2024: 5e-4")
+    tc.add_argument(
+        "--vae-steps", type=STEPS, default=2000, help="beta-TCVAE optimizer steps at most"
+    )
+    tc.add_argument("--vae-batch-size", type=BATCH, default=256, help="Soelistyo & Lowe 2024: 256")
+    tc.add_argument(
+        "--vae-lr", type=LEARNING_RATE, default=5e-4, help="Adam, Soelistyo & Lowe 2024: 5e-4"
+    )
     tc.add_argument(
         "--vae-weights",
+        type=existing_path,
         default=None,
         help="use this trained VAE (run or model folder); skip its training",
     )
-    tc.add_argument("--head-epochs", type=int, default=100, help="Soelistyo & Lowe 2024: 100")
-    tc.add_argument("--warmup-epochs", type=int, default=20, help="dense epochs before RigL")
+    tc.add_argument("--head-epochs", type=STEPS, default=100, help="Soelistyo & Lowe 2024: 100")
     tc.add_argument(
-        "--sparsity", type=float, default=0.951, help="RigL's S (Soelistyo & Lowe: 0.951)"
+        "--warmup-epochs",
+        type=Integer(0, STEPS.maximum),
+        default=20,
+        help="dense epochs before RigL",
     )
-    tc.add_argument("--delta-t", type=int, default=115, help="steps between topology updates")
-    tc.add_argument("--update-fraction", type=float, default=0.758, help="RigL's alpha")
-    tc.add_argument("--max-complexity", type=int, default=20, help="formula complexity limit")
-    tc.add_argument("--generations", type=int, default=60, help="symbolic search generations")
+    tc.add_argument(
+        "--sparsity",
+        type=Number(0.0, 1.0, open_high=True),
+        default=0.951,
+        help="RigL's S (Soelistyo & Lowe: 0.951)",
+    )
+    tc.add_argument("--delta-t", type=STEPS, default=115, help="steps between topology updates")
+    tc.add_argument(
+        "--update-fraction",
+        type=Number(0.0, 1.0, open_low=True),
+        default=0.758,
+        help="RigL's alpha",
+    )
+    tc.add_argument(
+        "--max-complexity", type=Integer(1, 1_000), default=20, help="formula complexity limit"
+    )
+    tc.add_argument("--generations", type=STEPS, default=60, help="symbolic search generations")
     la = parser.add_argument_group("latent augmentation (Ramisetti 2024)")
     la.add_argument(
         "--latent-augment",
@@ -83,8 +133,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(not adaptive); tcvae-dense/-sparse: augment the head's features (adaptive: seed "
         "001's schedule, chosen per epoch from the validation loss)",
     )
-    la.add_argument("--augment-vae", default=None, help="resnet18: the VAE to encode/decode with")
-    la.add_argument("--augment-copies", type=int, default=1, help="resnet18: augmented copies")
+    la.add_argument(
+        "--augment-vae",
+        type=existing_path,
+        default=None,
+        help="resnet18: the VAE to encode/decode with",
+    )
+    la.add_argument(
+        "--augment-copies", type=Integer(1, 100), default=1, help="resnet18: augmented copies"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

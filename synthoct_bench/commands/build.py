@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from synthoct_bench.commands.checks import (
+    COUNT,
+    IMAGE_SIZE,
+    SEED,
+    WORKERS,
+    output_folder,
+)
 from synthoct_bench.commands.common import (
     add_generator_arg,
     add_noise_levels,
@@ -20,9 +27,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from synthoct_bench.dataset.layout import PRESETS
 
     sizes = ", ".join(f"{k} {sum(v.values()):,}" for k, v in PRESETS.items())
-    parser.add_argument("--out", required=True, help="output folder (the dataset root)")
+    parser.add_argument(
+        "--out", required=True, type=output_folder, help="output folder (the dataset root)"
+    )
     parser.add_argument("--preset", default="mini", choices=list(PRESETS), help=f"size ({sizes})")
-    parser.add_argument("--n", type=int, default=None, help="total subjects (overrides --preset)")
+    parser.add_argument("--n", type=COUNT, default=None, help="total subjects (overrides --preset)")
     parser.add_argument(
         "--splits",
         default=None,
@@ -41,19 +50,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "folder, its eta dims from `synthoct vae select` (path_or_repo_id=...)",
     )
     add_generator_arg(parser)
-    parser.add_argument("--image-size", type=int, default=224, help="image side in px")
+    parser.add_argument("--image-size", type=IMAGE_SIZE, default=224, help="image side in px")
     add_noise_levels(parser)
-    parser.add_argument("--seed", type=int, default=0, help="dataset seed (every random draw)")
-    parser.add_argument("--workers", type=int, default=1, help="local worker processes")
+    parser.add_argument("--seed", type=SEED, default=0, help="dataset seed (every random draw)")
+    parser.add_argument("--workers", type=WORKERS, default=1, help="local worker processes")
     parser.add_argument(
         "--shard-size",
-        type=int,
+        type=COUNT,
         default=None,
         help="rows per shard (unset: about 500 MB or n/16 rows, whichever is fewer)",
     )
     parser.add_argument(
         "--fit-subjects",
-        type=int,
+        type=COUNT,
         default=DEFAULT_FIT_SUBJECTS,
         help="training subjects per FOCE population fit",
     )
@@ -90,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"merged: {path} and {path.parent / 'README.md'}")
         return 0
     kwargs = dict(args.generator_arg)
+    if args.weights and args.generator == "phantom":
+        raise ValueError("--weights is for --generator vae or diffusion; the phantom has none")
     if args.weights:
         kwargs["path_or_repo_id"] = args.weights
         if args.generator == "vae":

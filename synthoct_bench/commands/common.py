@@ -116,10 +116,13 @@ def add_noise_levels(parser: argparse.ArgumentParser, default: str = "0,1,9,18,4
 
 def add_json_flag(parser: argparse.ArgumentParser, what: str = "the result") -> None:
     """``--json [PATH]``: JSON to PATH, or to stdout (no PATH, or ``-``) in place of text."""
+    from synthoct_bench.commands.checks import output_file
+
     parser.add_argument(
         "--json",
         nargs="?",
         const="-",
+        type=output_file,
         metavar="PATH",
         help=f"write {what} as JSON to PATH, or to stdout (no PATH or '-') instead of the text",
     )
@@ -127,15 +130,17 @@ def add_json_flag(parser: argparse.ArgumentParser, what: str = "the result") -> 
 
 def add_rank_world(parser: argparse.ArgumentParser) -> None:
     """``--rank`` and ``--world``: this machine's share of work split over machines."""
+    from synthoct_bench.commands.checks import Integer
+
     parser.add_argument(
         "--rank",
-        type=int,
+        type=Integer(0, 10**6),
         default=None,
         help="this machine's rank (unset: RANK or SLURM_ARRAY_TASK_ID, else 0)",
     )
     parser.add_argument(
         "--world",
-        type=int,
+        type=Integer(1, 10**6 + 1),
         default=None,
         help="number of machines (unset: WORLD_SIZE or SLURM_ARRAY_TASK_COUNT, else 1)",
     )

@@ -6,6 +6,19 @@ import argparse
 import json
 import sys
 
+from synthoct_bench.commands.checks import (
+    BATCH,
+    BOOTSTRAP,
+    COUNT,
+    IMAGE_SIZE,
+    SEED,
+    STEPS,
+    WORKERS,
+    Number,
+    dataset_source,
+    device,
+    output_folder,
+)
 from synthoct_bench.commands.common import (
     AMP_CHOICES,
     add_amp_flag,
@@ -25,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from synthoct_bench.demo import DemoConfig
 
     d = DemoConfig()
-    parser.add_argument("--out", default=d.out, help="output directory")
+    parser.add_argument("--out", type=output_folder, default=d.out, help="output directory")
     add_json_flag(parser, "the results (text then goes to stderr when JSON is on stdout)")
     splits = ",".join(f"{k}={v}" for k, v in d.splits.items())
     parser.add_argument(
@@ -39,31 +52,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--data",
+        type=dataset_source,
         default=None,
         help="run on this existing dataset (folder or Hub repo id) instead of building one",
     )
-    parser.add_argument("--n", type=int, default=None, help="subjects in all (overrides --preset)")
     parser.add_argument(
-        "--fit-subjects", type=int, default=d.fit_subjects, help="subjects per FOCE fit"
+        "--n", type=COUNT, default=None, help="subjects in all (overrides --preset)"
+    )
+    parser.add_argument(
+        "--fit-subjects", type=COUNT, default=d.fit_subjects, help="subjects per FOCE fit"
     )
     add_noise_levels(parser, default=",".join(str(k) for k in d.noise_levels))
-    parser.add_argument("--epochs", type=int, default=d.epochs, help="ResNet18 epochs per level")
+    parser.add_argument("--epochs", type=STEPS, default=d.epochs, help="ResNet18 epochs per level")
     parser.add_argument(
-        "--input-size", type=int, default=d.input_size, help="ResNet18 input side in px"
+        "--input-size", type=IMAGE_SIZE, default=d.input_size, help="ResNet18 input side in px"
     )
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="ResNet18 batch")
+    parser.add_argument("--batch-size", type=BATCH, default=d.batch_size, help="ResNet18 batch")
     parser.add_argument(
-        "--n-bootstrap", type=int, default=d.n_bootstrap, help="bootstrap resamples per score"
+        "--n-bootstrap", type=BOOTSTRAP, default=d.n_bootstrap, help="bootstrap resamples per score"
     )
     parser.add_argument(
-        "--seed", type=int, default=d.seed, help="dataset, training and bootstrap seed"
+        "--seed", type=SEED, default=d.seed, help="dataset, training and bootstrap seed"
     )
-    parser.add_argument("--workers", type=int, default=d.workers, help="dataset build workers")
-    parser.add_argument("--device", default=d.device, help="auto, cpu, cuda")
+    parser.add_argument("--workers", type=WORKERS, default=d.workers, help="dataset build workers")
+    parser.add_argument("--device", type=device, default=d.device, help="auto, cpu, cuda")
     add_amp_flag(parser)
     parser.add_argument(
         "--eta-visibility",
-        type=float,
+        type=Number(0.0, 100.0),
         default=None,
         help="phantom: how strongly eta shows in the image (unset: the phantom's own default)",
     )

@@ -6,24 +6,29 @@ from __future__ import annotations
 import argparse
 import json
 
+from synthoct_bench.commands.checks import BOOTSTRAP, COUNT, SEED, Integer, output_file
 from synthoct_bench.commands.common import add_json_flag, add_noise_levels, add_progress_flag
 
 HELP = "Reproduce the paper's Table 1 and 2 cells that follow from the NLME model alone."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n", type=int, default=100_000, help="subjects (paper: 100,000)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="global seed (latents, noise, bootstrap)"
+        "--n", type=Integer(2, 10**9), default=100_000, help="subjects (paper: 100,000)"
+    )
+    parser.add_argument(
+        "--seed", type=SEED, default=0, help="global seed (latents, noise, bootstrap)"
     )
     add_noise_levels(parser)
-    parser.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--n-bootstrap", type=BOOTSTRAP, default=1000, help="bootstrap resamples")
     add_json_flag(parser)
-    parser.add_argument("--plot", metavar="PNG", help="also save a plot of Table 2")
+    parser.add_argument(
+        "--plot", type=output_file, metavar="PNG", help="also save a plot of Table 2"
+    )
     add_progress_flag(parser)
     parser.add_argument(
         "--fit-subjects",
-        type=int,
+        type=COUNT,
         default=2000,
         help="subjects in each level's population fit for the EBE cells",
     )
@@ -53,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
         reproduce_table2,
     )
 
-    if args.n < 2 or args.n_bootstrap < 1 or args.seed < 0:
-        raise ValueError("need --n >= 2, --n-bootstrap >= 1 and --seed >= 0")
     levels = parse_noise_levels(args.noise_levels)
     encoder = None
     if not args.no_encoder:

@@ -21,37 +21,54 @@ import argparse
 import json
 from pathlib import Path
 
+from synthoct_bench.commands.checks import (
+    BOOTSTRAP,
+    NOISE_LEVEL,
+    SEED,
+    dataset_source,
+    existing_path,
+    output_file,
+)
 from synthoct_bench.commands.common import add_json_flag
 
 HELP = "score submissions of predicted random effects (Tables 1 and 2, bootstrap intervals)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="dataset directory or Hub repo id")
+    parser.add_argument(
+        "--data", required=True, type=dataset_source, help="dataset directory or Hub repo id"
+    )
     parser.add_argument(
         "--predictions",
         required=True,
+        type=existing_path,
         action="append",
         metavar="FILE_OR_DIR",
         help="submission .parquet/.csv, or a directory of them; repeat for several",
     )
     parser.add_argument(
         "--noise",
-        type=int,
+        type=NOISE_LEVEL,
         default=None,
         help="noise level sigma2, one of the dataset's (unset: the level each file records)",
     )
     parser.add_argument("--split", default="test", help="split to score")
     parser.add_argument(
-        "--compare", metavar="FILE", help="second submission: paired differences (this - other)"
+        "--compare",
+        type=existing_path,
+        metavar="FILE",
+        help="second submission: paired differences (this - other)",
     )
     add_json_flag(parser, "the reports")
-    parser.add_argument("--plot", metavar="FILE.png", help="plot R2 and fraction of max")
-    parser.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap and simulation seed")
+    parser.add_argument(
+        "--plot", type=output_file, metavar="FILE.png", help="plot R2 and fraction of max"
+    )
+    parser.add_argument("--n-bootstrap", type=BOOTSTRAP, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=SEED, default=0, help="bootstrap and simulation seed")
     parser.add_argument("--revision", default=None, help="Hub revision (tag or commit) to pin")
     parser.add_argument(
         "--references",
+        type=existing_path,
         metavar="FILE",
         default=None,
         help="a blind build's private references (references/test.parquet): needed to "
@@ -76,11 +93,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--leaderboard-entry",
+        type=output_file,
         metavar="FILE",
         help="write one model's leaderboard entry as one JSON line (see RULES.md)",
     )
     parser.add_argument(
         "--model-index",
+        type=output_file,
         metavar="FILE.yaml",
         help="write a Hugging Face model-index YAML snippet for the model card",
     )

@@ -6,7 +6,20 @@ import argparse
 
 import numpy as np
 
+from synthoct_bench.commands.checks import (
+    IMAGE_SIZE,
+    LATENT_DIM,
+    SEED,
+    Integer,
+    Number,
+    output_file,
+)
 from synthoct_bench.commands.common import add_generator_arg
+
+#: most traversal columns (the paper's Figure 5 has 7)
+MAX_COLUMNS = 64
+#: a 0-based latent dim
+LATENT_INDEX = Integer(0, LATENT_DIM.maximum - 1)
 
 HELP = "Draw a latent traversal figure (rows = latent dims, columns = values -3..3) as a PNG."
 
@@ -17,10 +30,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="phantom",
         help="image generator: phantom (CPU), diffusion, or package.module:Class",
     )
-    parser.add_argument("--out", default="traversal.png", help="output PNG path")
+    parser.add_argument("--out", type=output_file, default="traversal.png", help="output PNG path")
     parser.add_argument(
         "--dims",
-        type=int,
+        type=LATENT_INDEX,
         nargs="+",
         default=None,
         help="0-based latent dims, one per row (unset: the generator's config()"
@@ -28,16 +41,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--values",
-        type=float,
+        type=Number(-1e6, 1e6),
         nargs=3,
         default=(-3.0, 3.0, 7),
         metavar=("LOW", "HIGH", "COUNT"),
         help="column values as np.linspace(LOW, HIGH, COUNT)",
     )
     parser.add_argument(
-        "--image-size", type=int, default=None, help="image side in px (unset: the generator's)"
+        "--image-size",
+        type=IMAGE_SIZE,
+        default=None,
+        help="image side in px (unset: the generator's)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="base latent and image seed")
+    parser.add_argument("--seed", type=SEED, default=0, help="base latent and image seed")
     add_generator_arg(parser)
 
 
@@ -49,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     if args.image_size is not None:
         kwargs["image_size"] = args.image_size
     low, high, count = args.values
-    if count < 1 or count != int(count):
-        raise ValueError("--values COUNT must be a positive integer")
+    if not 1 <= count <= MAX_COLUMNS or count != int(count):
+        raise ValueError(
+            f"--values COUNT must be an integer from 1 to {MAX_COLUMNS}, got {count:g}"
+        )
     generator = get_generator(args.generator, **kwargs)
     dims = args.dims
     if dims is None:

@@ -10,6 +10,22 @@ from __future__ import annotations
 import argparse
 import json
 
+from synthoct_bench.commands.checks import (
+    BATCH,
+    COUNT,
+    IMAGE_SIZE,
+    LATENT_DIM,
+    LEARNING_RATE,
+    SEED,
+    STEPS,
+    WORKERS,
+    Integer,
+    Number,
+    device,
+    existing_folder,
+    existing_path,
+    output_folder,
+)
 from synthoct_bench.commands.common import (
     HelpFormatter,
     add_json_flag,
@@ -37,7 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "OUT/checkpoints and OUT/loss_curves.png.",
         formatter_class=HelpFormatter,
     )
-    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--out", required=True, type=output_folder, help="run folder")
     t.add_argument("--objective", default="beta", help=f"training objective: {_OBJECTIVES}")
     t.add_argument(
         "--objective-arg",
@@ -57,49 +73,50 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     t.add_argument(
         "--sigma",
-        type=_positive_float,
+        type=Number(0.0, 1e6, open_low=True),
         default=None,
         help="the decoder's noise SD (default: learned, the batch's RMSE)",
     )
     t.add_argument("--arch", default="small", help="architecture: paper (Table 3) or small")
     t.add_argument(
         "--images",
+        type=image_source,
         default="phantom",
         help="'phantom' (rendered on the fly) or a folder of PNG/JPEG images, searched "
         "recursively (one sub-folder per class is fine)",
     )
-    t.add_argument("--n", type=int, default=10_000, help="number of phantom training images")
-    t.add_argument("--image-size", type=int, default=64, help="image side in px")
-    t.add_argument("--latent-dim", type=int, default=32, help="latent dims")
+    t.add_argument("--n", type=COUNT, default=10_000, help="number of phantom training images")
+    t.add_argument("--image-size", type=IMAGE_SIZE, default=64, help="image side in px")
+    t.add_argument("--latent-dim", type=LATENT_DIM, default=32, help="latent dims")
     t.add_argument(
         "--val-n",
-        type=int,
+        type=Integer(0, COUNT.maximum),
         default=0,
         help="images held out for validation (phantom subjects after the training ones, or "
         "files of the folder drawn by --seed)",
     )
     t.add_argument(
         "--epochs",
-        type=int,
+        type=STEPS,
         default=None,
         help="train this many epochs (after the beta warm-up) instead of a step budget",
     )
     t.add_argument(
         "--stop-rel-change",
-        type=float,
+        type=REL_CHANGE,
         default=None,
         help="stop once the validation reconstruction MSE moves by less than this fraction "
         "between epochs (Korkic 2021: 0.01); needs --val-n",
     )
     t.add_argument(
         "--stop-patience",
-        type=int,
+        type=STEPS,
         default=1,
         help="epochs in a row that must each move by less than --stop-rel-change",
     )
     t.add_argument(
         "--stop-start-epoch",
-        type=int,
+        type=Integer(0, STEPS.maximum),
         default=0,
         help="judge the stop from this epoch on (the first epochs can plateau at the mean image)",
     )
@@ -112,18 +129,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     t.add_argument(
         "--max-steps",
-        type=int,
+        type=STEPS,
         default=None,
         help=f"the training budget in optimizer steps (default {DEFAULT_STEPS} unless "
         "--epochs is given; with --epochs, a cap)",
     )
-    t.add_argument("--batch-size", type=int, default=32, help="images per step")
+    t.add_argument("--batch-size", type=BATCH, default=32, help="images per step")
     t.add_argument("--optimizer", default="adam", help="adam, sgd or rmsprop")
-    t.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    t.add_argument("--lr-decay", type=float, default=None, help="exponential decay per epoch")
+    t.add_argument("--lr", type=LEARNING_RATE, default=1e-3, help="learning rate")
+    t.add_argument(
+        "--lr-decay",
+        type=Number(0.0, 1.0, open_low=True),
+        default=None,
+        help="exponential decay: the learning rate's factor per epoch",
+    )
     t.add_argument(
         "--lr-warmup-steps",
-        type=int,
+        type=Integer(0, STEPS.maximum),
         default=None,
         help="linear learning-rate warm-up over this many steps (default: the objective's "
         "own: 500 for logcosh, else none)",
@@ -137,11 +159,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--no-perceptual", action="store_true", help="beta objective without the VGG16 terms"
     )
-    t.add_argument("--log-every", type=int, default=50, help="steps per logged loss row")
-    t.add_argument("--checkpoint-every", type=int, default=2000, help="steps per checkpoint")
-    t.add_argument("--seed", type=int, default=0, help="weights, data order and phantom seed")
+    t.add_argument("--log-every", type=STEPS, default=50, help="steps per logged loss row")
+    t.add_argument("--checkpoint-every", type=STEPS, default=2000, help="steps per checkpoint")
+    t.add_argument("--seed", type=SEED, default=0, help="weights, data order and phantom seed")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    t.add_argument("--device", type=device, default="cpu", help="torch device, e.g. cuda")
     add_progress_flag(t)
     t.set_defaults(_vae_run=_train)
 
@@ -152,11 +174,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         description="Evaluate a trained VAE on phantom images after the training subjects.",
         formatter_class=HelpFormatter,
     )
-    e.add_argument("dir", metavar="DIR", help="run folder (or its model folder)")
-    e.add_argument("--n", type=int, default=512, help="held-out phantom images")
+    e.add_argument(
+        "dir", type=existing_path, metavar="DIR", help="run folder (or its model folder)"
+    )
+    e.add_argument(
+        "--n", type=Integer(8, COUNT.maximum), default=512, help="held-out phantom images"
+    )
     add_json_flag(e, "the evaluation")
-    e.add_argument("--plots", default=None, metavar="DIR", help="write the four plots here")
-    e.add_argument("--device", default="cpu", help="torch device")
+    e.add_argument(
+        "--plots", type=output_folder, default=None, metavar="DIR", help="write the four plots here"
+    )
+    e.add_argument("--device", type=device, default="cpu", help="torch device")
     e.set_defaults(_vae_run=_evaluate)
 
     s = sub.add_parser(
@@ -167,13 +195,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--generator vae --weights DIR`.",
         formatter_class=HelpFormatter,
     )
-    s.add_argument("dir", metavar="DIR", help="run folder (or its model folder)")
-    s.add_argument("--n1", type=int, default=10_000, help="Method 1 draws (paper: 1,000,000)")
-    s.add_argument("--n2", type=int, default=1_000, help="Method 2 draws (paper: 10,000)")
-    s.add_argument("--n-phantom", type=int, default=512, help="phantom images for its ranking")
-    s.add_argument("--seed", type=int, default=0, help="seed of the draws")
-    s.add_argument("--batch-size", type=int, default=256, help="decoder batch")
-    s.add_argument("--device", default="cpu", help="torch device")
+    s.add_argument(
+        "dir", type=existing_path, metavar="DIR", help="run folder (or its model folder)"
+    )
+    s.add_argument(
+        "--n1", type=Integer(1, 10**7), default=10_000, help="Method 1 draws (paper: 1,000,000)"
+    )
+    s.add_argument(
+        "--n2", type=Integer(1, 10**6), default=1_000, help="Method 2 draws (paper: 10,000)"
+    )
+    s.add_argument(
+        "--n-phantom", type=Integer(8, 10**6), default=512, help="phantom images for its ranking"
+    )
+    s.add_argument("--seed", type=SEED, default=0, help="seed of the draws")
+    s.add_argument("--batch-size", type=BATCH, default=256, help="decoder batch")
+    s.add_argument("--device", type=device, default="cpu", help="torch device")
     add_json_flag(s, "the selection")
     add_progress_flag(s)
     s.set_defaults(_vae_run=_select)
@@ -189,30 +225,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "the preset's values.",
         formatter_class=HelpFormatter,
     )
-    w.add_argument("--out", required=True, help="sweep folder")
+    w.add_argument("--out", required=True, type=output_folder, help="sweep folder")
     w.add_argument("--preset", default="reduced", help="grid: reduced (180 cells at 32 px, "
                    "sized for a 2-core CPU) or korkic2021 (the thesis's 360 runs)")  # fmt: skip
     for flag, kind, what in (
         ("--objectives", str, "objectives"), ("--optimizers", str, "adam, sgd, rmsprop"),
-        ("--lrs", float, "learning rates"), ("--latent-dims", int, "latent sizes"),
-        ("--seeds", int, "training seeds"),
+        ("--lrs", LEARNING_RATE, "learning rates"), ("--latent-dims", LATENT_DIM, "latent sizes"),
+        ("--seeds", SEED, "training seeds"),
     ):  # fmt: skip
         w.add_argument(flag, type=_comma_list(kind), default=None, help=f"comma-separated {what}")
-    w.add_argument("--images", default=None, help="'phantom' or a folder of images")
+    w.add_argument(
+        "--images", type=image_source, default=None, help="'phantom' or a folder of images"
+    )
     for flag, kind, what in (
-        ("--n", int, "training images"), ("--val-n", int, "validation images"),
-        ("--image-size", int, "image side in px"), ("--epochs", int, "at most this many epochs"),
-        ("--batch-size", int, "images per step"),
-        ("--stop-rel-change", float, "convergence: relative change of the validation MSE"),
-        ("--stop-patience", int, "convergence: epochs in a row"),
-        ("--stop-start-epoch", int, "convergence: judged from this epoch on"),
+        ("--n", COUNT, "training images"), ("--val-n", COUNT, "validation images"),
+        ("--image-size", IMAGE_SIZE, "image side in px"),
+        ("--epochs", STEPS, "at most this many epochs"), ("--batch-size", BATCH, "images per step"),
+        ("--stop-rel-change", REL_CHANGE, "convergence: relative change of the validation MSE"),
+        ("--stop-patience", STEPS, "convergence: epochs in a row"),
+        ("--stop-start-epoch", Integer(0, STEPS.maximum), "convergence: judged from this epoch on"),
     ):  # fmt: skip
         w.add_argument(flag, type=kind, default=None, help=what)
     w.add_argument("--likelihood", default=None, choices=("objective", "korkic2021"),
                    help="every objective's reconstruction likelihood: its own (a "
                    "log-likelihood over pixels, KL weight 1) or korkic2021 (the thesis's "
                    "pixel-mean scale, KL x batch/N)")  # fmt: skip
-    w.add_argument("--workers", type=int, default=1, help="cells trained in parallel processes")
+    w.add_argument("--workers", type=WORKERS, default=1, help="cells trained in parallel processes")
     add_rank_world(w)
     w.add_argument("--resume", action="store_true", help="continue the sweep in --out")
     w.add_argument(
@@ -220,32 +258,39 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only rebuild the table, plots and report from the finished cells",
     )
-    w.add_argument("--device", default="cpu", help="torch device")
+    w.add_argument("--device", type=device, default="cpu", help="torch device")
     add_json_flag(w, "the report")
     add_progress_flag(w)
     w.set_defaults(_vae_run=_sweep)
 
 
-def _comma_list(kind: type) -> object:
+def _comma_list(kind: object) -> object:
+    """Comma-separated values, each read by ``kind`` (a type of :mod:`.checks`, or str)."""
+
     def parse(text: str) -> tuple:
         try:
-            return tuple(kind(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated {kind.__name__} values, got {text!r}"
-            ) from None
+            values = tuple(kind(v) for v in text.split(",") if v.strip())  # type: ignore[operator]
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            raise argparse.ArgumentTypeError(f"in the comma-separated {text!r}: {exc}") from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected at least one value, got {text!r}")
+        return values
 
+    parse.kind = kind  # type: ignore[attr-defined]
     return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+def image_source(text: str) -> str:
+    """``phantom`` or a folder of images."""
+    if text == "phantom":
+        return text
+    return existing_folder(text)
+
+
+image_source.bad_values = lambda: ["", "{missing}", "{file}"]  # type: ignore[attr-defined]
+
+#: a relative change in (0, 1] (Korkic 2021: 0.01)
+REL_CHANGE = Number(0.0, 1.0, open_low=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ from synthoct_bench.dataset.layout import (
     ShardSpec,
     default_shard_size,
     explicit_split_sizes,
+    least_dataset_bytes,
     parse_noise_levels,
     plan_shards,
     reference_columns,
@@ -402,6 +403,21 @@ def _run(
 # ---- public API ----------------------------------------------------------------------
 
 
+def check_build_fits(out: str | Path, n: int, image_size: int, world: int = 1) -> None:
+    """Refuse a build whose smallest estimate (``least_dataset_bytes``, this rank's share,
+    less what ``out`` already holds) exceeds the free disk."""
+    from synthoct_bench.resources import require_disk
+
+    out = Path(out)
+    need = least_dataset_bytes(n, image_size) / world
+    if out.is_dir():
+        need -= sum(f.stat().st_size for f in out.rglob("*.parquet") if f.is_file())
+    require_disk(
+        out, need, f"{n:,} subjects at {image_size} px",
+        "build fewer subjects or smaller images, or choose an --out with more space",
+    )  # fmt: skip
+
+
 def build(
     out: str | Path,
     *,
@@ -469,6 +485,7 @@ def build(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} exists and is not a folder; choose a folder for --out")
+    check_build_fits(out, n_total, int(image_size), world)
 
     from synthoct_bench.nlme import PopulationParams
 

@@ -53,6 +53,7 @@ __all__ = [
     "read_references",
     "read_metadata",
     "dataset_fingerprint",
+    "local_root",
     "UNIFORM_COLUMNS",
 ]
 
@@ -69,7 +70,7 @@ UNIFORM_COLUMNS: tuple[str, ...] = (
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def _local_root(path_or_repo_id: str | Path) -> Path | None:
+def local_root(path_or_repo_id: str | Path) -> Path | None:
     """The dataset folder, or None for a Hub repo id; a path that looks local never goes
     to the Hub, so a typo gets "no such folder" at once instead of network retries."""
     path = Path(os.path.expanduser(str(path_or_repo_id)))
@@ -102,7 +103,7 @@ def _hub_file(repo_id: str, filename: str, revision: str | None) -> Path:
 
 def read_metadata(path_or_repo_id: str | Path, revision: str | None = None) -> Manifest:
     """The dataset's ``manifest.json`` as a :class:`Manifest`."""
-    root = _local_root(path_or_repo_id)
+    root = local_root(path_or_repo_id)
     if root is not None:
         path = root / MANIFEST_NAME
         if not path.is_file():
@@ -137,7 +138,7 @@ def load(
     meta = read_metadata(path_or_repo_id, revision)
     level = meta.check_noise(noise)
     meta.check_split(split)
-    root = _local_root(path_or_repo_id)
+    root = local_root(path_or_repo_id)
     blind = meta.is_blind(split)
     config = BLIND_CONFIG if blind else config_name(level)
     if root is None and streaming:
@@ -186,7 +187,7 @@ def _split_files(
     """Local paths of the split's shards (downloaded from the Hub if needed), in id order,
     each checked against the manifest's size and sha256 unless ``verify`` is False."""
     shards = meta.split_shards(split)
-    root = _local_root(path_or_repo_id)
+    root = local_root(path_or_repo_id)
     if root is not None:
         files = [root / e.path for e in shards]
     else:

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from synthoct_bench.atomic import atomic_write_dir, to_jsonable
+from synthoct_bench.devices import resolve_device
 from synthoct_bench.generators.base import GENERATOR_CONFIG_NAME
 from synthoct_bench.latent import LATENT_DIM, PAPER_ETA_DIMS
 
@@ -135,10 +136,6 @@ def latent_to_prompt_embeds(
     return out
 
 
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class LatentDiffusionGenerator:
     """SD 1.5 (or any UNet2DConditionModel + AutoencoderKL) conditioned on z; an ImageGenerator.
 
@@ -176,7 +173,7 @@ class LatentDiffusionGenerator:
             raise ValueError(
                 f"latent_dim {latent_dim} exceeds the UNet's cross_attention_dim {width}"
             )
-        self.device = torch.device(device or _default_device())
+        self.device = resolve_device(device or "auto")
         self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
         self.unet = _to(unet, self.device, self.dtype).eval().requires_grad_(False)
         self.vae = _to(vae, self.device, self.dtype).eval().requires_grad_(False)
@@ -212,7 +209,7 @@ class LatentDiffusionGenerator:
         """
         from diffusers import AutoencoderKL, UNet2DConditionModel
 
-        device = torch.device(device or _default_device())
+        device = resolve_device(device or "auto")
         dtype = torch_dtype or (torch.float16 if device.type == "cuda" else torch.float32)
         root = str(path_or_repo_id)
         kw = {"revision": revision, "torch_dtype": dtype}

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from synthoct_bench.atomic import save_figure, to_jsonable, write_json, write_text
+from synthoct_bench.devices import resolve_device
 from synthoct_bench.generators.metrics.disentanglement import r2_columns
 from synthoct_bench.generators.vae.base import VAEBase, get_architecture, load_vae
 from synthoct_bench.generators.vae.generator import SELECTION_NAME
@@ -163,6 +164,7 @@ def train_run(
 
     from synthoct_bench.generators.vae.training import VAETrainingConfig, train_vae
 
+    device = str(resolve_device(device))
     out = Path(out)
     cfg = replace(training or VAETrainingConfig(), arch=spec.arch)
     existing = out / RUN_NAME
@@ -413,7 +415,7 @@ def evaluate_run(
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 8:
         raise ValueError(f"--n must be an int >= 8, got {n!r}")
-    vae = load_vae(run_model_dir(path), device=device)
+    vae = load_vae(run_model_dir(path), device=resolve_device(device))
     source = held_out_source(load_run_spec(path), vae.config.image_size, n)
     idx = np.arange(n)
     images = source.images(idx)
@@ -614,7 +616,7 @@ def select_run(
     )
 
     model_dir = run_model_dir(path)
-    vae = load_vae(model_dir, device=device)
+    vae = load_vae(model_dir, device=resolve_device(device))
     d = int(vae.config.latent_dim)
     if d < 3:
         raise ValueError(f"the VAE has {d} latent dims; selecting 3 η dims needs >= 3")

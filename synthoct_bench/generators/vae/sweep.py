@@ -323,10 +323,12 @@ def run_sweep(
     """
     from tqdm.auto import tqdm
 
+    from synthoct_bench.devices import resolve_device
     from synthoct_bench.ranks import resolve_rank_world
 
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    resolve_device(device)  # a device this machine lacks: one line now, not in a worker
     rank, world = resolve_rank_world(rank, world)
     out = Path(out)
     _check_out(out, grid, resume)
