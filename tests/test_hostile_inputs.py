@@ -4,6 +4,7 @@ or, where nothing can be checked, the output says so."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -231,6 +232,24 @@ def test_a_path_that_looks_local_never_goes_to_the_hub(where: str, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
     with pytest.raises(ValueError, match="no dataset folder"):
         synthoct_bench.load(where)
+
+
+def test_a_hub_id_without_a_network_reads_the_cache_or_says_so_at_once(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    load_module = importlib.import_module("synthoct_bench.dataset.load")
+    asked = {}
+
+    def cache_only(*args, **kwargs):
+        asked.update(kwargs)
+        raise LocalEntryNotFoundError("not in the cache")
+
+    monkeypatch.setattr(load_module, "_hub_reachable", lambda: False)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", cache_only)
+    with pytest.raises(ValueError, match="the Hub cannot be reached.*not in the local cache"):
+        synthoct_bench.load("org/name")
+    assert asked["local_files_only"] is True
 
 
 @pytest.mark.parametrize("noise", [True, 9.5, -1, "9"])

@@ -18,6 +18,7 @@ is read from the Hub at ``revision``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import warnings
@@ -95,10 +96,43 @@ def local_root(path_or_repo_id: str | Path) -> Path | None:
     return None
 
 
+@functools.cache
+def _hub_reachable() -> bool:
+    """Whether a connection to the Hub's endpoint opens within 3 s (once a process):
+    without one, hub downloads read the local cache only instead of retrying for
+    half a minute."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
 def _hub_file(repo_id: str, filename: str, revision: str | None) -> Path:
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
-    return Path(hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision))
+    try:
+        return Path(
+            hf_hub_download(
+                repo_id, filename, repo_type="dataset", revision=revision,
+                local_files_only=not _hub_reachable(),
+            )
+        )  # fmt: skip
+    except LocalEntryNotFoundError:
+        raise ValueError(
+            f"{repo_id!r}: the Hub cannot be reached from this machine and {filename} is not "
+            "in the local cache; download the dataset where there is a network (hf download "
+            f"--repo-type dataset {repo_id} --local-dir DIR) and give DIR instead"
+        ) from None
 
 
 def read_metadata(path_or_repo_id: str | Path, revision: str | None = None) -> Manifest:
