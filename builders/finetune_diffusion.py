@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from synthoct_bench.generators.diffusion.training import finetune_diffusion, vae_conditioning
+    from synthoct_bench.generators.diffusion.training import train_diffusion, vae_conditioning
 
     if args.z is not None:
         z = np.load(args.z, allow_pickle=False)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         log_every=args.log_every,
         seed=args.seed,
     )
-    result = finetune_diffusion(
+    result = train_diffusion(
         args.base,
         args.train,
         z,

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "push": "synthoct_bench.commands.push",
     "traversal": "synthoct_bench.commands.traversal",
     "vae": "synthoct_bench.commands.vae",
+    "diffusion": "synthoct_bench.commands.diffusion",
     "baseline": "synthoct_bench.commands.baseline",
     "demo": "synthoct_bench.commands.demo",
 }

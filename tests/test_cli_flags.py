@@ -59,6 +59,9 @@ BASE: dict[str, list[str]] = {
         "--no-progress",
     ],  # fmt: skip
     "vae evaluate": ["{vae_run}", "--n", "8"],
+    "diffusion train": ["--out", "{tmp}/d", "--condition", "phantom", "--n", "8",
+                        "--image-size", "32", "--max-steps", "1", "--batch-size", "4",
+                        "--no-progress"],  # fmt: skip
     "vae select": ["{vae_run}", "--n1", "10", "--n2", "10", "--n-phantom", "8", "--no-progress"],
     "vae sweep": [
         "--out",
@@ -139,6 +142,7 @@ CHECKED_LATER: dict[tuple[str, str], list[str]] = {
     ("baseline", "--split"): ["dev"],
     ("push", "--repo-id"): ["just-a-name"],
     ("push", "path"): ["{missing}", "{file}"],
+    ("diffusion train", "--base"): ["{missing}"],
 }
 
 #: flags whose every value is legal where it is parsed, and why
@@ -163,6 +167,7 @@ TOO_BIG: list[tuple[str, list[str]]] = [
     ("vae sweep", ["--device", "cuda:99"]),
     ("vae evaluate", ["--device", "cuda:99"]),
     ("vae select", ["--device", "cuda:99"]),
+    ("diffusion train", ["--device", "cuda:99"]),
 ]
 
 
@@ -319,7 +324,7 @@ def _assert_refused(argv: list[str], named: tuple[str, ...], capsys) -> None:
     assert "Traceback" not in out + err, (argv, err)
     assert rc == 2, (argv, rc, out[-500:], err[-500:])
     lines = [line for line in err.splitlines() if line.strip()]
-    prog = "synthoct " + " ".join(argv[: 2 if argv[0] == "vae" else 1])
+    prog = "synthoct " + " ".join(argv[: 2 if argv[0] in ("vae", "diffusion") else 1])
     assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), (argv, err)
     assert any(n.lower() in lines[0].lower() for n in named if n), (argv, lines[0])
     assert seconds < SECONDS, (argv, f"{seconds:.1f} s")

@@ -124,6 +124,12 @@ def make_scheduler(name: str, base: Any = None) -> Any:
     return cls.from_config(config)
 
 
+def sampler_name(scheduler: Any) -> str:
+    """A scheduler's short name in :data:`SCHEDULERS` (else its class name)."""
+    cls = type(scheduler).__name__
+    return next((k for k, v in SCHEDULERS.items() if v == cls), cls)
+
+
 def latent_to_prompt_embeds(
     z: np.ndarray | torch.Tensor, seq_len: int = 77, width: int = 768
 ) -> torch.Tensor:
@@ -140,7 +146,9 @@ class LatentDiffusionGenerator:
     """SD 1.5 (or any UNet2DConditionModel + AutoencoderKL) conditioned on z; an ImageGenerator.
 
     Args:
-        unet, vae, scheduler: diffusers components (tests pass tiny ones).
+        unet, vae, scheduler: diffusers components (tests pass tiny ones); ``vae=None``
+            denoises in pixel space (the UNet's channels are the image's), as the small
+            CPU recipe does (:mod:`.small`).
         image_size: side of the returned images (resized from the model's resolution).
         num_inference_steps: denoising steps (the paper: 50, PNDM).
         eta_dims: latent dims used as random effects (default the paper's).
@@ -162,6 +170,7 @@ class LatentDiffusionGenerator:
         dtype: torch.dtype | None = None,
         latent_dim: int = LATENT_DIM,
         source: str | None = None,
+        prompt_length: int = PROMPT_EMBED_SHAPE[0],
     ) -> None:
         if image_size < 1 or num_inference_steps < 1 or batch_size < 1:
             raise ValueError(
@@ -176,15 +185,27 @@ class LatentDiffusionGenerator:
         self.device = resolve_device(device or "auto")
         self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
         self.unet = _to(unet, self.device, self.dtype).eval().requires_grad_(False)
-        self.vae = _to(vae, self.device, self.dtype).eval().requires_grad_(False)
+        self.vae = None if vae is None else _to(vae, self.device, self.dtype).eval()
+        if self.vae is not None:
+            self.vae.requires_grad_(False)
         self.scheduler = scheduler
         self.image_size = int(image_size)
         self.num_inference_steps = int(num_inference_steps)
         self.eta_dims = tuple(int(d) for d in eta_dims)
+        if any(not 0 <= d < latent_dim for d in self.eta_dims):
+            raise ValueError(f"eta_dims {list(self.eta_dims)} must lie in 0..{latent_dim - 1}")
         self.batch_size = int(batch_size)
         self.latent_dim = int(latent_dim)
         self.source = source
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        if prompt_length < 1:
+            raise ValueError(f"prompt_length must be >= 1, got {prompt_length}")
+        self.prompt_length = int(prompt_length)
+        self.vae_scale_factor = 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
+
+    @property
+    def pixel_space(self) -> bool:
+        """Whether the UNet denoises pixels (no AutoencoderKL)."""
+        return self.vae is None
 
     # ---- loading / saving -----------------------------------------------------------------
 
@@ -195,8 +216,8 @@ class LatentDiffusionGenerator:
         revision: str | None = None,
         torch_dtype: torch.dtype | None = None,
         device: str | torch.device | None = None,
-        scheduler: str = "pndm",
-        num_inference_steps: int = 50,
+        scheduler: str | None = None,
+        num_inference_steps: int | None = None,
         image_size: int = 224,
         eta_dims: Sequence[int] | None = None,
         batch_size: int = 8,
@@ -205,7 +226,9 @@ class LatentDiffusionGenerator:
         """Load a saved pipeline folder or Hub repo (``unet/``, ``vae/``, ``scheduler/``).
 
         ``scheduler`` swaps the sampler (same noise schedule); ``unet_subfolder`` picks
-        e.g. an EMA copy. Settings saved by :meth:`save_pretrained` fill in ``eta_dims``.
+        e.g. an EMA copy. Settings saved by :meth:`save_pretrained` fill in what is unset
+        (``eta_dims``, the sampler and its steps); a plain SD folder gets the paper's
+        PNDM with 50 steps.
         """
         from diffusers import AutoencoderKL, UNet2DConditionModel
 
@@ -213,24 +236,27 @@ class LatentDiffusionGenerator:
         dtype = torch_dtype or (torch.float16 if device.type == "cuda" else torch.float32)
         root = str(path_or_repo_id)
         kw = {"revision": revision, "torch_dtype": dtype}
+        saved = _read_generator_config(root, revision)
         unet = UNet2DConditionModel.from_pretrained(root, subfolder=unet_subfolder, **kw)
-        vae = AutoencoderKL.from_pretrained(root, subfolder="vae", **kw)
+        vae = None
+        if not saved.get("pixel_space", False):
+            vae = AutoencoderKL.from_pretrained(root, subfolder="vae", **kw)
         base = make_scheduler("pndm").from_pretrained(
             root, subfolder="scheduler", revision=revision
         )
-        saved = _read_generator_config(root, revision)
         return cls(
             unet,
             vae,
-            make_scheduler(scheduler, base),
+            make_scheduler(scheduler or saved.get("sampler", "pndm"), base),
             image_size=image_size,
-            num_inference_steps=num_inference_steps,
+            num_inference_steps=num_inference_steps or int(saved.get("num_inference_steps", 50)),
             eta_dims=eta_dims if eta_dims is not None else saved.get("eta_dims", PAPER_ETA_DIMS),
             batch_size=batch_size,
             device=device,
             dtype=dtype,
             latent_dim=int(saved.get("latent_dim", LATENT_DIM)),
             source=root if revision is None else f"{root}@{revision}",
+            prompt_length=int(saved.get("prompt_length", PROMPT_EMBED_SHAPE[0])),
         )
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
@@ -239,13 +265,14 @@ class LatentDiffusionGenerator:
 
         def write(tmp: Path) -> None:
             self.unet.save_pretrained(tmp / "unet")
-            self.vae.save_pretrained(tmp / "vae")
+            if self.vae is not None:
+                self.vae.save_pretrained(tmp / "vae")
             self.scheduler.save_pretrained(tmp / "scheduler")
             index = {
                 "_class_name": "StableDiffusionPipeline",
                 "_diffusers_version": diffusers.__version__,
                 "unet": ["diffusers", type(self.unet).__name__],
-                "vae": ["diffusers", type(self.vae).__name__],
+                "vae": [None, None] if self.vae is None else ["diffusers", type(self.vae).__name__],
                 "scheduler": ["diffusers", type(self.scheduler).__name__],
                 "text_encoder": [None, None],
                 "tokenizer": [None, None],
@@ -255,7 +282,14 @@ class LatentDiffusionGenerator:
                 "requires_safety_checker": False,
             }
             (tmp / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
-            settings = {"eta_dims": list(self.eta_dims), "latent_dim": self.latent_dim}
+            settings = {
+                "eta_dims": list(self.eta_dims),
+                "latent_dim": self.latent_dim,
+                "pixel_space": self.pixel_space,
+                "prompt_length": self.prompt_length,
+                "sampler": sampler_name(self.scheduler),
+                "num_inference_steps": self.num_inference_steps,
+            }
             (tmp / GENERATOR_CONFIG_NAME).write_text(json.dumps(settings, indent=2) + "\n")
 
         return atomic_write_dir(folder, write)
@@ -277,6 +311,8 @@ class LatentDiffusionGenerator:
             "model_resolution": self.model_resolution,
             "eta_dims": list(self.eta_dims),
             "latent_dim": self.latent_dim,
+            "pixel_space": self.pixel_space,
+            "prompt_length": self.prompt_length,
             "dtype": str(self.dtype).removeprefix("torch."),
             "diffusers_version": diffusers.__version__,
         }
@@ -286,11 +322,14 @@ class LatentDiffusionGenerator:
         return int(self.unet.config.sample_size) * self.vae_scale_factor
 
     def generate(self, z: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        """uint8 grayscale images (N, image_size, image_size) for z (N, 128) and seeds (N,)."""
+        """uint8 grayscale images (N, image_size, image_size) for z (N, >= latent_dim) and
+        seeds (N,). A model conditioned on a VAE smaller than the dataset's 128-d z takes
+        its first ``latent_dim`` columns, as the VAE decoder generator does."""
         z = np.asarray(z)
         seeds = np.asarray(seeds)
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z must have shape (N, {self.latent_dim}), got {z.shape}")
+        if z.ndim != 2 or z.shape[1] < self.latent_dim:
+            raise ValueError(f"z must have shape (N, >= {self.latent_dim}), got {z.shape}")
+        z = z[:, : self.latent_dim]
         if seeds.shape != (z.shape[0],) or not np.issubdtype(seeds.dtype, np.integer):
             raise ValueError(
                 f"seeds must be an integer array of shape ({z.shape[0]},), got "
@@ -310,7 +349,7 @@ class LatentDiffusionGenerator:
 
         n = len(z)
         width = int(self.unet.config.cross_attention_dim)
-        embeds = latent_to_prompt_embeds(z, 77, width).to(self.device, self.dtype)
+        embeds = latent_to_prompt_embeds(z, self.prompt_length, width).to(self.device, self.dtype)
         generators = [torch.Generator("cpu").manual_seed(int(s) & (2**63 - 1)) for s in seeds]
         side = int(self.unet.config.sample_size)
         shape = (n, int(self.unet.config.in_channels), side, side)
@@ -325,7 +364,10 @@ class LatentDiffusionGenerator:
             model_input = scheduler.scale_model_input(latents, t)
             noise_pred = self.unet(model_input, t, encoder_hidden_states=embeds).sample
             latents = scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
-        decoded = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        if self.vae is None:
+            decoded = latents
+        else:
+            decoded = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         gray = (decoded.float() / 2 + 0.5).clamp(0, 1).mean(dim=1, keepdim=True)
         if gray.shape[-1] != self.image_size:
             gray = F.interpolate(

@@ -1,6 +1,9 @@
-"""Fine-tune an SD 1.5 UNet on images conditioned on their β-VAE latent (paper section 2.2).
+"""Train the paper's generator: a UNet on images conditioned on their β-VAE latent (section 2.2).
 
-The recipe of diffusers' ``train_text_to_image.py`` with the text encoder
+:func:`train_diffusion` fine-tunes SD 1.5 (the paper's recipe, a GPU's work) or trains
+the small pixel-space generator of :mod:`.small` from scratch (the CPU recipe,
+:meth:`DiffusionTrainingConfig.small_recipe`). The fine-tune is the recipe of
+diffusers' ``train_text_to_image.py`` with the text encoder
 replaced by the paper's z -> 77×768 embedding: AdamW lr 1e-5, batch 4, EMA
 decay 0.9999 (``EMAModel``, warm-up (1+s)/(10+s)), Min-SNR weighting with
 γ = 5 (``compute_snr``), noise offset 0.1, fp16 mixed precision through
@@ -10,7 +13,8 @@ Every random draw of a step (batch order, VAE posterior sample, noise, noise
 offset, timesteps) is keyed by (seed, step) through :mod:`synthoct_bench.rng`,
 and checkpoints hold the UNet, its EMA copy, the optimiser state and the step as
 safetensors + JSON (no pickle), so a killed run resumes where it stopped.
-Validation images (EMA weights) are saved as a PNG grid.
+Validation images (EMA weights) are saved as a PNG grid, the real images of the
+same z in the top row.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,8 +50,11 @@ __all__ = [
     "vae_conditioning",
     "diffusion_loss",
     "save_image_grid",
-    "finetune_diffusion",
+    "train_diffusion",
 ]
+
+#: the CPU recipe's budget: about 50 minutes of 2 cores at 64 px
+SMALL_RECIPE_STEPS = 3000
 
 
 @dataclass
@@ -97,6 +105,19 @@ class DiffusionTrainingConfig:
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
+    @classmethod
+    def small_recipe(cls, **overrides: Any) -> DiffusionTrainingConfig:
+        """The small generator from scratch on a CPU: AdamW 5e-4 on batches of 32 for
+        3,000 steps (a larger rate than the fine-tune's 1e-5, since nothing pretrained
+        is there to keep), EMA 0.999, Min-SNR 5, no noise offset (the cosine schedule
+        already reaches pure noise), a checkpoint and a sample grid every 500 steps."""
+        settings = dict(
+            learning_rate=5e-4, batch_size=32, max_steps=SMALL_RECIPE_STEPS, ema_decay=0.999,
+            noise_offset=0.0, checkpoint_every=500, validation_every=500,
+            num_validation_images=8, validation_inference_steps=25, log_every=25,
+        )  # fmt: skip
+        return cls(**{**settings, **overrides})
+
 
 def vae_conditioning(vae: Any, source: Any, batch_size: int = 64) -> np.ndarray:
     """z for each training image: the β-VAE encoder's μ (N, latent_dim), as the paper did."""
@@ -122,17 +143,22 @@ def diffusion_loss(
     generator: torch.Generator,
     snr_gamma: float | None = 5.0,
     noise_offset: float = 0.0,
+    prompt_length: int = 77,
 ) -> torch.Tensor:
-    """One train_text_to_image loss on pixels (B, 3, H, W) in [-1, 1] conditioned on z (B, d).
+    """One train_text_to_image loss on pixels (B, C, H, W) in [-1, 1] conditioned on z (B, d);
+    ``vae=None`` noises the pixels themselves (the small pixel-space recipe).
 
     All noise comes from ``generator`` (a CPU generator), so the loss on a fixed
     batch is reproducible, which is what the tests compare before and after training.
     """
     device = pixels.device
-    with torch.no_grad():
-        posterior = vae.encode(pixels.to(vae.dtype)).latent_dist
-        eps = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
-        latents = (posterior.mean + posterior.std * eps) * vae.config.scaling_factor
+    if vae is None:
+        latents = pixels
+    else:
+        with torch.no_grad():
+            posterior = vae.encode(pixels.to(vae.dtype)).latent_dist
+            eps = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
+            latents = (posterior.mean + posterior.std * eps) * vae.config.scaling_factor
     latents = latents.float()
     b, c = latents.shape[:2]
     noise = torch.randn(latents.shape, generator=generator).to(device)
@@ -149,7 +175,7 @@ def diffusion_loss(
     else:
         raise ValueError(f"unsupported prediction_type {prediction_type!r}")
     width = int(unet.config.cross_attention_dim)
-    embeds = latent_to_prompt_embeds(z, 77, width).to(device)
+    embeds = latent_to_prompt_embeds(z, prompt_length, width).to(device)
     pred = unet(noisy, t, encoder_hidden_states=embeds).sample.float()
     if snr_gamma is None:
         return F.mse_loss(pred, target.float())
@@ -183,7 +209,8 @@ def save_image_grid(images: np.ndarray, path: str | os.PathLike, columns: int = 
 def _load_components(
     base: Any, device: torch.device, vae_dtype: torch.dtype
 ) -> tuple[Any, Any, Any]:
-    """(unet fp32, frozen vae, DDPM noise scheduler) from a generator or a folder / repo id."""
+    """(unet fp32, frozen vae or None, DDPM noise scheduler) from a generator or a folder /
+    repo id."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
     if isinstance(base, LatentDiffusionGenerator):
@@ -196,11 +223,12 @@ def _load_components(
         vae = AutoencoderKL.from_pretrained(root, subfolder="vae")
         sched_config = DDPMScheduler.load_config(root, subfolder="scheduler")
     noise_scheduler = DDPMScheduler.from_config(sched_config)
-    vae = vae.to(device, vae_dtype).eval().requires_grad_(False)
+    if vae is not None:
+        vae = vae.to(device, vae_dtype).eval().requires_grad_(False)
     return unet.to(device, torch.float32), vae, noise_scheduler
 
 
-def finetune_diffusion(
+def train_diffusion(
     base: Any,
     train_source: Any,
     z: np.ndarray,
@@ -210,11 +238,14 @@ def finetune_diffusion(
     resume: bool = True,
     progress: bool = True,
     image_column: str = "image",
+    eta_dims: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune ``base``'s UNet on ``train_source`` images conditioned on ``z`` (N, d).
+    """Train ``base``'s UNet on ``train_source`` images conditioned on ``z`` (N, d).
 
     ``base`` is a pipeline folder / Hub repo id (SD 1.5 layout: ``unet/``, ``vae/``,
-    ``scheduler/``; any text encoder is ignored) or a :class:`LatentDiffusionGenerator`.
+    ``scheduler/``; any text encoder is ignored) or a :class:`LatentDiffusionGenerator`
+    (e.g. a fresh :func:`~.small.small_generator`, whose sampler, prompt length and
+    η dims the saved pipeline keeps).
     Writes ``output_dir/checkpoints/step-*/``, ``output_dir/validation/step-*.png``,
     ``output_dir/loss_curves.png`` and the final pipeline (EMA weights) in
     ``output_dir/pipeline`` (load it with ``LatentDiffusionGenerator.from_pretrained``).
@@ -237,9 +268,16 @@ def finetune_diffusion(
     half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cfg.mixed_precision)
     vae_dtype = half if half is not None and dev.type == "cuda" else torch.float32
     unet, vae, noise_scheduler = _load_components(base, dev, vae_dtype)
-    resolution = cfg.resolution or int(unet.config.sample_size) * 2 ** (
-        len(vae.config.block_out_channels) - 1
-    )
+    scale = 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
+    resolution = cfg.resolution or int(unet.config.sample_size) * scale
+    channels = int((unet if vae is None else vae).config.in_channels)
+    if isinstance(base, LatentDiffusionGenerator):
+        sampler = base.scheduler
+        prompt_length = base.prompt_length
+        eta_dims = base.eta_dims if eta_dims is None else tuple(eta_dims)
+    else:
+        sampler, prompt_length = make_scheduler("pndm", noise_scheduler), 77
+        eta_dims = tuple(eta_dims or ())
     data = load_image_source(train_source, resolution, image_column=image_column)
     z = np.asarray(z, dtype=np.float32)
     if z.ndim != 2 or len(z) != len(data):
@@ -306,20 +344,24 @@ def finetune_diffusion(
         return LatentDiffusionGenerator(
             model,
             vae,
-            make_scheduler("pndm", noise_scheduler),
+            make_scheduler(type(sampler).__name__, sampler),
             image_size=resolution,
             num_inference_steps=cfg.validation_inference_steps,
-            eta_dims=(),
+            eta_dims=eta_dims,
             batch_size=cfg.num_validation_images,
             device=dev,
             dtype=dtype,
             latent_dim=z.shape[1],
+            prompt_length=prompt_length,
         )
 
     def validate() -> None:
+        """Real images (top row) and the EMA model's from the same z (bottom row)."""
         k = min(cfg.num_validation_images, n)
         images = generator_with_ema(vae_dtype).generate(z[:k], np.arange(k))
-        save_image_grid(images, output_dir / "validation" / f"step-{step:09d}.png")
+        real = (data.get(range(k))[:, 0].numpy() * 255).round().astype(np.uint8)
+        grid = np.concatenate([real, images])
+        save_image_grid(grid, output_dir / "validation" / f"step-{step:09d}.png", columns=k)
 
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, desc="SD fine-tune")
     acc, acc_n = 0.0, 0
@@ -332,7 +374,7 @@ def finetune_diffusion(
             keys = rng.uniform(cfg.seed, rng.stream_id("sd_train/order", epoch), np.arange(n), 1)
             perm, perm_epoch = np.argsort(keys[:, 0], kind="stable"), epoch
         idx = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
-        pixels = (data.get(idx).expand(-1, 3, -1, -1) * 2 - 1).to(dev)
+        pixels = (data.get(idx).expand(-1, channels, -1, -1) * 2 - 1).to(dev)
         cond = torch.from_numpy(z[idx]).to(dev)
         with accelerator.accumulate(unet):
             with accelerator.autocast():
@@ -345,6 +387,7 @@ def finetune_diffusion(
                     _step_generator(cfg.seed, "sd_train/noise", batch_index),
                     cfg.snr_gamma,
                     cfg.noise_offset,
+                    prompt_length,
                 )
             accelerator.backward(loss)
             if accelerator.sync_gradients:
