@@ -59,6 +59,7 @@ BASE: dict[str, list[str]] = {
         "--no-progress",
     ],  # fmt: skip
     "vae evaluate": ["{vae_run}", "--n", "8"],
+    "diffusion evaluate": ["{diffusion_run}", "--n", "8", "--probe-n", "8"],
     "diffusion train": ["--out", "{tmp}/d", "--condition", "phantom", "--n", "8",
                         "--image-size", "32", "--max-steps", "1", "--batch-size", "4",
                         "--no-progress"],  # fmt: skip
@@ -168,6 +169,7 @@ TOO_BIG: list[tuple[str, list[str]]] = [
     ("vae evaluate", ["--device", "cuda:99"]),
     ("vae select", ["--device", "cuda:99"]),
     ("diffusion train", ["--device", "cuda:99"]),
+    ("diffusion evaluate", ["--device", "cuda:99"]),
 ]
 
 
@@ -258,7 +260,11 @@ def places(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     run = root / "vae_run"
     assert main(["vae", "train", *_fill(BASE["vae train"], {"tmp": str(root)})[2:],
                  "--out", str(run)]) == 0  # fmt: skip
+    diffusion = root / "diffusion_run"
+    assert main(["diffusion", "train", *_fill(BASE["diffusion train"], {"tmp": str(root)})[2:],
+                 "--out", str(diffusion)]) == 0  # fmt: skip
     return {
+        "diffusion_run": str(diffusion),
         "data": str(tiny_dataset), "sub": str(sub), "vae_run": str(run), "file": str(plain),
         "folder": str(root / "folder"), "missing": str(root / "no-such-thing"),
     }  # fmt: skip

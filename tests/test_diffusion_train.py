@@ -54,6 +54,18 @@ def test_train_writes_checkpoints_samples_and_a_pipeline(tmp_path, capsys):
     # an existing run is not overwritten without --resume
     assert main([*TRAIN, "--condition", "phantom", "--max-steps", "4", "--out", str(out)]) == 2
 
+    capsys.readouterr()
+    report, grid = tmp_path / "eval.json", tmp_path / "grid.png"
+    assert main(["diffusion", "evaluate", str(out), "--n", "16", "--probe-n", "16", "--json",
+                 str(report), "--grid", str(grid)]) == 0  # fmt: skip
+    ev = json.loads(report.read_text())
+    assert ev["learned"] == (ev["paired_mse_ratio"] < 1)
+    assert "NOT LEARNED" in capsys.readouterr().out or ev["learned"]
+    assert ev["conditioning_r2"] is None  # no encoder for the phantom's own z
+    assert len(ev["eta_probe_r2_generated"]) == len(ev["eta_dims"]) == 3
+    assert ev["unet_calls"] == 25 and ev["gflop_per_image"] > 0 and ev["images_per_s"] > 0
+    assert Image.open(grid).size == (8 * 32, 4 * 32)
+
 
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     straight, cut = tmp_path / "straight", tmp_path / "cut"
@@ -91,3 +103,8 @@ def test_conditioned_on_a_vae_and_built_into_a_dataset(tmp_path, capsys):
                  str(out / "pipeline"), "--n", "60", "--image-size", "32",
                  "--no-progress"]) == 0  # fmt: skip
     assert main(["verify", str(data), "--quick"]) == 0
+    capsys.readouterr()
+    assert main(["diffusion", "evaluate", str(out), "--n", "16", "--probe-n", "16",
+                 "--json"]) == 0  # fmt: skip
+    ev = json.loads(capsys.readouterr().out)
+    assert len(ev["eta_r2"]) == 3 and ev["kid_vae_features"]["subset_size"] == 16

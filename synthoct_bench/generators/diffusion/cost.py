@@ -91,17 +91,21 @@ def count_diffusion_cost(unet: Any, vae: Any, text_tokens: int = 77) -> Diffusio
     """Count one UNet call and one VAE decode at batch 1 for these diffusers models.
 
     ``unet`` and ``vae`` may hold real weights on any device: only their configs are
-    read. ``text_tokens`` is the conditioning sequence length (77 for SD 1.5, the
-    length :func:`latent_to_prompt_embeds` pads to).
+    read; ``vae=None`` (a pixel-space model) decodes nothing. ``text_tokens`` is the
+    conditioning sequence length (77 for SD 1.5, the length
+    :func:`latent_to_prompt_embeds` pads to; 1 for the small recipe).
     """
-    unet_m, vae_m = _meta_copy(unet), _meta_copy(vae)
+    unet_m = _meta_copy(unet)
     side = int(unet.config.sample_size)
     latent = torch.empty(1, int(unet.config.in_channels), side, side, device="meta")
     cond = torch.empty(1, text_tokens, int(unet.config.cross_attention_dim), device="meta")
     t = torch.tensor([500], device="meta")
     unet_flops = _count(lambda: unet_m(latent, t, encoder_hidden_states=cond))
-    z = torch.empty(1, int(vae.config.latent_channels), side, side, device="meta")
-    vae_flops = _count(lambda: vae_m.decode(z))
+    vae_flops = 0.0
+    if vae is not None:
+        vae_m = _meta_copy(vae)
+        z = torch.empty(1, int(vae.config.latent_channels), side, side, device="meta")
+        vae_flops = _count(lambda: vae_m.decode(z))
     return DiffusionCost(unet_flops / 1e12, vae_flops / 1e12, side, text_tokens)
 
 

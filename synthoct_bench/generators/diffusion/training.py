@@ -363,7 +363,7 @@ def train_diffusion(
         grid = np.concatenate([real, images])
         save_image_grid(grid, output_dir / "validation" / f"step-{step:09d}.png", columns=k)
 
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, desc="SD fine-tune")
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress, desc="diffusion train")
     acc, acc_n = 0.0, 0
     micro = 0
     perm, perm_epoch = None, -1
