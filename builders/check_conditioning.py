@@ -34,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=512, help="subjects to check")
     p.add_argument("--dims", type=int, nargs="+", default=None, help="default: eta dims")
     p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--steps", type=int, default=50, help="diffusion steps (--pipeline)")
-    p.add_argument("--scheduler", default="pndm", help="diffusion scheduler (--pipeline)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="diffusion steps (--pipeline; default: the saved ones, else 50)")
+    p.add_argument("--scheduler", default=None,
+                   help="diffusion scheduler (--pipeline; default: the saved one, else pndm)")
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)

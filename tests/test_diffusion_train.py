@@ -108,3 +108,9 @@ def test_conditioned_on_a_vae_and_built_into_a_dataset(tmp_path, capsys):
                  "--json"]) == 0  # fmt: skip
     ev = json.loads(capsys.readouterr().out)
     assert len(ev["eta_r2"]) == 3 and ev["kid_vae_features"]["subset_size"] == 16
+    # the paper's Figure 5 for the diffusion generator: rows are the VAE's eta dims
+    figure = tmp_path / "traversal.png"
+    assert main(["traversal", "--generator", "diffusion", "--generator-arg",
+                 f"path_or_repo_id={out / 'pipeline'}", "--image-size", "32", "--values", "-2",
+                 "2", "2", "--out", str(figure)]) == 0  # fmt: skip
+    assert str(selection["eta_dims"]) in capsys.readouterr().out and figure.is_file()

@@ -92,6 +92,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="steps per checkpoint, sample grid and loss curve (unset: the recipe's)",
     )
+    t.add_argument(
+        "--mixed-precision",
+        choices=("no", "fp16", "bf16"),
+        default=None,
+        help="accelerate's mixed precision on a GPU (the paper: fp16; unset: the recipe's, no)",
+    )
     t.add_argument("--seed", type=SEED, default=0, help="weights, data order and noise seed")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--device", type=device, default="cpu", help="torch device, e.g. cuda")
@@ -145,6 +151,8 @@ def _train(args: argparse.Namespace) -> int:
                         ("lr", "learning_rate")):  # fmt: skip
         if getattr(args, flag) is not None:
             changes[field] = getattr(args, flag)
+    if args.mixed_precision is not None:
+        changes["mixed_precision"] = args.mixed_precision
     if args.checkpoint_every is not None:
         changes["checkpoint_every"] = changes["validation_every"] = args.checkpoint_every
     config = replace(config, **changes)
