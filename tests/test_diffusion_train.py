@@ -108,6 +108,20 @@ def test_conditioned_on_a_vae_and_built_into_a_dataset(tmp_path, capsys):
                  "--json"]) == 0  # fmt: skip
     ev = json.loads(capsys.readouterr().out)
     assert len(ev["eta_r2"]) == 3 and ev["kid_vae_features"]["subset_size"] == 16
+    # the VAE retrained in place with another latent size: resuming is refused in one line
+    assert main(["vae", "train", "--objective", "vae", "--n", "16", "--image-size", "32",
+                 "--latent-dim", "6", "--batch-size", "8", "--max-steps", "1", "--no-progress",
+                 "--out", str(tmp_path / "vae6")]) == 0  # fmt: skip
+    assert main(["vae", "select", str(tmp_path / "vae6"), "--n1", "16", "--n2", "8",
+                 "--n-phantom", "8", "--no-progress"]) == 0  # fmt: skip
+    import shutil
+
+    shutil.rmtree(vae_run)
+    shutil.copytree(tmp_path / "vae6", vae_run)
+    capsys.readouterr()
+    assert main([*TRAIN, "--vae", str(vae_run), "--max-steps", "4", "--out", str(out),
+                 "--resume"]) == 2  # fmt: skip
+    assert "now gives 6-d" in capsys.readouterr().err
     # the paper's Figure 5 for the diffusion generator: rows are the VAE's eta dims
     figure = tmp_path / "traversal.png"
     assert main(["traversal", "--generator", "diffusion", "--generator-arg",

@@ -40,6 +40,7 @@ __all__ = [
     "device",
     "existing_folder",
     "existing_path",
+    "image_source",
     "output_file",
     "output_folder",
 ]
@@ -212,6 +213,14 @@ def existing_folder(text: str) -> str:
 
 
 existing_folder.bad_values = lambda: ["", "{missing}", "{file}"]  # type: ignore[attr-defined]
+
+
+def image_source(text: str) -> str:
+    """``phantom`` (images rendered on the fly) or a folder of images."""
+    return text if text == "phantom" else existing_folder(text)
+
+
+image_source.bad_values = lambda: ["", "{missing}", "{file}"]  # type: ignore[attr-defined]
 
 
 def dataset_source(text: str) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "add_generator_arg",
     "add_noise_levels",
     "add_json_flag",
+    "run_subcommand",
 ]
 
 
@@ -144,3 +145,13 @@ def add_rank_world(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="number of machines (unset: WORLD_SIZE or SLURM_ARRAY_TASK_COUNT, else 1)",
     )
+
+
+def run_subcommand(args: argparse.Namespace, family: str) -> int:
+    """Run the subcommand a ``synthoct FAMILY SUBCOMMAND`` command parsed into
+    ``args._FAMILY_run``; with none given, print the family's help and exit 2."""
+    chosen = getattr(args, f"_{family}_run", None)
+    if chosen is None:
+        getattr(args, f"_{family}_parser").print_help()
+        return 2
+    return int(chosen(args) or 0)

@@ -18,20 +18,18 @@ from synthoct_bench.commands.checks import (
     Integer,
     device,
     existing_folder,
+    image_source,
     output_file,
     output_folder,
 )
-from synthoct_bench.commands.common import HelpFormatter, add_json_flag, add_progress_flag
+from synthoct_bench.commands.common import (
+    HelpFormatter,
+    add_json_flag,
+    add_progress_flag,
+    run_subcommand,
+)
 
 HELP = "train and evaluate the paper's image generator: a diffusion UNet conditioned on a VAE's z"
-
-
-def _image_source(text: str) -> str:
-    """``phantom`` or a folder of images."""
-    return text if text == "phantom" else existing_folder(text)
-
-
-_image_source.bad_values = lambda: ["", "{missing}", "{file}"]  # type: ignore[attr-defined]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +63,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     t.add_argument(
         "--images",
-        type=_image_source,
+        type=image_source,
         default="phantom",
         help="'phantom' (rendered on the fly) or a folder of images, searched recursively",
     )
@@ -129,10 +127,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "_diffusion_run", None) is None:
-        args._diffusion_parser.print_help()
-        return 2
-    return args._diffusion_run(args)
+    return run_subcommand(args, "diffusion")
 
 
 def _train(args: argparse.Namespace) -> int:

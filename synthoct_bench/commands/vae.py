@@ -22,8 +22,8 @@ from synthoct_bench.commands.checks import (
     Integer,
     Number,
     device,
-    existing_folder,
     existing_path,
+    image_source,
     output_folder,
 )
 from synthoct_bench.commands.common import (
@@ -32,6 +32,7 @@ from synthoct_bench.commands.common import (
     add_progress_flag,
     add_rank_world,
     key_value,
+    run_subcommand,
 )
 
 HELP = "train a VAE (phantom or image folder), evaluate it, select its eta dims for a dataset"
@@ -280,24 +281,12 @@ def _comma_list(kind: object) -> object:
     return parse
 
 
-def image_source(text: str) -> str:
-    """``phantom`` or a folder of images."""
-    if text == "phantom":
-        return text
-    return existing_folder(text)
-
-
-image_source.bad_values = lambda: ["", "{missing}", "{file}"]  # type: ignore[attr-defined]
-
 #: a relative change in (0, 1] (Korkic 2021: 0.01)
 REL_CHANGE = Number(0.0, 1.0, open_low=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "_vae_run", None) is None:
-        args._vae_parser.print_help()
-        return 2
-    return args._vae_run(args)
+    return run_subcommand(args, "vae")
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from synthoct_bench.atomic import to_jsonable, write_json
+from synthoct_bench.checkpoint import check_run_folder
 
 __all__ = [
     "CONDITIONS",
@@ -154,23 +155,23 @@ def train_run(
     device = str(resolve_device(device))
     out = Path(out)
     record = out / RUN_NAME
-    if record.is_file():
-        if not resume:
-            raise ValueError(f"{out} already holds a run; pass --resume or choose another --out")
-        saved = load_diffusion_run_spec(out)
-        if saved != spec:
-            raise ValueError(
-                f"{out} was trained with {saved.to_dict()}, not {spec.to_dict()}; resume with "
-                "the same --images, --n, --image-size, --condition, --vae, --base and --seed"
-            )
-    elif resume and out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} has no {RUN_NAME}: nothing to resume")
+    check_run_folder(
+        out, RUN_NAME, spec, load_diffusion_run_spec, resume,
+        "--images, --n, --image-size, --condition, --vae, --base and --seed",
+    )  # fmt: skip
     if training is None:
         training = (
             DiffusionTrainingConfig() if spec.base else DiffusionTrainingConfig.small_recipe()
         )
     source = _source(spec)
     z, eta_dims = conditioning(spec, source)
+    if record.is_file():  # resuming: the VAE in --vae may have been retrained since
+        before = json.loads(record.read_text()).get("latent_dim")
+        if before is not None and before != z.shape[1]:
+            raise ValueError(
+                f"{out} was conditioned on {before}-d z, but {spec.vae} now gives "
+                f"{z.shape[1]}-d: the VAE changed; train into another --out"
+            )
     if spec.base is None:
         base: Any = small_generator(
             spec.image_size, z.shape[1], seed=training.seed, eta_dims=eta_dims, device=device
@@ -178,7 +179,11 @@ def train_run(
     else:
         base = spec.base
     out.mkdir(parents=True, exist_ok=True)
-    write_json(record, {"spec": spec.to_dict(), "training": to_jsonable(asdict(training))})
+    write_json(
+        record,
+        {"spec": spec.to_dict(), "latent_dim": int(z.shape[1]),
+         "training": to_jsonable(asdict(training))},
+    )  # fmt: skip
     return train_diffusion(
         base, source, z, out, training, device=device, resume=resume, progress=progress,
         eta_dims=eta_dims,

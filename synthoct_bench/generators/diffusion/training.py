@@ -285,6 +285,12 @@ def train_diffusion(
             f"z must have shape ({len(data)}, latent_dim), one row per training image; "
             f"got {z.shape}"
         )
+    width = int(unet.config.cross_attention_dim)
+    if z.shape[1] > width:
+        raise ValueError(
+            f"z has {z.shape[1]} dims but the UNet's cross-attention takes at most {width}; "
+            "condition on a smaller latent or use a UNet with a wider cross_attention_dim"
+        )
     n = len(data)
     if n < cfg.batch_size:
         raise ValueError(f"{n} training images is fewer than one batch of {cfg.batch_size}")

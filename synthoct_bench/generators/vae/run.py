@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from synthoct_bench.atomic import save_figure, to_jsonable, write_json, write_text
+from synthoct_bench.checkpoint import check_run_folder
 from synthoct_bench.devices import resolve_device
 from synthoct_bench.generators.metrics.disentanglement import r2_columns
 from synthoct_bench.generators.vae.base import VAEBase, get_architecture, load_vae
@@ -168,17 +169,10 @@ def train_run(
     out = Path(out)
     cfg = replace(training or VAETrainingConfig(), arch=spec.arch)
     existing = out / RUN_NAME
-    if existing.is_file():
-        if not resume:
-            raise ValueError(f"{out} already holds a run; pass --resume or choose another --out")
-        saved = load_run_spec(out)
-        if saved != spec:
-            raise ValueError(
-                f"{out} was trained with {saved.to_dict()}, not {spec.to_dict()}; resume with "
-                "the same --images, --n, --image-size, --latent-dim, --arch and --seed"
-            )
-    elif resume and out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} has no {RUN_NAME}: nothing to resume")
+    check_run_folder(
+        out, RUN_NAME, spec, load_run_spec, resume,
+        "--images, --n, --image-size, --latent-dim, --arch and --seed",
+    )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     write_json(
         existing,
