@@ -24,7 +24,6 @@ from safetensors.torch import load_file, save_file
 from synthoct_bench.atomic import write_via_temp
 
 __all__ = [
-    "check_run_folder",
     "save_tensors",
     "load_tensors",
     "optimizer_to_tensors",
@@ -106,22 +105,3 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, path: str | os.PathLi
     with safe_open(str(path), framework="pt") as f:
         rest = json.loads(f.metadata()["optimizer"])
     optimizer_from_tensors(optimizer, tensors, rest)
-
-
-def check_run_folder(
-    out: Path, record: str, spec: Any, load_saved: Any, resume: bool, flags: str
-) -> None:
-    """The rule of a resumable run folder ``out`` whose ``record`` file names its spec:
-    an existing run needs ``resume`` and the same spec (``load_saved(out)``; ``flags``
-    names the options that set it), and ``resume`` needs a run to continue."""
-    if (out / record).is_file():
-        if not resume:
-            raise ValueError(f"{out} already holds a run; pass --resume or choose another --out")
-        saved = load_saved(out)
-        if saved != spec:
-            raise ValueError(
-                f"{out} was trained with {saved.to_dict()}, not {spec.to_dict()}; resume with "
-                f"the same {flags}"
-            )
-    elif resume and out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} has no {record}: nothing to resume")

@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "synthoct_bench.extras", "synthoct_bench.paper", "synthoct_bench.ranks",
         "synthoct_bench.references", "synthoct_bench.lazy", "synthoct_bench.latent",
         "synthoct_bench.checkpoint", "synthoct_bench.augment", "synthoct_bench.resources",
-        "synthoct_bench.devices",
+        "synthoct_bench.devices", "synthoct_bench.run_folder",
     ),
     ("synthoct_bench.nlme", "synthoct_bench.generators"),
     ("synthoct_bench.dataset",),

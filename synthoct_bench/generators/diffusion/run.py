@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from synthoct_bench.atomic import to_jsonable, write_json
-from synthoct_bench.checkpoint import check_run_folder
+from synthoct_bench.run_folder import check_run_folder
 
 __all__ = [
     "CONDITIONS",

@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from synthoct_bench.atomic import save_figure, to_jsonable, write_json, write_text
-from synthoct_bench.checkpoint import check_run_folder
 from synthoct_bench.devices import resolve_device
 from synthoct_bench.generators.metrics.disentanglement import r2_columns
 from synthoct_bench.generators.vae.base import VAEBase, get_architecture, load_vae
 from synthoct_bench.generators.vae.generator import SELECTION_NAME
+from synthoct_bench.run_folder import check_run_folder
 
 __all__ = [
     "RUN_NAME",
