@@ -40,6 +40,21 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def zero_submission(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid submission to ``tiny_dataset``: zeros for every test subject at σ² = 9."""
+    import numpy as np
+
+    from synthoct_bench.dataset import read_columns
+    from synthoct_bench.scoring import write_submission
+
+    ids = read_columns(tiny_dataset, "test", ["subject_id"])["subject_id"]
+    path = tmp_path_factory.mktemp("zero_submission") / "sub.parquet"
+    write_submission(path, ids, np.zeros((ids.size, 3)), noise=9, split="test",
+                     dataset=tiny_dataset)  # fmt: skip
+    return path
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Small torch ops on a shared 2-core box run far faster on one thread.

@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from synthoct_bench.cli import main
@@ -120,10 +119,9 @@ CASES: list[tuple[list[str], int, str]] = [
 
 
 @pytest.fixture(scope="module")
-def places(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    from synthoct_bench.dataset import read_columns
-    from synthoct_bench.scoring import write_submission
-
+def places(
+    tiny_dataset: Path, zero_submission: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     root = tmp_path_factory.mktemp("cli_errors")
     plain = root / "plain.txt"
     plain.write_text("not a folder\n")
@@ -141,9 +139,7 @@ def places(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
             text = json.dumps(manifest)
         (copy / "manifest.json").write_text(text)
         bad[name] = str(copy)
-    ids = read_columns(tiny_dataset, "test", ["subject_id"])["subject_id"]
-    sub = write_submission(root / "sub.parquet", ids, np.zeros((ids.size, 3)), noise=9,
-                           split="test", dataset=tiny_dataset)  # fmt: skip
+    sub = zero_submission
     return {"data": str(tiny_dataset), "file": str(plain), "sub": str(sub), **bad}
 
 

@@ -11,7 +11,6 @@ import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from synthoct_bench.cli import build_parser, main
@@ -244,19 +243,16 @@ def test_every_flag_is_walked():
 
 
 @pytest.fixture(scope="module")
-def places(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def places(
+    tiny_dataset: Path, zero_submission: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     import torch  # noqa: F401  (imported once, so no case is timed on the import)
-
-    from synthoct_bench.dataset import read_columns
-    from synthoct_bench.scoring import write_submission
 
     root = tmp_path_factory.mktemp("flags")
     plain = root / "plain.txt"
     plain.write_text("a file, not a folder\n")
     (root / "folder").mkdir()
-    ids = read_columns(tiny_dataset, "test", ["subject_id"])["subject_id"]
-    sub = write_submission(root / "sub.parquet", ids, np.zeros((ids.size, 3)), noise=9,
-                           split="test", dataset=tiny_dataset)  # fmt: skip
+    sub = zero_submission
     run = root / "vae_run"
     assert main(["vae", "train", *_fill(BASE["vae train"], {"tmp": str(root)})[2:],
                  "--out", str(run)]) == 0  # fmt: skip

@@ -155,3 +155,19 @@ def run_subcommand(args: argparse.Namespace, family: str) -> int:
         getattr(args, f"_{family}_parser").print_help()
         return 2
     return int(chosen(args) or 0)
+
+
+def emit_result(args: argparse.Namespace, result: object) -> None:
+    """Print ``result`` (an object with ``to_dict`` and ``summary``) as strict JSON on
+    stdout for ``--json -``; else its summary, and the JSON written atomically to
+    ``--json PATH`` when given."""
+    text = json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"  # type: ignore[attr-defined]
+    if args.json == "-":
+        print(text, end="")
+        return
+    print(result.summary())  # type: ignore[attr-defined]
+    if args.json:
+        from synthoct_bench.atomic import write_text
+
+        write_text(args.json, text)
+        print(f"json: {args.json}")

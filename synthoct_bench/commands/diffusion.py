@@ -26,6 +26,7 @@ from synthoct_bench.commands.common import (
     HelpFormatter,
     add_json_flag,
     add_progress_flag,
+    emit_result,
     run_subcommand,
 )
 
@@ -166,23 +167,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import json
-
     from synthoct_bench.generators.diffusion.evaluate import evaluate_run
 
     result = evaluate_run(
         args.dir, n=args.n, probe_n=args.probe_n, device=args.device, grid=args.grid
     )
-    text = json.dumps(result.to_dict(), indent=2) + "\n"
-    if args.json == "-":
-        print(text, end="")
-        return 0
-    print(result.summary())
-    if args.json:
-        from synthoct_bench.atomic import write_text
-
-        write_text(args.json, text)
-        print(f"json: {args.json}")
-    if args.grid:
+    emit_result(args, result)
+    if args.grid and args.json != "-":
         print(f"grid: {args.grid}")
     return 0

@@ -8,7 +8,6 @@ checked there, so ``synthoct --help`` does not import torch.
 from __future__ import annotations
 
 import argparse
-import json
 
 from synthoct_bench.commands.checks import (
     BATCH,
@@ -31,6 +30,7 @@ from synthoct_bench.commands.common import (
     add_json_flag,
     add_progress_flag,
     add_rank_world,
+    emit_result,
     key_value,
     run_subcommand,
 )
@@ -353,23 +353,10 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _emit(args: argparse.Namespace, result: object) -> None:
-    text = json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"  # type: ignore[attr-defined]
-    if args.json == "-":
-        print(text, end="")
-        return
-    print(result.summary())  # type: ignore[attr-defined]
-    if args.json:
-        from synthoct_bench.atomic import write_text
-
-        write_text(args.json, text)
-        print(f"json: {args.json}")
-
-
 def _evaluate(args: argparse.Namespace) -> int:
     from synthoct_bench.generators.vae.run import evaluate_run
 
-    _emit(args, evaluate_run(args.dir, n=args.n, plots_dir=args.plots, device=args.device))
+    emit_result(args, evaluate_run(args.dir, n=args.n, plots_dir=args.plots, device=args.device))
     return 0
 
 
@@ -381,7 +368,7 @@ def _select(args: argparse.Namespace) -> int:
         seed=args.seed, device=args.device, batch_size=args.batch_size,
         progress=not args.no_progress,
     )  # fmt: skip
-    _emit(args, selection)
+    emit_result(args, selection)
     if args.json != "-":
         print(f"selection: {run_model_dir(args.dir) / 'selection.json'}")
     return 0
@@ -408,5 +395,5 @@ def _sweep(args: argparse.Namespace) -> int:
             grid, args.out, resume=args.resume, workers=args.workers, rank=args.rank,
             world=args.world, device=args.device, progress=not args.no_progress,
         )  # fmt: skip
-    _emit(args, sweep_report(args.out))
+    emit_result(args, sweep_report(args.out))
     return 0

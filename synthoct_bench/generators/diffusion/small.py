@@ -16,7 +16,14 @@ same network with 77× cheaper cross-attention (a loaded SD 1.5 keeps 77).
 
 The noise schedule is the cosine one (``squaredcos_cap_v2``, Nichol & Dhariwal
 2021), which suits small pixel images better than SD's scaled-linear betas, with
-samples clipped to the image range.
+samples clipped to the image range. The UNet predicts v (Salimans & Ho 2022), not
+SD 1.5's ε: near pure noise an ε-predictor's image estimate (x_t − σε̂)/α divides
+its error by α ≈ 0.06, and from scratch on 2 cores it never gets the image's
+brightness right. Measured on 32 px phantom images (800 steps of 32, phantom z,
+25 DDIM steps, 48 held-out subjects): ε with Min-SNR 5 gave images 7.4× farther
+from their own real image than the mean image is, with grey backgrounds (mean
+0.30 where the real ones are 0.00); v with the same weighting 0.73×, backgrounds
+0.04.
 """
 
 from __future__ import annotations
@@ -36,11 +43,11 @@ SMALL_SAMPLER = ("ddim", 25)
 
 
 def small_scheduler_config() -> dict[str, Any]:
-    """The training noise schedule of the small recipe (1,000 cosine steps, ε target)."""
+    """The training noise schedule of the small recipe (1,000 cosine steps, v target)."""
     return {
         "num_train_timesteps": 1000,
         "beta_schedule": "squaredcos_cap_v2",
-        "prediction_type": "epsilon",
+        "prediction_type": "v_prediction",
         "clip_sample": True,
         "clip_sample_range": 1.0,
         "set_alpha_to_one": False,

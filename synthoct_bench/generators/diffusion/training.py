@@ -109,8 +109,9 @@ class DiffusionTrainingConfig:
     def small_recipe(cls, **overrides: Any) -> DiffusionTrainingConfig:
         """The small generator from scratch on a CPU: AdamW 5e-4 on batches of 32 for
         3,000 steps (a larger rate than the fine-tune's 1e-5, since nothing pretrained
-        is there to keep), EMA 0.999, Min-SNR 5, no noise offset (the cosine schedule
-        already reaches pure noise), a checkpoint and a sample grid every 500 steps."""
+        is there to keep), EMA 0.999, Min-SNR 5 (on the small generator's v target), no
+        noise offset (the cosine schedule already reaches pure noise), a checkpoint and
+        a sample grid every 500 steps."""
         settings = dict(
             learning_rate=5e-4, batch_size=32, max_steps=SMALL_RECIPE_STEPS, ema_decay=0.999,
             noise_offset=0.0, checkpoint_every=500, validation_every=500,
