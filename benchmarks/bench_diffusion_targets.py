@@ -8,8 +8,8 @@ optimizer steps each. Then samples the subjects after the training ones (25 DDIM
 steps) and reports, per target:
 
 - ``paired_mse_ratio``: MSE of each generated image to the real image of its z,
-  over the MSE of the training images' mean image to the same real images (< 1: the
-  model learned something the mean image does not know);
+  over the MSE of the mean of the first 2,000 training images to the same real
+  images (< 1: the model learned something the mean image does not know);
 - ``gen_bg_mean`` / ``real_bg_mean``: mean brightness of the pixels that are
   background (< 0.02) in the real image, in [0, 1] (a model that cannot find the
   images' brightness leaves them grey).

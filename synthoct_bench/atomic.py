@@ -7,6 +7,7 @@ interrupted write leaves the previous version in place.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ __all__ = [
     "atomic_write_dir",
     "save_figure",
     "to_jsonable",
+    "finite_or_none",
 ]
 
 
@@ -42,6 +44,19 @@ def to_jsonable(value: Any) -> Any:
     if arr.dtype.kind in "biuf":
         return arr.tolist()
     return str(value)
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` (nested dicts and lists) with every NaN or infinite float as None: an
+    undefined figure (the MIG of a constant factor, the R² of a constant dim) written
+    as JSON null, so reports pass a strict ``json.dumps(..., allow_nan=False)``."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def current_umask() -> int:

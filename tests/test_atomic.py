@@ -33,3 +33,15 @@ def test_failed_figure_save_keeps_the_old_file_and_closes_the_figure(tmp_path, m
     assert not plt.fignum_exists(broken.number)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
+
+
+def test_undefined_figures_become_null_at_any_depth():
+    import json
+    import math
+
+    from synthoct_bench.atomic import finite_or_none
+
+    report = {"r2": [0.5, math.nan, -math.inf], "kid": {"mean": math.inf, "n": 3}, "name": "x"}
+    cleaned = finite_or_none(report)
+    assert cleaned == {"r2": [0.5, None, None], "kid": {"mean": None, "n": 3}, "name": "x"}
+    json.dumps(cleaned, allow_nan=False)

@@ -139,8 +139,7 @@ def places(
             text = json.dumps(manifest)
         (copy / "manifest.json").write_text(text)
         bad[name] = str(copy)
-    sub = zero_submission
-    return {"data": str(tiny_dataset), "file": str(plain), "sub": str(sub), **bad}
+    return {"data": str(tiny_dataset), "file": str(plain), "sub": str(zero_submission), **bad}
 
 
 @pytest.mark.parametrize(("argv", "code", "phrase"), CASES, ids=lambda v: str(v)[:60])

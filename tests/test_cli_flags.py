@@ -252,7 +252,6 @@ def places(
     plain = root / "plain.txt"
     plain.write_text("a file, not a folder\n")
     (root / "folder").mkdir()
-    sub = zero_submission
     run = root / "vae_run"
     assert main(["vae", "train", *_fill(BASE["vae train"], {"tmp": str(root)})[2:],
                  "--out", str(run)]) == 0  # fmt: skip
@@ -260,8 +259,8 @@ def places(
     assert main(["diffusion", "train", *_fill(BASE["diffusion train"], {"tmp": str(root)})[2:],
                  "--out", str(diffusion)]) == 0  # fmt: skip
     return {
-        "diffusion_run": str(diffusion),
-        "data": str(tiny_dataset), "sub": str(sub), "vae_run": str(run), "file": str(plain),
+        "diffusion_run": str(diffusion), "sub": str(zero_submission),
+        "data": str(tiny_dataset), "vae_run": str(run), "file": str(plain),
         "folder": str(root / "folder"), "missing": str(root / "no-such-thing"),
     }  # fmt: skip
 

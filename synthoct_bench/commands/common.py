@@ -28,6 +28,7 @@ __all__ = [
     "add_noise_levels",
     "add_json_flag",
     "run_subcommand",
+    "emit_result",
 ]
 
 

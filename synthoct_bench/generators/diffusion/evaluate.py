@@ -20,13 +20,14 @@ per z and measures:
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from synthoct_bench.atomic import finite_or_none
 
 __all__ = ["DiffusionEvaluation", "evaluate_run"]
 
@@ -59,7 +60,7 @@ class DiffusionEvaluation:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON; an undefined figure (NaN, e.g. the R² of a dim the VAE holds
         constant) becomes null."""
-        return _finite_or_none(asdict(self))
+        return finite_or_none(asdict(self))
 
     def summary(self) -> str:
         def nums(values: list[float] | None) -> str:
@@ -96,16 +97,6 @@ class DiffusionEvaluation:
             f"UNet calls, {self.gflop_per_image:.2f} GFLOP an image"
         )
         return "\n".join(lines)
-
-
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _r2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthoct_bench.atomic import save_figure, to_jsonable, write_json, write_text
+from synthoct_bench.atomic import finite_or_none, save_figure, to_jsonable, write_json, write_text
 from synthoct_bench.devices import resolve_device
 from synthoct_bench.generators.metrics.disentanglement import r2_columns
 from synthoct_bench.generators.vae.base import VAEBase, get_architecture, load_vae
@@ -352,8 +352,8 @@ class VAEEvaluation:
         return len(self.active_dims)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types; NaN (undefined scores) as None."""
-        return _nan_to_none(
+        """Plain JSON types; undefined scores (NaN, inf) as None."""
+        return finite_or_none(
             {
                 "n": self.n,
                 "offset": self.offset,
@@ -499,17 +499,6 @@ def _evaluation_plots(
 
 
 # ---- η dims selection ---------------------------------------------------------------------
-
-
-def _nan_to_none(value: Any) -> Any:
-    """``value`` with every NaN float (e.g. MIG of a constant factor) as None, for JSON."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    return value
 
 
 def _top_overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
