@@ -129,8 +129,8 @@ def test_finetuning_lowers_loss_checkpoints_and_resumes(tmp_path):
     tiny_vae = BetaVAE(
         BetaVAEConfig(image_size=32, encoder_width=8, decoder_widths=(8, 8, 8, 8, 8, 8))
     ).eval()
-    z = vae_conditioning(tiny_vae, images)  # the paper's conditioning: the encoder's μ
-    assert z.shape == (8, 128)
+    z, z_std = vae_conditioning(tiny_vae, images)  # the encoder's posterior (μ, σ)
+    assert z.shape == z_std.shape == (8, 128) and np.all(z_std > 0)
 
     pixels = torch.from_numpy(images[:, None].astype(np.float32) / 127.5 - 1).expand(-1, 3, -1, -1)
 
@@ -209,6 +209,34 @@ def test_finetuning_lowers_loss_checkpoints_and_resumes(tmp_path):
         assert (tmp_path / "cut" / "checkpoints" / "step-000000006" / name).exists()
     with pytest.raises(ValueError, match="one row per training image"):
         train_diffusion(gen, images, z[:5], tmp_path / "bad", device="cpu", progress=False)
+
+
+def test_posterior_conditioning_draws_a_fresh_z_each_step_from_seed_and_step(tmp_path):
+    """z_std = 0 trains exactly as the means alone; z_std > 0 changes the run, the same
+    way each time, and a shape mismatch is refused."""
+    from diffusers import UNet2DConditionModel
+
+    gen = tiny_generator()
+    images = np.random.default_rng(1).integers(0, 256, (8, 16, 16), dtype=np.uint8)
+    z = latents(8).astype(np.float32)
+    cfg = DiffusionTrainingConfig(
+        max_steps=2, batch_size=4, learning_rate=1e-3, checkpoint_every=2, validation_every=2,
+        validation_inference_steps=1, num_validation_images=2, log_every=1,
+    )  # fmt: skip
+
+    def weights(name: str, z_std=None) -> dict[str, torch.Tensor]:
+        train_diffusion(gen, images, z, tmp_path / name, cfg, device="cpu", progress=False,
+                        z_std=z_std)  # fmt: skip
+        folder = tmp_path / name / "checkpoints" / "step-000000002" / "unet"
+        return UNet2DConditionModel.from_pretrained(folder).state_dict()
+
+    means, zero = weights("means"), weights("zero", np.zeros_like(z))
+    spread, again = weights("spread", np.ones_like(z)), weights("again", np.ones_like(z))
+    assert all(torch.equal(means[k], zero[k]) for k in means)
+    assert all(torch.equal(spread[k], again[k]) for k in spread)
+    assert not all(torch.equal(means[k], spread[k]) for k in means)
+    with pytest.raises(ValueError, match="z_std must be non-negative"):
+        weights("bad", np.ones((8, 3), np.float32))
 
 
 def test_matches_stable_diffusion_pipeline(tmp_path):

@@ -61,7 +61,7 @@ def test_train_writes_checkpoints_samples_and_a_pipeline(tmp_path, capsys):
     ev = json.loads(report.read_text())
     assert ev["learned"] == (ev["paired_mse_ratio"] < 1)
     assert "NOT LEARNED" in capsys.readouterr().out or ev["learned"]
-    assert ev["conditioning_r2"] is None  # no encoder for the phantom's own z
+    assert ev["conditioning_r2"] is None and ev["eta_r2_prior"] is None  # no encoder to ask
     assert len(ev["eta_probe_r2_generated"]) == len(ev["eta_dims"]) == 3
     assert ev["unet_calls"] == 25 and ev["gflop_per_image"] > 0 and ev["images_per_s"] > 0
     assert Image.open(grid).size == (8 * 32, 4 * 32)
@@ -94,6 +94,7 @@ def test_conditioned_on_a_vae_and_built_into_a_dataset(tmp_path, capsys):
     assert main(["vae", "select", str(vae_run), "--n1", "16", "--n2", "8", "--n-phantom", "8",
                  "--no-progress"]) == 0  # fmt: skip
     assert main([*TRAIN, "--vae", str(vae_run), "--max-steps", "2", "--out", str(out)]) == 0
+    assert json.loads((out / "run.json").read_text())["spec"]["vae_z"] == "sample"
     settings = json.loads((out / "pipeline" / "synthoct_generator.json").read_text())
     selection = json.loads((vae_run / "model" / "selection.json").read_text())
     assert settings["latent_dim"] == 4 and settings["eta_dims"] == selection["eta_dims"]
@@ -107,7 +108,9 @@ def test_conditioned_on_a_vae_and_built_into_a_dataset(tmp_path, capsys):
     assert main(["diffusion", "evaluate", str(out), "--n", "16", "--probe-n", "16",
                  "--json"]) == 0  # fmt: skip
     ev = json.loads(capsys.readouterr().out)
-    assert len(ev["eta_r2"]) == 3 and ev["kid_vae_features"]["subset_size"] == 16
+    assert len(ev["eta_r2"]) == len(ev["eta_r2_prior"]) == 3
+    assert len(ev["conditioning_r2_prior"]) == len(ev["active_dims"])
+    assert ev["kid_vae_features"]["subset_size"] == 16
     # the VAE retrained in place with another latent size: resuming is refused in one line
     assert main(["vae", "train", "--objective", "vae", "--n", "16", "--image-size", "32",
                  "--latent-dim", "6", "--batch-size", "8", "--max-steps", "1", "--no-progress",
@@ -128,3 +131,10 @@ def test_conditioned_on_a_vae_and_built_into_a_dataset(tmp_path, capsys):
                  f"path_or_repo_id={out / 'pipeline'}", "--image-size", "32", "--values", "-2",
                  "2", "2", "--out", str(figure)]) == 0  # fmt: skip
     assert str(selection["eta_dims"]) in capsys.readouterr().out and figure.is_file()
+    # a run folder written before --vae-z existed conditioned on the encoder's means
+    from synthoct_bench.generators.diffusion.run import load_diffusion_run_spec
+
+    record = json.loads((out / "run.json").read_text())
+    del record["spec"]["vae_z"]
+    (out / "run.json").write_text(json.dumps(record))
+    assert load_diffusion_run_spec(out).vae_z == "mean"

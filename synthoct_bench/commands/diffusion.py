@@ -34,7 +34,7 @@ HELP = "train and evaluate the paper's image generator: a diffusion UNet conditi
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from synthoct_bench.generators.diffusion.run import CONDITIONS
+    from synthoct_bench.generators.diffusion.run import CONDITIONS, VAE_Z
 
     parser.set_defaults(_diffusion_parser=parser)
     sub = parser.add_subparsers(dest="diffusion_command", metavar="SUBCOMMAND")
@@ -54,7 +54,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=existing_folder,
         default=None,
         help="a `synthoct vae train` run (after `synthoct vae select`): z is its encoder's "
-        "means of the training images, as in the paper",
+        "posterior of each training image",
+    )
+    t.add_argument(
+        "--vae-z",
+        choices=VAE_Z,
+        default="sample",
+        help="sample (a fresh draw of the posterior each step, the spread of the prior z a "
+        "dataset is built from) or mean (the encoder's means alone)",
     )
     t.add_argument(
         "--condition",
@@ -139,7 +146,7 @@ def _train(args: argparse.Namespace) -> int:
 
     spec = DiffusionRunSpec(
         images=args.images, n=args.n, image_size=args.image_size, condition=args.condition,
-        vae=args.vae, base=args.base, seed=args.seed,
+        vae=args.vae, vae_z=args.vae_z, base=args.base, seed=args.seed,
     )  # fmt: skip
     config = DiffusionTrainingConfig() if args.base else DiffusionTrainingConfig.small_recipe()
     changes: dict[str, object] = {"seed": args.seed}

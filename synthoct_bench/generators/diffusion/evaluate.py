@@ -8,8 +8,10 @@ per z and measures:
   over the MSE of the real images' own mean image (the trivial answer); 1 or more
   means the images carry nothing of their z;
 - conditioning fidelity: the generated images re-encoded by the same VAE give z back
-  (R² per active dim, and at the η dims under ``eta_r2``); a phantom-conditioned run
-  has no encoder to ask;
+  (R² per active dim, and at the η dims under ``eta_r2``); and the same from z drawn
+  from the prior N(0, I), as a dataset build draws them (``conditioning_r2_prior``,
+  ``eta_r2_prior``): a model that follows only the z its training images gave (the
+  encoder's means) can fail there; a phantom-conditioned run has no encoder to ask;
 - η carried: a ridge probe fitted on other real images reads η (z at the η dims) from
   the generated images, as a ratio of what it reads from the real ones;
 - realism: KID between generated and real images beside KID between two real samples,
@@ -46,6 +48,8 @@ class DiffusionEvaluation:
     conditioning_r2: list[float] | None
     active_dims: list[int] | None
     eta_r2: list[float] | None
+    conditioning_r2_prior: list[float] | None
+    eta_r2_prior: list[float] | None
     eta_probe_r2_real: list[float]
     eta_probe_r2_generated: list[float]
     eta_carried_ratio: list[float]
@@ -79,6 +83,12 @@ class DiffusionEvaluation:
                 f"z re-encoded by the VAE: R² {np.mean(self.conditioning_r2):.3f} over "
                 f"{len(self.conditioning_r2)} active dims; η dims {self.eta_dims}: "
                 f"{nums(self.eta_r2)}"
+            )
+        if self.conditioning_r2_prior is not None:
+            lines.append(
+                f"z ~ N(0, I) as a dataset draws it, re-encoded: R² "
+                f"{np.mean(self.conditioning_r2_prior):.3f} over the active dims; η dims: "
+                f"{nums(self.eta_r2_prior)}"
             )
         lines += [
             f"η read by a probe fitted on real images: real {nums(self.eta_probe_r2_real)}, "
@@ -130,7 +140,7 @@ def evaluate_run(
     from synthoct_bench.generators.metrics.conditioning import fit_linear_probe
     from synthoct_bench.generators.metrics.kid import kid
     from synthoct_bench.generators.vae.data import PhantomImageSource
-    from synthoct_bench.latent import image_seeds
+    from synthoct_bench.latent import image_seeds, sample_z
 
     if n < 8 or probe_n < 8:
         raise ValueError(f"--n and --probe-n must be >= 8, got {n} and {probe_n}")
@@ -182,7 +192,7 @@ def evaluate_run(
     trivial = float(np.mean((x_real.mean(axis=0, keepdims=True) - x_real) ** 2))
     ratio = paired / trivial
 
-    conditioning_r2 = active = eta_r2 = None
+    conditioning_r2 = active = eta_r2 = prior_r2 = eta_prior_r2 = None
     kid_vae = kid_vae_real = None
     if vae is not None:
         mu_gen = encode(generated)
@@ -190,6 +200,11 @@ def evaluate_run(
         r2 = _r2(mu_gen, z)
         conditioning_r2 = [float(r2[d]) for d in active]
         eta_r2 = [float(r2[d]) for d in eta_dims]
+        ids = source.subject_ids(np.arange(n))
+        z_prior = sample_z(ids, spec.seed, gen.latent_dim).astype(np.float32)
+        r2 = _r2(encode(gen.generate(z_prior, seeds)), z_prior)
+        prior_r2 = [float(r2[d]) for d in active]
+        eta_prior_r2 = [float(r2[d]) for d in eta_dims]
         kid_vae = kid(mu_gen, z, seed=seed).to_dict()
         kid_vae_real = kid(z_all[second], z, seed=seed).to_dict()
 
@@ -206,6 +221,7 @@ def evaluate_run(
         n=n, condition=spec.condition, eta_dims=eta_dims, paired_mse=paired,
         mean_image_mse=trivial, paired_mse_ratio=ratio, learned=bool(ratio < 1),
         conditioning_r2=conditioning_r2, active_dims=active, eta_r2=eta_r2,
+        conditioning_r2_prior=prior_r2, eta_r2_prior=eta_prior_r2,
         eta_probe_r2_real=r2_real.tolist(), eta_probe_r2_generated=r2_gen.tolist(),
         eta_carried_ratio=(r2_gen / r2_real).tolist(), kid_vae_features=kid_vae,
         kid_vae_features_real=kid_vae_real, kid_pixels=kid_pix, kid_pixels_real=kid_pix_real,

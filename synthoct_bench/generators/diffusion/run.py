@@ -23,6 +23,7 @@ from synthoct_bench.run_folder import check_run_folder
 __all__ = [
     "CONDITIONS",
     "RUN_NAME",
+    "VAE_Z",
     "DiffusionRunSpec",
     "conditioning",
     "load_diffusion_run_spec",
@@ -34,6 +35,12 @@ RUN_NAME = "run.json"
 #: what z a run is conditioned on: a trained VAE's encoder means (the paper), or the
 #: phantom's own 128-d z (an oracle: the conditioning a perfect encoder would give)
 CONDITIONS = ("vae", "phantom")
+#: which z of each training image a VAE-conditioned run sees: a fresh sample of the
+#: encoder's posterior q(z | x) every step (the default), or its mean μ. A dataset
+#: draws z ~ N(0, I), and the means alone never show the UNet that spread: a VAE's
+#: inactive dims have μ ≈ 0 on every image, so prior draws there are inputs it has
+#: never seen. The paper says only that the latent vectors condition the model.
+VAE_Z = ("sample", "mean")
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,8 @@ class DiffusionRunSpec:
     """What a run trains on. ``images``: ``"phantom"`` (subjects 0..n-1 of dataset seed
     ``seed``, rendered at ``image_size``, the VAE's own training subjects when it was
     trained the same way) or a folder of images. ``condition``: ``"vae"`` with ``vae``
-    a `synthoct vae` run or model folder, or ``"phantom"``. ``base``: a pretrained
+    a `synthoct vae` run or model folder, or ``"phantom"``; ``vae_z``: one of
+    :data:`VAE_Z`. ``base``: a pretrained
     pipeline (folder or Hub id) to fine-tune, or None for the small generator from
     scratch (:mod:`.small`)."""
 
@@ -50,6 +58,7 @@ class DiffusionRunSpec:
     image_size: int = 64
     condition: str = "vae"
     vae: str | None = None
+    vae_z: str = "sample"
     base: str | None = None
     seed: int = 0
 
@@ -65,6 +74,8 @@ class DiffusionRunSpec:
                 "conditioning on a VAE needs its run folder (--vae RUN, from `synthoct vae "
                 "train`), or --condition phantom for the phantom's own z"
             )
+        if self.vae_z not in VAE_Z:
+            raise ValueError(f"unknown --vae-z {self.vae_z!r}; choose from {VAE_Z}")
         if self.condition == "phantom" and self.images != "phantom":
             raise ValueError("--condition phantom needs --images phantom (its z are known)")
         if self.images != "phantom" and not Path(self.images).is_dir():
@@ -76,6 +87,8 @@ class DiffusionRunSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DiffusionRunSpec:
         known = {f.name for f in fields(cls)}
+        # a run recorded before vae_z existed conditioned on the encoder's means
+        data = {"vae_z": "mean", **data}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -109,14 +122,18 @@ def _source(spec: DiffusionRunSpec) -> Any:
     return load_image_source(spec.images, spec.image_size)
 
 
-def conditioning(spec: DiffusionRunSpec, source: Any) -> tuple[np.ndarray, tuple[int, ...]]:
-    """(z (N, d) of the training images, the η dims among them): the VAE's encoder means
+def conditioning(
+    spec: DiffusionRunSpec, source: Any
+) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...]]:
+    """(z (N, d) of the training images, the spread to sample around it each step or
+    None, the η dims among z): the VAE's posterior (μ, σ; σ None for ``vae_z="mean"``)
     and the η dims its ``synthoct vae select`` saved, or the phantom's z and the
     paper's η dims."""
     if spec.condition == "phantom":
         from synthoct_bench.latent import PAPER_ETA_DIMS
 
-        return source.latents(np.arange(len(source))).astype(np.float32), tuple(PAPER_ETA_DIMS)
+        z = source.latents(np.arange(len(source))).astype(np.float32)
+        return z, None, tuple(PAPER_ETA_DIMS)
     from synthoct_bench.generators.diffusion.training import vae_conditioning
     from synthoct_bench.generators.vae.base import load_vae
     from synthoct_bench.generators.vae.generator import saved_eta_dims
@@ -130,7 +147,9 @@ def conditioning(spec: DiffusionRunSpec, source: Any) -> tuple[np.ndarray, tuple
             f"{spec.vae} has no η dims: run `synthoct vae select {spec.vae}` first, so the "
             "diffusion model knows which of z's dims carry η"
         )
-    return vae_conditioning(vae, source).astype(np.float32), eta_dims
+    mu, std = vae_conditioning(vae, source)
+    spread = std.astype(np.float32) if spec.vae_z == "sample" else None
+    return mu.astype(np.float32), spread, eta_dims
 
 
 def train_run(
@@ -157,14 +176,14 @@ def train_run(
     record = out / RUN_NAME
     check_run_folder(
         out, RUN_NAME, spec, load_diffusion_run_spec, resume,
-        "--images, --n, --image-size, --condition, --vae, --base and --seed",
+        "--images, --n, --image-size, --condition, --vae, --vae-z, --base and --seed",
     )  # fmt: skip
     if training is None:
         training = (
             DiffusionTrainingConfig() if spec.base else DiffusionTrainingConfig.small_recipe()
         )
     source = _source(spec)
-    z, eta_dims = conditioning(spec, source)
+    z, z_std, eta_dims = conditioning(spec, source)
     if record.is_file():  # resuming: the VAE in --vae may have been retrained since
         before = json.loads(record.read_text()).get("latent_dim")
         if before is not None and before != z.shape[1]:
@@ -186,5 +205,5 @@ def train_run(
     )  # fmt: skip
     return train_diffusion(
         base, source, z, out, training, device=device, resume=resume, progress=progress,
-        eta_dims=eta_dims,
+        eta_dims=eta_dims, z_std=z_std,
     )  # fmt: skip

@@ -9,10 +9,11 @@ decay 0.9999 (``EMAModel``, warm-up (1+s)/(10+s)), Min-SNR weighting with
 γ = 5 (``compute_snr``), noise offset 0.1, fp16 mixed precision through
 accelerate, gradient clipping at 1. The paper ran 116,000 steps.
 
-Every random draw of a step (batch order, VAE posterior sample, noise, noise
-offset, timesteps) is keyed by (seed, step) through :mod:`synthoct_bench.rng`,
-and checkpoints hold the UNet, its EMA copy, the optimiser state and the step as
-safetensors + JSON (no pickle), so a killed run resumes where it stopped.
+Every random draw of a step (batch order, the posterior sample of the conditioning z,
+the AutoencoderKL posterior sample, noise, noise offset, timesteps) is keyed by
+(seed, step) through :mod:`synthoct_bench.rng`, and checkpoints hold the UNet, its
+EMA copy, the optimiser state and the step as safetensors + JSON (no pickle), so a
+killed run resumes where it stopped.
 Validation images (EMA weights) are saved as a PNG grid, the real images of the
 same z in the top row.
 """
@@ -120,14 +121,18 @@ class DiffusionTrainingConfig:
         return cls(**{**settings, **overrides})
 
 
-def vae_conditioning(vae: Any, source: Any, batch_size: int = 64) -> np.ndarray:
-    """z for each training image: the β-VAE encoder's μ (N, latent_dim), as the paper did."""
+def vae_conditioning(
+    vae: Any, source: Any, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """(μ, σ), each (N, latent_dim): the β-VAE posterior q(z | x) of each training image."""
     data = load_image_source(source, vae.config.image_size)
-    mus = []
+    mus, stds = [], []
     for start in range(0, len(data), batch_size):
         x = data.get(range(start, min(start + batch_size, len(data))))
-        mus.append(vae.encode_images(x[:, 0].numpy(), batch_size=batch_size))
-    return np.concatenate(mus)
+        mu, std = vae.encode_posterior(x[:, 0].numpy(), batch_size=batch_size)
+        mus.append(mu)
+        stds.append(std)
+    return np.concatenate(mus), np.concatenate(stds)
 
 
 def _step_generator(seed: int, name: str, step: int) -> torch.Generator:
@@ -240,8 +245,14 @@ def train_diffusion(
     progress: bool = True,
     image_column: str = "image",
     eta_dims: Sequence[int] | None = None,
+    z_std: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Train ``base``'s UNet on ``train_source`` images conditioned on ``z`` (N, d).
+
+    With ``z_std`` (N, d) each step conditions on a fresh posterior sample
+    z + z_std·ε instead of z itself (ε keyed by (seed, step)), so that what the UNet
+    sees in training has the spread of the prior z ~ N(0, I) it is sampled from when a
+    dataset is built: a VAE's inactive dims have μ ≈ 0 but σ ≈ 1.
 
     ``base`` is a pipeline folder / Hub repo id (SD 1.5 layout: ``unet/``, ``vae/``,
     ``scheduler/``; any text encoder is ignored) or a :class:`LatentDiffusionGenerator`
@@ -286,6 +297,12 @@ def train_diffusion(
             f"z must have shape ({len(data)}, latent_dim), one row per training image; "
             f"got {z.shape}"
         )
+    if z_std is not None:
+        z_std = np.asarray(z_std, dtype=np.float32)
+        if z_std.shape != z.shape or not np.all(z_std >= 0):
+            raise ValueError(
+                f"z_std must be non-negative with the shape of z {z.shape}, got {z_std.shape}"
+            )
     width = int(unet.config.cross_attention_dim)
     if z.shape[1] > width:
         raise ValueError(
@@ -382,7 +399,11 @@ def train_diffusion(
             perm, perm_epoch = np.argsort(keys[:, 0], kind="stable"), epoch
         idx = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
         pixels = (data.get(idx).expand(-1, channels, -1, -1) * 2 - 1).to(dev)
-        cond = torch.from_numpy(z[idx]).to(dev)
+        cond = torch.from_numpy(z[idx])
+        if z_std is not None:
+            draw = _step_generator(cfg.seed, "sd_train/condition", batch_index)
+            cond = cond + torch.from_numpy(z_std[idx]) * torch.randn(cond.shape, generator=draw)
+        cond = cond.to(dev)
         with accelerator.accumulate(unet):
             with accelerator.autocast():
                 loss = diffusion_loss(

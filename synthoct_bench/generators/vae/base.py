@@ -187,18 +187,29 @@ class VAEBase(nn.Module):
         return x.clamp(0, 1)
 
     @torch.no_grad()
-    def encode_images(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """μ (N, latent_dim) float64 for images (N, H, W), resized to image_size."""
+    def encode_posterior(
+        self, images: np.ndarray, batch_size: int = 64
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, σ), each (N, latent_dim) float64, of q(z | x) for images (N, H, W), resized
+        to image_size."""
         was_training = self.training
         self.eval()
+        mus, stds = [], []
         try:
-            out = [
-                self.encode(self.images_to_tensor(images[i : i + batch_size]))[0].double().cpu()
-                for i in range(0, len(images), batch_size)
-            ]
+            for i in range(0, len(images), batch_size):
+                mu, logvar = self.encode(self.images_to_tensor(images[i : i + batch_size]))
+                mus.append(mu.double().cpu())
+                stds.append(torch.exp(0.5 * logvar.double()).cpu())
         finally:
             self.train(was_training)
-        return torch.cat(out).numpy() if out else np.zeros((0, self.config.latent_dim))
+        if not mus:
+            empty = np.zeros((0, self.config.latent_dim))
+            return empty, empty.copy()
+        return torch.cat(mus).numpy(), torch.cat(stds).numpy()
+
+    def encode_images(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """μ (N, latent_dim) float64 for images (N, H, W), resized to image_size."""
+        return self.encode_posterior(images, batch_size)[0]
 
     @torch.no_grad()
     def decode_latents(self, z: np.ndarray, batch_size: int = 64) -> np.ndarray:
