@@ -108,7 +108,7 @@ def test_conditioned_on_a_vae_and_built_into_a_dataset(tmp_path, capsys):
     assert main(["diffusion", "evaluate", str(out), "--n", "16", "--probe-n", "16",
                  "--json"]) == 0  # fmt: skip
     ev = json.loads(capsys.readouterr().out)
-    assert len(ev["eta_r2"]) == len(ev["eta_r2_prior"]) == 3
+    assert len(ev["eta_r2"]) == len(ev["eta_r2_prior"]) == len(ev["eta_r2_prior_vae_decoder"]) == 3
     assert len(ev["conditioning_r2_prior"]) == len(ev["active_dims"])
     assert ev["kid_vae_features"]["subset_size"] == 16
     # the VAE retrained in place with another latent size: resuming is refused in one line

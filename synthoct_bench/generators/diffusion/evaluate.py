@@ -11,7 +11,9 @@ per z and measures:
   (R² per active dim, and at the η dims under ``eta_r2``); and the same from z drawn
   from the prior N(0, I), as a dataset build draws them (``conditioning_r2_prior``,
   ``eta_r2_prior``): a model that follows only the z its training images gave (the
-  encoder's means) can fail there; a phantom-conditioned run has no encoder to ask;
+  encoder's means) can fail there. Its ceiling is the VAE's own: the VAE decoder's
+  images of the same prior z, re-encoded (``eta_r2_prior_vae_decoder``). A
+  phantom-conditioned run has no encoder to ask;
 - η carried: a ridge probe fitted on other real images reads η (z at the η dims) from
   the generated images, as a ratio of what it reads from the real ones;
 - realism: KID between generated and real images beside KID between two real samples,
@@ -50,6 +52,7 @@ class DiffusionEvaluation:
     eta_r2: list[float] | None
     conditioning_r2_prior: list[float] | None
     eta_r2_prior: list[float] | None
+    eta_r2_prior_vae_decoder: list[float] | None
     eta_probe_r2_real: list[float]
     eta_probe_r2_generated: list[float]
     eta_carried_ratio: list[float]
@@ -88,7 +91,8 @@ class DiffusionEvaluation:
             lines.append(
                 f"z ~ N(0, I) as a dataset draws it, re-encoded: R² "
                 f"{np.mean(self.conditioning_r2_prior):.3f} over the active dims; η dims: "
-                f"{nums(self.eta_r2_prior)}"
+                f"{nums(self.eta_r2_prior)} (the VAE decoder's own images of the same z: "
+                f"{nums(self.eta_r2_prior_vae_decoder)})"
             )
         lines += [
             f"η read by a probe fitted on real images: real {nums(self.eta_probe_r2_real)}, "
@@ -192,7 +196,7 @@ def evaluate_run(
     trivial = float(np.mean((x_real.mean(axis=0, keepdims=True) - x_real) ** 2))
     ratio = paired / trivial
 
-    conditioning_r2 = active = eta_r2 = prior_r2 = eta_prior_r2 = None
+    conditioning_r2 = active = eta_r2 = prior_r2 = eta_prior_r2 = eta_prior_vae = None
     kid_vae = kid_vae_real = None
     if vae is not None:
         mu_gen = encode(generated)
@@ -205,6 +209,9 @@ def evaluate_run(
         r2 = _r2(encode(gen.generate(z_prior, seeds)), z_prior)
         prior_r2 = [float(r2[d]) for d in active]
         eta_prior_r2 = [float(r2[d]) for d in eta_dims]
+        decoded = (vae.decode_latents(z_prior) * 255).round().astype(np.uint8)
+        r2 = _r2(encode(decoded), z_prior)
+        eta_prior_vae = [float(r2[d]) for d in eta_dims]
         kid_vae = kid(mu_gen, z, seed=seed).to_dict()
         kid_vae_real = kid(z_all[second], z, seed=seed).to_dict()
 
@@ -222,6 +229,7 @@ def evaluate_run(
         mean_image_mse=trivial, paired_mse_ratio=ratio, learned=bool(ratio < 1),
         conditioning_r2=conditioning_r2, active_dims=active, eta_r2=eta_r2,
         conditioning_r2_prior=prior_r2, eta_r2_prior=eta_prior_r2,
+        eta_r2_prior_vae_decoder=eta_prior_vae,
         eta_probe_r2_real=r2_real.tolist(), eta_probe_r2_generated=r2_gen.tolist(),
         eta_carried_ratio=(r2_gen / r2_real).tolist(), kid_vae_features=kid_vae,
         kid_vae_features_real=kid_vae_real, kid_pixels=kid_pix, kid_pixels_real=kid_pix_real,
