@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 RUN_NAME = "run.json"
-#: what z a run is conditioned on: a trained VAE's encoder means (the paper), or the
+#: what z a run is conditioned on: a trained VAE's posterior (the paper's β-VAE z), or the
 #: phantom's own 128-d z (an oracle: the conditioning a perfect encoder would give)
 CONDITIONS = ("vae", "phantom")
 #: which z of each training image a VAE-conditioned run sees: a fresh sample of the
