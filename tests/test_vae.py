@@ -15,6 +15,7 @@ from synthoct_bench.generators.vae.training import (
     augment_batch,
     beta_at,
     load_optimizer_state,
+    plot_loss_curves,
     save_optimizer_state,
     train_vae,
 )
@@ -234,3 +235,15 @@ def test_image_sources_folder_and_dataset(tmp_path):
         load_image_source(tmp_path / "empty", 32)
     with pytest.raises(ValueError, match="uint8"):
         load_image_source(images.astype(np.float32), 32)
+
+
+def test_loss_curves_draw_a_schedule_panel_only_when_one_is_logged(tmp_path):
+    from PIL import Image
+
+    steps = range(1, 6)
+    constant = plot_loss_curves([{"step": s, "loss": 1.0 / s} for s in steps], tmp_path / "a.png")
+    with_lr = plot_loss_curves(
+        [{"step": s, "loss": 1.0 / s, "lr": 1e-3} for s in steps], tmp_path / "b.png"
+    )
+    # A diffusion run logs no learning rate (its schedule is constant): no empty panel.
+    assert Image.open(constant).width < Image.open(with_lr).width

@@ -306,7 +306,8 @@ def plot_loss_curves(
     val_history: list[dict[str, float]] | None = None,
 ) -> Path:
     """Loss terms (log scale; values <= 0 left out), validation loss if any, and β (or
-    the learning rate when no β is logged) against the step (atomic PNG)."""
+    the learning rate when no β is logged) against the step (atomic PNG). A history
+    with neither β nor a learning rate (a constant schedule) gets the loss panel only."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -315,7 +316,12 @@ def plot_loss_curves(
     path = Path(path)
     steps = [h["step"] for h in history]
     keys = [k for k in (history[0] if history else {}) if k not in ("step", "epoch", "beta", "lr")]
-    fig, (ax, ax_beta) = plt.subplots(1, 2, figsize=(9, 3.2), width_ratios=(3, 1))
+    first = history[0] if history else {}
+    schedule = "beta" if "beta" in first else "lr" if "lr" in first else None
+    if schedule is None:
+        fig, ax = plt.subplots(figsize=(6.75, 3.2))
+    else:
+        fig, (ax, ax_beta) = plt.subplots(1, 2, figsize=(9, 3.2), width_ratios=(3, 1))
     for key in keys:
         values = np.array([h[key] for h in history], dtype=float)
         ax.plot(steps, np.where(values > 0, values, np.nan), label=key, lw=1)
@@ -325,11 +331,13 @@ def plot_loss_curves(
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.legend(fontsize=7, loc="upper right")
-    schedule = "beta" if history and "beta" in history[0] else "lr"
-    ax_beta.plot(steps, [h.get(schedule, np.nan) for h in history], color="k")
-    ax_beta.set_title("β" if schedule == "beta" else "learning rate")
-    ax_beta.set_xlabel("step")
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
+    if schedule is not None:
+        ax_beta.plot(steps, [h[schedule] for h in history], color="k")
+        ax_beta.set_title("β" if schedule == "beta" else "learning rate")
+        ax_beta.set_xlabel("step")
+    fig.subplots_adjust(
+        left=0.12 if schedule is None else 0.09, right=0.98, bottom=0.16, top=0.9, wspace=0.25
+    )
     return save_figure(fig, path, dpi=90)
 
 
