@@ -315,8 +315,8 @@ def plot_loss_curves(
 
     path = Path(path)
     steps = [h["step"] for h in history]
-    keys = [k for k in (history[0] if history else {}) if k not in ("step", "epoch", "beta", "lr")]
     first = history[0] if history else {}
+    keys = [k for k in first if k not in ("step", "epoch", "beta", "lr")]
     schedule = "beta" if "beta" in first else "lr" if "lr" in first else None
     if schedule is None:
         fig, ax = plt.subplots(figsize=(6.75, 3.2))
@@ -332,7 +332,7 @@ def plot_loss_curves(
     ax.set_xlabel("step")
     ax.legend(fontsize=7, loc="upper right")
     if schedule is not None:
-        ax_beta.plot(steps, [h[schedule] for h in history], color="k")
+        ax_beta.plot(steps, [h.get(schedule, np.nan) for h in history], color="k")
         ax_beta.set_title("β" if schedule == "beta" else "learning rate")
         ax_beta.set_xlabel("step")
     fig.subplots_adjust(
