@@ -157,8 +157,10 @@ def test_small_vae_trains_a_few_steps(tmp_path):
         train_vae,
     )
 
+    # from PyTorch's default start, so that 12 steps have a loss to lower
     cfg = VAETrainingConfig(arch="small", perceptual=False, batch_size=8, learning_rate=3e-3,
-                            warmup_epochs=0, max_steps=12, log_every=1)  # fmt: skip
+                            warmup_epochs=0, max_steps=12, log_every=1,
+                            output_bias_init=False)  # fmt: skip
     out = train_vae(PhantomImageSource(16, 32), tmp_path / "run", cfg, SMALL, progress=False)
     curve = [row["mse"] for row in out["history"]]
     assert np.mean(curve[-3:]) < 0.8 * np.mean(curve[:3]), curve
@@ -236,9 +238,10 @@ def test_gradient_clipping_bounds_the_step(tmp_path, monkeypatch):
     monkeypatch.setattr(vae_training, "augment_batch", no_augmentation)
     torch.manual_seed(0)
     before = SmallConvVAE(SMALL).state_dict()
+    # from PyTorch's default start, so that the weights move by the one step only
     cfg = VAETrainingConfig(arch="small", objective="vae", optimizer="sgd", learning_rate=0.1,
                             grad_clip=1e-3, batch_size=4, max_steps=1, seed=0,
-                            augment=False)  # fmt: skip
+                            augment=False, output_bias_init=False)  # fmt: skip
     train_vae(PhantomImageSource(4, 32), tmp_path / "clip", cfg, SMALL, progress=False)
     after = load_vae(tmp_path / "clip" / "model").state_dict()
     step = torch.sqrt(sum(((after[k] - before[k]) ** 2).sum() for k in before))
@@ -296,3 +299,46 @@ def test_stop_rel_change_ends_the_run_and_resume_keeps_it_ended(tmp_path):
         VAETrainingConfig(stop_rel_change=1.5)
     with pytest.raises(ValueError, match="stop_start_epoch must be >= 0"):
         VAETrainingConfig(stop_start_epoch=-1)
+
+
+@pytest.mark.parametrize("arch", ["small", "paper"])
+def test_init_output_bias_starts_the_decoder_at_the_mean_intensity(arch):
+    torch.manual_seed(0)
+    model = build_vae(arch, SMALL if arch == "small" else NARROW).eval()
+    z = torch.randn(16, model.config.latent_dim)
+    with torch.no_grad():
+        before = model.decode(z).mean().item()
+        model.init_output_bias(0.09)
+        after = model.decode(z).mean().item()
+    assert model.decoder[-2].bias.detach().allclose(torch.tensor(np.log(0.09 / 0.91)).float())
+    assert abs(before - 0.5) < 0.1 and abs(after - 0.09) < 0.05, (before, after)
+
+    class NoSigmoid(VAEBase):
+        decoder = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3))
+
+    with pytest.raises(TypeError, match="must end in a Conv2d with a bias and a Sigmoid"):
+        NoSigmoid().init_output_bias(0.1)
+
+
+def test_a_decoder_started_at_the_mean_intensity_does_not_saturate_black(tmp_path):
+    """At 32 px the phantom's mean intensity is about 0.09: from PyTorch's default
+    initialisation (outputs near 0.5) the Gaussian likelihood's first Adam steps
+    overshoot into a black image whose Sigmoid has saturated; started at the mean
+    intensity, the same run reconstructs below the black image's MSE."""
+    from synthoct_bench.generators.vae.training import (
+        PhantomImageSource,
+        VAETrainingConfig,
+        train_vae,
+    )
+
+    config = SmallConvVAEConfig(image_size=32, latent_dim=8)
+    images = PhantomImageSource(256, 32)
+    black_mse = float((images.get(np.arange(256)) ** 2).mean())
+    mses = {}
+    for init in (False, True):
+        cfg = VAETrainingConfig(arch="small", objective="vae", batch_size=64, max_steps=60,
+                                log_every=20, augment=False, output_bias_init=init)  # fmt: skip
+        out = train_vae(images, tmp_path / str(init), cfg, config, progress=False)
+        mses[init] = out["history"][-1]["mse"]
+    assert mses[False] > 0.9 * black_mse, (mses, black_mse)  # the failure it guards against
+    assert mses[True] < 0.8 * black_mse, (mses, black_mse)

@@ -38,7 +38,8 @@ def test_grid_cells_presets_and_checks():
                        ({"optimizers": ("adagrad",)}, "unknown optimizers"),
                        ({"lrs": (1e-3, 1e-3)}, "without repeats"),
                        ({"latent_dims": (2,)}, "latent dims >= 3"),
-                       ({"val_n": 0}, "val_n must be >= 1")):  # fmt: skip
+                       ({"val_n": 0}, "val_n must be >= 1"),
+                       ({"max_steps": 0}, "max_steps must be an int >= 1")):  # fmt: skip
         with pytest.raises(ValueError, match=match):
             SweepGrid(**bad)
 

@@ -241,7 +241,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     for flag, kind, what in (
         ("--n", COUNT, "training images"), ("--val-n", COUNT, "validation images"),
         ("--image-size", IMAGE_SIZE, "image side in px"),
-        ("--epochs", STEPS, "at most this many epochs"), ("--batch-size", BATCH, "images per step"),
+        ("--epochs", STEPS, "at most this many epochs"),
+        ("--max-steps", STEPS, "at most this many optimizer steps a cell"),
+        ("--batch-size", BATCH, "images per step"),
         ("--stop-rel-change", REL_CHANGE, "convergence: relative change of the validation MSE"),
         ("--stop-patience", STEPS, "convergence: epochs in a row"),
         ("--stop-start-epoch", Integer(0, STEPS.maximum), "convergence: judged from this epoch on"),
@@ -382,8 +384,9 @@ def _sweep(args: argparse.Namespace) -> int:
             args.preset, objectives=args.objectives, optimizers=args.optimizers, lrs=args.lrs,
             latent_dims=args.latent_dims, seeds=args.seeds, images=args.images, n=args.n,
             val_n=args.val_n, image_size=args.image_size, epochs=args.epochs,
-            batch_size=args.batch_size, stop_rel_change=args.stop_rel_change,
-            stop_patience=args.stop_patience, stop_start_epoch=args.stop_start_epoch,
+            max_steps=args.max_steps, batch_size=args.batch_size,
+            stop_rel_change=args.stop_rel_change, stop_patience=args.stop_patience,
+            stop_start_epoch=args.stop_start_epoch,
         )  # fmt: skip
         if args.likelihood is not None:
             from dataclasses import replace

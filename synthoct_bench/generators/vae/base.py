@@ -163,6 +163,31 @@ class VAEBase(nn.Module):
         z = mu + torch.exp(0.5 * logvar) * eps
         return self.decode(z), mu, logvar
 
+    def init_output_bias(self, mean_intensity: float) -> None:
+        """Start the decoder at the images' mean intensity: the bias of its last
+        convolution becomes logit(``mean_intensity``), so the first outputs are about the
+        mean image's level instead of sigmoid(0) = 0.5.
+
+        Why: phantom and OCT images are dark almost everywhere (mean intensity about 0.09
+        at 32 px). From 0.5, the first Adam steps of a likelihood summed over pixels push
+        every output down at once and overshoot into a black image within about 15
+        steps; there the Sigmoid saturates, its gradient vanishes, and the run never
+        leaves the black image (MSE above the mean image's, every latent unit collapsed).
+        """
+        decoder = getattr(self, "decoder", None)
+        if not (
+            isinstance(decoder, nn.Sequential) and len(decoder) >= 2
+            and isinstance(decoder[-1], nn.Sigmoid) and isinstance(decoder[-2], nn.Conv2d)
+            and decoder[-2].bias is not None
+        ):  # fmt: skip
+            raise TypeError(
+                f"{type(self).__name__}.decoder must end in a Conv2d with a bias and a "
+                "Sigmoid to start at the mean intensity"
+            )
+        m = min(max(float(mean_intensity), 1e-3), 1 - 1e-3)
+        with torch.no_grad():
+            decoder[-2].bias.fill_(float(np.log(m / (1 - m))))
+
     # ---- numpy convenience, batched -------------------------------------------------------
 
     @property

@@ -131,6 +131,11 @@ class VAETrainingConfig:
     #: (log-cosh: 500, whose bounded gradients otherwise drive the decoder to a dead black
     #: image in the first steps; the others: none).
     lr_warmup_steps: int | None = None
+    #: True: a fresh run starts the decoder's output at the training images' mean
+    #: intensity (``VAEBase.init_output_bias``; without it, the Sigmoid decoder of
+    #: either architecture can saturate on a black image in its first steps and never
+    #: learn). False: PyTorch's default initialisation, as in the published code bases.
+    output_bias_init: bool = True
     #: clip the gradients' global L2 norm to this; None: the objective's own clipping
     #: (InfoVAE: 0.8, Korkic 2021) if it has one, else none.
     grad_clip: float | None = None
@@ -498,6 +503,8 @@ def train_vae(
 
     torch.manual_seed(cfg.seed)  # initial weights
     model = arch(mcfg).to(device)
+    if cfg.output_bias_init:  # overwritten by a checkpoint's weights on resume
+        model.init_output_bias(_mean_intensity(data, n))
     opt = make_optimizer(cfg, model.parameters())
     objective = get_objective(cfg.objective, cfg.objective_settings()).to(device)
     if cfg.batch_size < objective.min_batch:
@@ -629,6 +636,16 @@ def _latent_augmentation(
         if row["step"] > 0 and row["step"] % steps_per_epoch == 0:
             aug = schedule.update(row["val_mse"])
     return schedule, aug
+
+
+#: training images whose mean intensity starts the decoder's output (the first ones)
+MEAN_INTENSITY_IMAGES = 256
+
+
+def _mean_intensity(data: Any, n: int) -> float:
+    """Mean pixel of the first :data:`MEAN_INTENSITY_IMAGES` training images."""
+    idx = np.arange(min(n, MEAN_INTENSITY_IMAGES))
+    return float(data.get(idx).mean())
 
 
 def _should_stop(cfg: VAETrainingConfig, state: _State, warmup_steps: int, per_epoch: int) -> bool:
