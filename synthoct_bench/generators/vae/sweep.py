@@ -90,8 +90,9 @@ class SweepGrid:
     Defaults are the reduced grid, meant for a 2-core CPU: Korkic's (2021) four objectives ×
     three optimizers × its five learning rates × latent {10, 32, 128}, one training
     seed, at 32 px on 1,000 phantom images (250 more for validation), up to 450
-    optimizer steps (30 epochs) a cell: about 35 s a cell on a 2-core CPU, 75 s at
-    latent 128 (``--seeds 0,1,2`` for intervals over seeds, three times as long).
+    optimizer steps (30 epochs) a cell: 13-75 s a cell on a 2-core CPU (latent 128
+    the slowest), 1-2 h a seed (``--seeds 0,1,2`` for intervals over seeds, three
+    times as long).
     At the former budget of 12 epochs the stop rule ended most cells after 75 steps,
     before any had left the mean image. ``SWEEP_PRESETS["korkic2021"]`` is
     the thesis's full grid with its literal stop. ``stop_rel_change``, ``stop_patience`` and
@@ -133,7 +134,7 @@ class SweepGrid:
     def __post_init__(self) -> None:
         from synthoct_bench.generators.vae.base import get_architecture
         from synthoct_bench.generators.vae.objectives import OBJECTIVES
-        from synthoct_bench.generators.vae.training import OPTIMIZERS
+        from synthoct_bench.generators.vae.training import OPTIMIZERS, check_max_steps
 
         set_ = object.__setattr__
         for name, kind in (("objectives", str), ("optimizers", str), ("lrs", float),
@@ -150,11 +151,7 @@ class SweepGrid:
             raise ValueError(f"unknown optimizers {unknown}; choose from {list(OPTIMIZERS)}")
         if any(not lr > 0 for lr in self.lrs) or any(d < 3 for d in self.latent_dims):
             raise ValueError("learning rates must be > 0 and latent dims >= 3")
-        if self.max_steps is not None and (
-            isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
-            or self.max_steps < 1
-        ):  # fmt: skip
-            raise ValueError(f"max_steps must be an int >= 1 or None, got {self.max_steps!r}")
+        check_max_steps(self.max_steps)
         if self.val_n < 1:
             raise ValueError("val_n must be >= 1: the convergence rule reads validation losses")
         if self.likelihood not in (None, "korkic2021"):

@@ -76,6 +76,14 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "sgd", "rmsprop")
 _RESUME_FIELDS = ("objective", "objective_config", "arch", "optimizer")
 
 
+def check_max_steps(max_steps: Any) -> None:
+    """A step budget is an int >= 1, or None for none; raises ValueError otherwise."""
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1
+    ):
+        raise ValueError(f"max_steps must be an int >= 1 or None, got {max_steps!r}")
+
+
 @dataclass(frozen=True)
 class VAETrainingConfig:
     """Settings of the recipe; defaults are the paper's where it gives them.
@@ -171,11 +179,7 @@ class VAETrainingConfig:
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps is not None and (
-            isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
-            or self.max_steps < 1
-        ):  # fmt: skip
-            raise ValueError(f"max_steps must be an int >= 1 or None, got {self.max_steps!r}")
+        check_max_steps(self.max_steps)
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
             raise ValueError(f"epochs must be an int >= 0, got {self.epochs!r}")
         if self.learning_rate <= 0 or self.beta_max < 0 or self.warmup_epochs < 0:
@@ -503,8 +507,6 @@ def train_vae(
 
     torch.manual_seed(cfg.seed)  # initial weights
     model = arch(mcfg).to(device)
-    if cfg.output_bias_init:  # overwritten by a checkpoint's weights on resume
-        model.init_output_bias(_mean_intensity(data, n))
     opt = make_optimizer(cfg, model.parameters())
     objective = get_objective(cfg.objective, cfg.objective_settings()).to(device)
     if cfg.batch_size < objective.min_batch:
@@ -526,6 +528,8 @@ def train_vae(
         # the stop is judged again under this run's rule: a stricter one trains on
         if _should_stop(cfg, state, warmup_steps, steps_per_epoch):
             state.converged_step = state.step
+    elif cfg.output_bias_init:  # a fresh run; a resumed one has its checkpoint's weights
+        model.init_output_bias(_mean_intensity(data))
 
     schedule, aug = _latent_augmentation(cfg, val is not None, state.val_history, steps_per_epoch)
     if val is not None and state.step == 0:
@@ -642,9 +646,9 @@ def _latent_augmentation(
 MEAN_INTENSITY_IMAGES = 256
 
 
-def _mean_intensity(data: Any, n: int) -> float:
+def _mean_intensity(data: Any) -> float:
     """Mean pixel of the first :data:`MEAN_INTENSITY_IMAGES` training images."""
-    idx = np.arange(min(n, MEAN_INTENSITY_IMAGES))
+    idx = np.arange(min(len(data), MEAN_INTENSITY_IMAGES))
     return float(data.get(idx).mean())
 
 
