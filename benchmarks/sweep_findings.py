@@ -5,8 +5,9 @@
 
 Prints, in Markdown: the outcome of every (optimizer, learning rate) over
 objectives, latent sizes and seeds; the median held-out reconstruction MSE (μ
-decoded) per (objective, optimizer, learning rate), with how many cells beat the
-mean image and how many output a black image; the best cell per objective; and
+decoded) per (objective, optimizer, learning rate); how many cells per (optimizer,
+learning rate) reach half the mean image's MSE; how many beat the mean image and
+how many output a black image; the best cell per objective; and
 the variance shares with their range over seeds (from ``report.json``).
 """
 
@@ -67,11 +68,24 @@ def main() -> None:
                 cells.append(f"{np.median(v):.3f}" if v.size else "diverged")
             print(f"| {obj} | {opt} | " + " | ".join(cells) + " |")
 
+    print("\nTrained cells at most half the mean image's MSE (learnt), of the trained cells:\n")
+    print("| optimizer | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |")
+    print("|---|" + "---|" * len(lrs))
+    for opt in opts:
+        cells = []
+        for lr in lrs:
+            mine = [r for r in rows if trained(r) and r["optimizer"] == opt and r["lr"] == lr]
+            half = sum(r["reconstruction_mse"] <= 0.5 * mean_mse for r in mine)
+            cells.append(f"{half} of {len(mine)}" if mine else "—")
+        print(f"| {opt} | " + " | ".join(cells) + " |")
+
     done = [r for r in rows if trained(r)]
     below = [r for r in done if r["reconstruction_mse"] < mean_mse]
+    halved = [r for r in done if r["reconstruction_mse"] <= 0.5 * mean_mse]
     black = [r for r in done if abs(r["reconstruction_mse"] - black_mse) < 0.03 * black_mse]
     untrained = [r for r in done if r["reconstruction_mse"] > 2 * black_mse]
-    print(f"\nOf {len(done)} trained cells: {len(below)} beat the mean image, {len(black)} "
+    print(f"\nOf {len(done)} trained cells: {len(below)} beat the mean image ({len(halved)} by "
+          f"2x or more), {len(black)} "
           f"draw (nearly) a black image, {len(untrained)} are worse than twice that "
           "(the loss barely moved from the initial weights).")  # fmt: skip
     conv_untrained = [r for r in untrained if r["outcome"] == "converged"]

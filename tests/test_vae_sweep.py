@@ -81,6 +81,15 @@ def test_a_sweep_records_divergence_and_reports(tmp_path):
     assert table.num_rows == 2
     assert sorted(table.column("outcome").to_pylist()) == sorted(r["outcome"] for r in results)
 
+    # the counts against the mean image: set the trained cell's MSE either side of half of it
+    cell = tmp_path / "sweep" / "cells" / "vae-adam-lr1e-03-d4-s0.json"
+    row = json.loads(cell.read_text())
+    for fraction, below, half in ((0.4, 1, 1), (0.5, 1, 1), (0.7, 1, 0), (1.2, 0, 0)):
+        cell.write_text(json.dumps({**row, "reconstruction_mse": fraction * report.mean_image_mse}))
+        again = sweep_report(tmp_path / "sweep", plots=False)
+        assert (again.cells_below_mean_image, again.cells_below_half_mean_image) == (below, half)
+        assert f"{half} by at least 2x" in again.summary()
+
 
 def test_resume_neither_loses_nor_repeats_a_cell(tmp_path, monkeypatch):
     out = tmp_path / "sweep"

@@ -430,6 +430,8 @@ class SweepReport:
     mean_image_mse: float | None = None
     #: trained cells whose reconstruction beats the mean image
     cells_below_mean_image: int | None = None
+    #: trained cells at most half the mean image's MSE (beat it by 2x: they learnt)
+    cells_below_half_mean_image: int | None = None
     files: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -441,6 +443,7 @@ class SweepReport:
             "variance_shares_by_seed": {str(k): v for k, v in self.shares_by_seed.items()},
             "mean_image_mse": self.mean_image_mse,
             "cells_below_mean_image": self.cells_below_mean_image,
+            "cells_below_half_mean_image": self.cells_below_half_mean_image,
             "files": self.files,
         }
 
@@ -453,7 +456,8 @@ class SweepReport:
             trained = sum(r["outcome"] in ("converged", "max_epochs") for r in self.rows)
             lines.append(
                 f"{self.cells_below_mean_image} of {trained} trained cells reconstruct held-out "
-                f"images better than the mean image (MSE {self.mean_image_mse:.4f})"
+                f"images better than the mean image (MSE {self.mean_image_mse:.4f}), "
+                f"{self.cells_below_half_mean_image} by at least 2x"
             )
         if self.shares:
             lines.append(
@@ -524,8 +528,11 @@ def sweep_report(out: str | os.PathLike, plots: bool = True) -> SweepReport:
         os.replace(tmp, out / name)
         files.append(str(out / name))
     floor = mean_image_mse(grid)
-    learnt = sum(r["reconstruction_mse"] < floor for r in finite) if floor is not None else None
-    report = SweepReport(rows, len(grid.cells), outcomes, shares, by_seed, floor, learnt)
+    below = half = None
+    if floor is not None:
+        below = sum(r["reconstruction_mse"] < floor for r in finite)
+        half = sum(r["reconstruction_mse"] <= 0.5 * floor for r in finite)
+    report = SweepReport(rows, len(grid.cells), outcomes, shares, by_seed, floor, below, half)
     if plots and rows:
         files.append(str(_dot_plot(rows, grid, out / "loss_vs_lr.png", floor)))
         files.append(str(_outcome_map(rows, grid, out / "outcomes.png")))
