@@ -550,12 +550,13 @@ def _dot_plot(
 ) -> Path:
     """The thesis's dot plot, one panel per objective: held-out reconstruction MSE against
     learning rate, a colour per optimizer, a marker per latent size, the size by
-    epochs; ``floor`` (the mean image's MSE) as a dashed line."""
+    epochs; ``floor`` (the mean image's MSE) as a dashed line and half of it (the bar
+    for a cell that learnt) dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     objectives = list(grid.objectives)
     fig, axes = plt.subplots(1, len(objectives), figsize=(3.2 * len(objectives), 3.2),
@@ -563,6 +564,12 @@ def _dot_plot(
     markers = {d: _MARKERS[i % len(_MARKERS)] for i, d in enumerate(grid.latent_dims)}
     jitter = {d: 1.0 + 0.08 * (i - (len(grid.latent_dims) - 1) / 2)
               for i, d in enumerate(grid.latent_dims)}  # fmt: skip
+    plotted = [
+        r["reconstruction_mse"]
+        for r in rows
+        if r["outcome"] in ("converged", "max_epochs") and r.get("reconstruction_mse")
+    ]
+    span = max(plotted) / min(plotted) if plotted else 1.0  # the shared y axis's range
     for ax, objective in zip(axes[0], objectives, strict=True):
         for r in rows:
             if r["objective"] != objective or r["outcome"] not in ("converged", "max_epochs"):
@@ -575,11 +582,15 @@ def _dot_plot(
             )  # fmt: skip
         if floor is not None:
             ax.axhline(floor, color="k", ls="--", lw=0.8)
+            ax.axhline(0.5 * floor, color="k", ls=":", lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
-        ax.tick_params(axis="y", which="minor", labelsize=6)
+        if span < 10:  # within a decade there may be no major tick to read
+            ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+            ax.tick_params(axis="y", which="minor", labelsize=6)
+        else:
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(objective)
         ax.set_xlabel("learning rate")
     axes[0][0].set_ylabel("held-out MSE, μ decoded")
@@ -588,7 +599,7 @@ def _dot_plot(
     handles += [plt.Line2D([], [], ls="", marker=m, color="grey", label=f"latent {d}")
                 for d, m in markers.items()]  # fmt: skip
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7)
-    note = "; dashed: the mean image's MSE" if floor is not None else ""
+    note = "; dashed: the mean image's MSE, dotted: half of it" if floor is not None else ""
     fig.suptitle(f"size: epochs; black edge: stopped by the convergence rule{note}", fontsize=8)
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.3, top=0.85, wspace=0.08)
     return save_figure(fig, path, dpi=100)
