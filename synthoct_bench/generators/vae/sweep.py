@@ -90,9 +90,9 @@ class SweepGrid:
     Defaults are the reduced grid, meant for a 2-core CPU: Korkic's (2021) four objectives ×
     three optimizers × its five learning rates × latent {10, 32, 128}, one training
     seed, at 32 px on 1,000 phantom images (250 more for validation), up to 450
-    optimizer steps (30 epochs) a cell: 13-75 s a cell on a 2-core CPU (latent 128
-    the slowest), 1-2 h a seed (``--seeds 0,1,2`` for intervals over seeds, three
-    times as long).
+    optimizer steps (30 epochs) a cell: on a 2-core CPU a median 14 s a cell, up to
+    104 s (IWAE at latent 128), about an hour a seed (``--seeds 0,1,2`` for intervals
+    over seeds, three times as long).
     At the former budget of 12 epochs the stop rule ended most cells after 75 steps,
     before any had left the mean image. ``SWEEP_PRESETS["korkic2021"]`` is
     the thesis's full grid with its literal stop. ``stop_rel_change``, ``stop_patience`` and
