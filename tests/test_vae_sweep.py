@@ -121,6 +121,19 @@ def test_resume_neither_loses_nor_repeats_a_cell(tmp_path, monkeypatch):
     assert resumed == [c.cell_id for c in TINY.cells[1:]]  # only the cell not done
     assert first.read_text() == written and len(read_cells(out)) == 2
 
+    # a finished sweep takes more seeds after its own, and trains only theirs
+    resumed.clear()
+    more = SweepGrid(**{**TINY.to_dict(), "seeds": (0, 1)})
+    run_sweep(more, out, resume=True, progress=False)
+    assert resumed == [c.cell_id for c in more.cells if c.seed == 1]
+    assert first.read_text() == written and len(read_cells(out)) == 4
+    with pytest.raises(ValueError, match=r"list those first \(e.g. --seeds 0,1,2\)"):
+        run_sweep(SweepGrid(**{**TINY.to_dict(), "seeds": (2, 0, 1)}), out, resume=True,
+                  progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="another sweep grid"):
+        run_sweep(SweepGrid(**{**more.to_dict(), "seeds": (0, 1, 2), "epochs": 2}), out,
+                  resume=True, progress=False)  # fmt: skip
+
 
 def test_ranks_split_the_cells_and_an_out_of_memory_is_an_outcome(tmp_path, monkeypatch):
     from synthoct_bench.generators.vae import run as vae_run

@@ -255,7 +255,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    "pixel-mean scale, KL x batch/N)")  # fmt: skip
     w.add_argument("--workers", type=WORKERS, default=1, help="cells trained in parallel processes")
     add_rank_world(w)
-    w.add_argument("--resume", action="store_true", help="continue the sweep in --out")
+    w.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the sweep in --out; it may add --seeds after its own",
+    )
     w.add_argument(
         "--report",
         action="store_true",

@@ -299,10 +299,19 @@ def _check_out(out: Path, grid: SweepGrid, resume: bool) -> None:
         if not resume:
             raise ValueError(f"{out} already holds a sweep; pass --resume or choose another --out")
         theirs = SweepGrid.from_dict(json.loads(saved.read_text()))
-        if theirs != grid:
+        if theirs == grid:
+            return
+        old = ",".join(map(str, theirs.seeds))
+        if replace(theirs, seeds=grid.seeds) != grid:
             raise ValueError(
                 f"{out} holds another sweep grid; resume it with the same settings, or choose "
                 "another --out"
+            )
+        if grid.seeds[: len(theirs.seeds)] != theirs.seeds:
+            # the first seed fixes the held-out images every cell is scored on
+            raise ValueError(
+                f"{out} was swept with seeds {old}: to add seeds, list those first "
+                f"(e.g. --seeds {old},{max(theirs.seeds) + 1})"
             )
     elif resume and out.is_dir() and any(out.iterdir()):
         raise ValueError(f"{out} has no {GRID_NAME}: nothing to resume")
@@ -326,6 +335,9 @@ def run_sweep(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Run this rank's cells of ``grid`` not yet done into ``out``; returns their results.
+
+    A resumed sweep may add seeds after those it was run with (intervals over seeds
+    for a finished grid); every other setting must match.
 
     ``rank``/``world`` as for ``synthoct build`` (flags, else torchrun, else a SLURM
     array); ``workers`` > 1 trains cells in that many processes, each with an equal
