@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from synthoct_bench.generators.vae.sweep import SweepGrid, held_out_images
+from synthoct_bench.generators.vae.sweep import TRAINED, SweepGrid, held_out_images
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     objectives = sorted({r["objective"] for r in rows}, key=order.index)
 
     def trained(r: dict) -> bool:
-        return r["outcome"] in ("converged", "max_epochs") and r["reconstruction_mse"] is not None
+        return r["outcome"] in TRAINED and r["reconstruction_mse"] is not None
 
     print(f"Reference MSEs on the held-out images: mean image {mean_mse:.4f}, black image "
           f"{black_mse:.4f}.\n")  # fmt: skip

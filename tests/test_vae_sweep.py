@@ -11,6 +11,7 @@ from synthoct_bench.cli import main
 from synthoct_bench.generators.vae import sweep as vae_sweep
 from synthoct_bench.generators.vae.sweep import (
     SWEEP_PRESETS,
+    TRAINED,
     SweepGrid,
     read_cells,
     run_sweep,
@@ -67,7 +68,7 @@ def test_a_sweep_records_divergence_and_reports(tmp_path):
     by_lr = {r["lr"]: r for r in results}
     assert by_lr[1e6]["outcome"] == "diverged" and "lower --lr" in by_lr[1e6]["error"]
     trained = by_lr[1e-3]
-    assert trained["outcome"] in ("converged", "max_epochs") and trained["epochs"] == 1
+    assert trained["outcome"] in TRAINED and trained["epochs"] == 1
     assert trained["val_mse"] > 0 and 0 <= trained["top_overlap_method1_method2"] <= 1
     assert isinstance(trained["methods_agree"], bool) and "eta_probe_r2" in trained
     report = sweep_report(tmp_path / "sweep")
@@ -89,6 +90,9 @@ def test_a_sweep_records_divergence_and_reports(tmp_path):
         again = sweep_report(tmp_path / "sweep", plots=False)
         assert (again.cells_below_mean_image, again.cells_below_half_mean_image) == (below, half)
         assert f"{half} by at least 2x" in again.summary()
+    # an older sweep folder's name for a spent budget reads as today's
+    cell.write_text(json.dumps({**row, "outcome": "max_epochs"}))
+    assert [r["outcome"] for r in read_cells(tmp_path / "sweep")].count("budget") == 1
 
 
 def test_resume_neither_loses_nor_repeats_a_cell(tmp_path, monkeypatch):

@@ -42,6 +42,7 @@ __all__ = [
     "SweepCell",
     "SWEEP_PRESETS",
     "OUTCOMES",
+    "TRAINED",
     "FACTORS",
     "run_cell",
     "run_sweep",
@@ -56,7 +57,11 @@ __all__ = [
 
 #: What a cell can end as: stopped by the rule, spent its budget (``epochs`` or
 #: ``max_steps``, whichever ends first), diverged, out of memory.
-OUTCOMES: tuple[str, ...] = ("converged", "max_epochs", "diverged", "oom")
+OUTCOMES: tuple[str, ...] = ("converged", "budget", "diverged", "oom")
+#: The outcomes of a cell that trained to the end (the rest have no model to score).
+TRAINED: tuple[str, ...] = ("converged", "budget")
+#: Older sweep folders' names of an outcome, read as today's.
+_FORMER_OUTCOMES = {"max_epochs": "budget"}
 #: The grid's factors, in the order cell ids name them.
 FACTORS: tuple[str, ...] = ("objective", "optimizer", "lr", "latent_dim", "seed")
 GRID_NAME = "sweep.json"
@@ -264,7 +269,7 @@ def run_cell(
         if not math.isfinite(val_mse):
             result.update(outcome="diverged", error=f"validation MSE {val_mse}")
         else:
-            result["outcome"] = "converged" if trained["converged_step"] else "max_epochs"
+            result["outcome"] = "converged" if trained["converged_step"] else "budget"
             result.update(_outcomes_for_the_benchmark(run_dir, grid, device))
     result["wall_s"] = time.perf_counter() - t
     write_json(out / CELLS_DIR / f"{cell.cell_id}.json", to_jsonable(result))
@@ -392,7 +397,9 @@ def read_cells(out: str | os.PathLike) -> list[dict[str, Any]]:
     for cell in grid.cells:
         path = out / CELLS_DIR / f"{cell.cell_id}.json"
         if path.is_file():
-            rows.append(json.loads(path.read_text()))
+            row = json.loads(path.read_text())
+            row["outcome"] = _FORMER_OUTCOMES.get(row["outcome"], row["outcome"])
+            rows.append(row)
     return rows
 
 
@@ -465,7 +472,7 @@ class SweepReport:
             + ", ".join(f"{k} {v}" for k, v in self.outcomes.items())
         ]
         if self.mean_image_mse is not None:
-            trained = sum(r["outcome"] in ("converged", "max_epochs") for r in self.rows)
+            trained = sum(r["outcome"] in TRAINED for r in self.rows)
             lines.append(
                 f"{self.cells_below_mean_image} of {trained} trained cells reconstruct held-out "
                 f"images better than the mean image (MSE {self.mean_image_mse:.4f}), "
@@ -517,7 +524,7 @@ def sweep_report(out: str | os.PathLike, plots: bool = True) -> SweepReport:
     finite = [
         {**r, LOSS: math.log10(r["reconstruction_mse"])}
         for r in rows
-        if r["outcome"] in ("converged", "max_epochs") and (r.get("reconstruction_mse") or 0) > 0
+        if r["outcome"] in TRAINED and (r.get("reconstruction_mse") or 0) > 0
     ]
     varying = [f for f in FACTORS if len({r[f] for r in finite}) > 1]
     shares = variance_shares(finite, varying, LOSS)
@@ -579,12 +586,12 @@ def _dot_plot(
     plotted = [
         r["reconstruction_mse"]
         for r in rows
-        if r["outcome"] in ("converged", "max_epochs") and r.get("reconstruction_mse")
+        if r["outcome"] in TRAINED and r.get("reconstruction_mse")
     ]
     span = max(plotted) / min(plotted) if plotted else 1.0  # the shared y axis's range
     for ax, objective in zip(axes[0], objectives, strict=True):
         for r in rows:
-            if r["objective"] != objective or r["outcome"] not in ("converged", "max_epochs"):
+            if r["objective"] != objective or r["outcome"] not in TRAINED:
                 continue
             ax.scatter(
                 r["lr"] * jitter[r["latent_dim"]], r["reconstruction_mse"],
@@ -626,7 +633,7 @@ def _outcome_map(rows: list[dict[str, Any]], grid: SweepGrid, path: Path) -> Pat
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
-    code = {"converged": 0, "max_epochs": 1, "diverged": 2, "oom": 3}
+    code = {outcome: i for i, outcome in enumerate(OUTCOMES)}
     ys = [(o, opt) for o in grid.objectives for opt in grid.optimizers]
     xs = [(lr, d) for lr in grid.lrs for d in grid.latent_dims]
     img = np.full((len(ys), len(xs)), np.nan)
