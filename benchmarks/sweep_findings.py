@@ -16,12 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from synthoct_bench.generators.vae.sweep import TRAINED, SweepGrid, held_out_images
+from synthoct_bench.generators.vae.sweep import (
+    LEARNT_FRACTION,
+    TRAINED,
+    SweepGrid,
+    held_out_images,
+)
 
 
 def main() -> None:
@@ -45,15 +51,29 @@ def main() -> None:
 
     print(f"Reference MSEs on the held-out images: mean image {mean_mse:.4f}, black image "
           f"{black_mse:.4f}.\n")  # fmt: skip
-    print("Outcomes per optimizer and learning rate (all objectives, latent sizes, seeds):\n")
-    print("| optimizer | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |")
-    print("|---|" + "---|" * len(lrs))
-    for opt in opts:
-        cells = []
-        for lr in lrs:
-            c = Counter(r["outcome"] for r in rows if r["optimizer"] == opt and r["lr"] == lr)
-            cells.append(", ".join(f"{k} {v}" for k, v in sorted(c.items())))
-        print(f"| {opt} | " + " | ".join(cells) + " |")
+
+    def optimizer_lr_table(title: str, cell: Callable[[list[dict]], str]) -> None:
+        """A Markdown table, a row per optimizer and a column per learning rate, each
+        entry ``cell`` of that (optimizer, lr)'s rows."""
+        print(f"{title}\n")
+        print("| optimizer | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |")
+        print("|---|" + "---|" * len(lrs))
+        for opt in opts:
+            cells = [cell([r for r in rows if r["optimizer"] == opt and r["lr"] == lr])
+                     for lr in lrs]  # fmt: skip
+            print(f"| {opt} | " + " | ".join(cells) + " |")
+
+    def outcomes(mine: list[dict]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(Counter(r["outcome"] for r in mine).items()))
+
+    def learnt(mine: list[dict]) -> str:
+        done = [r for r in mine if trained(r)]
+        half = sum(r["reconstruction_mse"] <= LEARNT_FRACTION * mean_mse for r in done)
+        return f"{half} of {len(done)}" if done else "—"
+
+    optimizer_lr_table(
+        "Outcomes per optimizer and learning rate (all objectives, latent sizes, seeds):", outcomes
+    )
 
     print("\nMedian held-out reconstruction MSE (μ decoded) of the trained cells:\n")
     print("| objective | optimizer | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |")
@@ -68,20 +88,13 @@ def main() -> None:
                 cells.append(f"{np.median(v):.3f}" if v.size else "diverged")
             print(f"| {obj} | {opt} | " + " | ".join(cells) + " |")
 
-    print("\nTrained cells at most half the mean image's MSE (learnt), of the trained cells:\n")
-    print("| optimizer | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |")
-    print("|---|" + "---|" * len(lrs))
-    for opt in opts:
-        cells = []
-        for lr in lrs:
-            mine = [r for r in rows if trained(r) and r["optimizer"] == opt and r["lr"] == lr]
-            half = sum(r["reconstruction_mse"] <= 0.5 * mean_mse for r in mine)
-            cells.append(f"{half} of {len(mine)}" if mine else "—")
-        print(f"| {opt} | " + " | ".join(cells) + " |")
+    optimizer_lr_table(
+        "\nTrained cells at most half the mean image's MSE (learnt), of the trained cells:", learnt
+    )
 
     done = [r for r in rows if trained(r)]
     below = [r for r in done if r["reconstruction_mse"] < mean_mse]
-    halved = [r for r in done if r["reconstruction_mse"] <= 0.5 * mean_mse]
+    halved = [r for r in done if r["reconstruction_mse"] <= LEARNT_FRACTION * mean_mse]
     black = [r for r in done if abs(r["reconstruction_mse"] - black_mse) < 0.03 * black_mse]
     untrained = [r for r in done if r["reconstruction_mse"] > 2 * black_mse]
     print(f"\nOf {len(done)} trained cells: {len(below)} beat the mean image ({len(halved)} by "

@@ -43,6 +43,7 @@ __all__ = [
     "SWEEP_PRESETS",
     "OUTCOMES",
     "TRAINED",
+    "LEARNT_FRACTION",
     "FACTORS",
     "run_cell",
     "run_sweep",
@@ -60,6 +61,9 @@ __all__ = [
 OUTCOMES: tuple[str, ...] = ("converged", "budget", "diverged", "oom")
 #: The outcomes of a cell that trained to the end (the rest have no model to score).
 TRAINED: tuple[str, ...] = ("converged", "budget")
+#: A trained cell *learnt* when its held-out MSE is at most this fraction of the mean
+#: image's (beats the best input-independent output by 2x).
+LEARNT_FRACTION = 0.5
 #: Older sweep folders' names of an outcome, read as today's.
 _FORMER_OUTCOMES = {"max_epochs": "budget"}
 #: The grid's factors, in the order cell ids name them.
@@ -306,7 +310,6 @@ def _check_out(out: Path, grid: SweepGrid, resume: bool) -> None:
         theirs = SweepGrid.from_dict(json.loads(saved.read_text()))
         if theirs == grid:
             return
-        old = ",".join(map(str, theirs.seeds))
         if replace(theirs, seeds=grid.seeds) != grid:
             raise ValueError(
                 f"{out} holds another sweep grid; resume it with the same settings, or choose "
@@ -314,6 +317,7 @@ def _check_out(out: Path, grid: SweepGrid, resume: bool) -> None:
             )
         if grid.seeds[: len(theirs.seeds)] != theirs.seeds:
             # the first seed fixes the held-out images every cell is scored on
+            old = ",".join(map(str, theirs.seeds))
             raise ValueError(
                 f"{out} was swept with seeds {old}: to add seeds, list those first "
                 f"(e.g. --seeds {old},{max(theirs.seeds) + 1})"
@@ -449,7 +453,7 @@ class SweepReport:
     mean_image_mse: float | None = None
     #: trained cells whose reconstruction beats the mean image
     cells_below_mean_image: int | None = None
-    #: trained cells at most half the mean image's MSE (beat it by 2x: they learnt)
+    #: trained cells at most :data:`LEARNT_FRACTION` of the mean image's MSE (learnt)
     cells_below_half_mean_image: int | None = None
     files: list[str] = field(default_factory=list)
 
@@ -550,7 +554,7 @@ def sweep_report(out: str | os.PathLike, plots: bool = True) -> SweepReport:
     below = half = None
     if floor is not None:
         below = sum(r["reconstruction_mse"] < floor for r in finite)
-        half = sum(r["reconstruction_mse"] <= 0.5 * floor for r in finite)
+        half = sum(r["reconstruction_mse"] <= LEARNT_FRACTION * floor for r in finite)
     report = SweepReport(rows, len(grid.cells), outcomes, shares, by_seed, floor, below, half)
     if plots and rows:
         files.append(str(_dot_plot(rows, grid, out / "loss_vs_lr.png", floor)))
@@ -583,15 +587,12 @@ def _dot_plot(
     markers = {d: _MARKERS[i % len(_MARKERS)] for i, d in enumerate(grid.latent_dims)}
     jitter = {d: 1.0 + 0.08 * (i - (len(grid.latent_dims) - 1) / 2)
               for i, d in enumerate(grid.latent_dims)}  # fmt: skip
-    plotted = [
-        r["reconstruction_mse"]
-        for r in rows
-        if r["outcome"] in TRAINED and r.get("reconstruction_mse")
-    ]
+    trained = [r for r in rows if r["outcome"] in TRAINED]
+    plotted = [r["reconstruction_mse"] for r in trained if r.get("reconstruction_mse")]
     span = max(plotted) / min(plotted) if plotted else 1.0  # the shared y axis's range
     for ax, objective in zip(axes[0], objectives, strict=True):
-        for r in rows:
-            if r["objective"] != objective or r["outcome"] not in TRAINED:
+        for r in trained:
+            if r["objective"] != objective:
                 continue
             ax.scatter(
                 r["lr"] * jitter[r["latent_dim"]], r["reconstruction_mse"],
@@ -601,7 +602,7 @@ def _dot_plot(
             )  # fmt: skip
         if floor is not None:
             ax.axhline(floor, color="k", ls="--", lw=0.8)
-            ax.axhline(0.5 * floor, color="k", ls=":", lw=0.8)
+            ax.axhline(LEARNT_FRACTION * floor, color="k", ls=":", lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
