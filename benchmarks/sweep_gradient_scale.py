@@ -20,7 +20,7 @@ import torch
 from synthoct_bench.generators.vae.objectives import get_objective
 from synthoct_bench.generators.vae.small import SmallConvVAE, SmallConvVAEConfig
 from synthoct_bench.generators.vae.sweep import SweepGrid
-from synthoct_bench.generators.vae.training import PhantomImageSource, _loss_terms, _mean_intensity
+from synthoct_bench.generators.vae.training import PhantomImageSource, loss_terms, mean_intensity
 
 
 def gradient_norm(loss: torch.Tensor, model: torch.nn.Module) -> float:
@@ -43,7 +43,7 @@ def main() -> None:
     torch.set_num_threads(1)
     source = PhantomImageSource(grid.n, grid.image_size, seed=args.seed)
     x = source.get(np.arange(grid.batch_size))
-    mean = _mean_intensity(source)  # as a fresh training run starts its decoder
+    mean = mean_intensity(source)  # as a fresh training run starts its decoder
     print("| likelihood | term | value | gradient norm |\n|---|---|---|---|")
     for likelihood in (None, "korkic2021"):
         torch.manual_seed(args.seed)
@@ -52,7 +52,7 @@ def main() -> None:
         model.init_output_bias(mean)
         settings = None if likelihood is None else {"likelihood": likelihood}
         objective = get_objective(args.objective, settings)
-        terms = _loss_terms(model, objective, x, grid.n, 1.0,
+        terms = loss_terms(model, objective, x, grid.n, 1.0,
                             torch.Generator().manual_seed(args.seed))  # fmt: skip
         name = likelihood or "the objective's own"
         rows = {"reconstruction": terms["recon"], "KL as weighted": terms["loss"] - terms["recon"],

@@ -63,6 +63,9 @@ __all__ = [
     "augment_batch",
     "beta_at",
     "converged",
+    "loss_terms",
+    "mean_intensity",
+    "MEAN_INTENSITY_IMAGES",
     "TrainingDiverged",
     "save_optimizer_state",
     "load_optimizer_state",
@@ -413,7 +416,7 @@ def make_optimizer(cfg: VAETrainingConfig, params: Any) -> torch.optim.Optimizer
     )
 
 
-def _loss_terms(
+def loss_terms(
     model: VAEBase,
     objective: Objective,
     x: torch.Tensor,
@@ -529,7 +532,7 @@ def train_vae(
         if _should_stop(cfg, state, warmup_steps, steps_per_epoch):
             state.converged_step = state.step
     elif cfg.output_bias_init:  # a fresh run; a resumed one has its checkpoint's weights
-        model.init_output_bias(_mean_intensity(data))
+        model.init_output_bias(mean_intensity(data))
 
     schedule, aug = _latent_augmentation(cfg, val is not None, state.val_history, steps_per_epoch)
     if val is not None and state.step == 0:
@@ -559,7 +562,7 @@ def train_vae(
         if cfg.lr_decay is not None or lr_warmup:
             for group in opt.param_groups:
                 group["lr"] = lr
-        terms = _loss_terms(
+        terms = loss_terms(
             model,
             objective,
             x,
@@ -646,7 +649,7 @@ def _latent_augmentation(
 MEAN_INTENSITY_IMAGES = 256
 
 
-def _mean_intensity(data: Any) -> float:
+def mean_intensity(data: Any) -> float:
     """Mean pixel of the first :data:`MEAN_INTENSITY_IMAGES` training images."""
     idx = np.arange(min(len(data), MEAN_INTENSITY_IMAGES))
     return float(data.get(idx).mean())
@@ -715,7 +718,7 @@ def _validate(
                 _step_generator(cfg.seed, "vae_val/eps", i),
                 _step_generator(cfg.seed, "vae_val/prior", i),
             )
-        terms = _loss_terms(model, objective, x, len(val), anneal, *generators)
+        terms = loss_terms(model, objective, x, len(val), anneal, *generators)
         for k, v in terms.items():
             totals[k] = totals.get(k, 0.0) + float(v) * len(idx)
         count += len(idx)
