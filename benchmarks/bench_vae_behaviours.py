@@ -278,7 +278,8 @@ def plot(summary: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--sweep-seeds", default="0", help="seeds of the β sweep's extra arms")
+    parser.add_argument("--sweep-seeds", default="0",
+                        help="seeds of the β sweep's extra arms ('' for none)")  # fmt: skip
     parser.add_argument("--arms", default=",".join(ARMS), help="which of the claim arms")
     add_run_args(parser)
     parser.add_argument("--report", action="store_true", help="only summarise the JSON")
@@ -292,7 +293,8 @@ def main() -> None:
     settings = {k: v for k, v in vars(args).items()
                 if k not in ("json", "progress", "report", "plot")}  # fmt: skip
     plan = [(a, s) for s in map(int, args.seeds.split(",")) for a in args.arms.split(",")]
-    plan += [(a, s) for s in map(int, args.sweep_seeds.split(",")) for a in SWEEP_ARMS]
+    sweep_seeds = [int(s) for s in args.sweep_seeds.split(",") if s.strip()]
+    plan += [(a, s) for s in sweep_seeds for a in SWEEP_ARMS]
     done = {(r["arm"], r["seed"]) for r in rows}
     for arm, seed in plan if not args.report else []:
         if (arm, seed) in done:
