@@ -8,7 +8,8 @@ objectives, latent sizes and seeds; the median held-out reconstruction MSE (μ
 decoded) per (objective, optimizer, learning rate); how many cells per (optimizer,
 learning rate) reach half the mean image's MSE; how many beat the mean image and
 how many output a black image; the best cell per objective; and
-the variance shares with their range over seeds (from ``report.json``).
+the variance shares pooled, per seed and as a mean over seeds with a 95% interval,
+with and without the saturated cells.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from synthoct_bench.generators.vae.sweep import (
     TRAINED,
     SweepGrid,
     held_out_images,
+    variance_shares,
 )
 
 
@@ -100,7 +102,7 @@ def main() -> None:
     print(f"\nOf {len(done)} trained cells: {len(below)} beat the mean image ({len(halved)} by "
           f"2x or more), {len(black)} "
           f"draw (nearly) a black image, {len(untrained)} are worse than twice that "
-          "(the loss barely moved from the initial weights).")  # fmt: skip
+          "(a saturated output, near white, that the loss cannot leave).")  # fmt: skip
     conv_untrained = [r for r in untrained if r["outcome"] == "converged"]
     print(f"{len(conv_untrained)} of the 'converged' cells are among the last: the 1% rule "
           "fires on a loss that does not move.")  # fmt: skip
@@ -120,15 +122,46 @@ def main() -> None:
         units = ", ".join(str(r["active_units"]) for r in g)
         print(f"| {obj} | {key[0]} | {key[1]:g} | {key[2]} | {mse} | {probe:.2f} | {units} |")
 
-    shares = report["variance_shares"]
-    by_seed = report.get("variance_shares_by_seed") or {}
-    print("\nShare of the variance of log10 held-out MSE (trained cells), range over seeds:\n")
-    print("| factor | share | seeds |")
-    print("|---|---|---|")
-    for name, share in sorted(shares.items(), key=lambda kv: -kv[1]):
-        spread = [v[name] for v in by_seed.values() if name in v]
-        rng = f"{min(spread):.3f}-{max(spread):.3f}" if spread else "—"
-        print(f"| {name} | {share:.3f} | {rng} |")
+    seeds = sorted({r["seed"] for r in rows})
+    if len(seeds) > 1:
+        print("\nPer seed: " + "; ".join(
+            f"seed {sd}: {sum(r in below for r in done if r['seed'] == sd)} beat the mean image, "
+            f"{sum(r in halved for r in done if r['seed'] == sd)} learnt, of "
+            f"{sum(r['seed'] == sd for r in done)} trained" for sd in seeds))  # fmt: skip
+
+    print("\nShare of the variance of log10 held-out MSE (trained cells): pooled over seeds, "
+          "per seed, and the per-seed mean with its 95% Student-t interval:\n")  # fmt: skip
+    shares_table(done, report["variance_shares"], seeds)
+    print(f"\nThe same without the {len(untrained)} saturated cells (MSE above twice a black "
+          "image's), which a few cells' blow-ups can dominate:\n")  # fmt: skip
+    kept = [r for r in done if r["reconstruction_mse"] <= 2 * black_mse]
+    shares_table(kept, None, seeds)
+
+
+def shares_table(done: list[dict], pooled: dict[str, float] | None, seeds: list[int]) -> None:
+    """Variance shares of log10 MSE per seed (:func:`variance_shares` over the grid's
+    factors), their mean over seeds with a 95% Student-t interval, and ``pooled`` (the
+    report's, seed a factor) beside them; None recomputes it from ``done``."""
+    from scipy import stats
+
+    y = [{**r, "log_mse": float(np.log10(r["reconstruction_mse"]))} for r in done]
+    factors = [f for f in ("objective", "optimizer", "lr", "latent_dim")
+               if len({r[f] for r in y}) > 1]  # fmt: skip
+    if pooled is None:
+        pooled = variance_shares(y, factors + (["seed"] if len(seeds) > 1 else []), "log_mse")
+    per_seed = {sd: variance_shares([r for r in y if r["seed"] == sd], factors, "log_mse")
+                for sd in seeds}  # fmt: skip
+    names = [n for n in sorted(pooled, key=lambda n: -pooled[n]) if "seed" not in n]
+    print("| factor | pooled | " + " | ".join(f"seed {sd}" for sd in seeds)
+          + (" | mean [95% CI] |" if len(seeds) > 1 else " |"))  # fmt: skip
+    print("|---|---|" + "---|" * (len(seeds) + (len(seeds) > 1)))
+    for name in names:
+        v = np.array([per_seed[sd].get(name, np.nan) for sd in seeds])
+        cells = [f"{x:.3f}" for x in v]
+        if len(seeds) > 1:
+            half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+            cells.append(f"{v.mean():.3f} [{max(0.0, v.mean() - half):.3f}, {v.mean() + half:.3f}]")
+        print(f"| {name} | {pooled[name]:.3f} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
