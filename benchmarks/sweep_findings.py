@@ -28,6 +28,7 @@ from synthoct_bench.generators.vae.sweep import (
     TRAINED,
     SweepGrid,
     held_out_images,
+    shares_over_seeds,
     variance_shares,
 )
 
@@ -140,10 +141,8 @@ def main() -> None:
 
 def shares_table(done: list[dict], pooled: dict[str, float] | None, seeds: list[int]) -> None:
     """Variance shares of log10 MSE per seed (:func:`variance_shares` over the grid's
-    factors), their mean over seeds with a 95% Student-t interval, and ``pooled`` (the
-    report's, seed a factor) beside them; None recomputes it from ``done``."""
-    from scipy import stats
-
+    factors), their mean over seeds with its 95% interval (:func:`shares_over_seeds`), and
+    ``pooled`` (the report's, seed a factor) beside them; None recomputes it from ``done``."""
     y = [{**r, "log_mse": float(np.log10(r["reconstruction_mse"]))} for r in done]
     factors = [f for f in ("objective", "optimizer", "lr", "latent_dim")
                if len({r[f] for r in y}) > 1]  # fmt: skip
@@ -151,18 +150,17 @@ def shares_table(done: list[dict], pooled: dict[str, float] | None, seeds: list[
         pooled = variance_shares(y, factors + (["seed"] if len(seeds) > 1 else []), "log_mse")
     per_seed = {sd: variance_shares([r for r in y if r["seed"] == sd], factors, "log_mse")
                 for sd in seeds}  # fmt: skip
+    over = shares_over_seeds(per_seed)
     names = [n for n in sorted(pooled, key=lambda n: -pooled[n]) if "seed" not in n]
     print("| factor | pooled | " + " | ".join(f"seed {sd}" for sd in seeds)
-          + (" | mean [95% CI] |" if len(seeds) > 1 else " |"))  # fmt: skip
-    print("|---|---|" + "---|" * (len(seeds) + (len(seeds) > 1)))
+          + (" | mean [95% CI] |" if over else " |"))  # fmt: skip
+    print("|---|---|" + "---|" * (len(seeds) + bool(over)))
     for name in names:
-        v = np.array([per_seed[sd].get(name, np.nan) for sd in seeds])
-        cells = [f"{x:.3f}" for x in v]
-        if len(seeds) > 1:
-            half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-            cells.append(f"{v.mean():.3f} [{max(0.0, v.mean() - half):.3f}, {v.mean() + half:.3f}]")
+        cells = [f"{per_seed[sd][name]:.3f}" if name in per_seed[sd] else "—" for sd in seeds]
+        if over:
+            iv = over.get(name)
+            cells.append(f"{iv['mean']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]" if iv else "—")
         print(f"| {name} | {pooled[name]:.3f} | " + " | ".join(cells) + " |")
-
 
 if __name__ == "__main__":
     main()

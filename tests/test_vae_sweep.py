@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from synthoct_bench.cli import main
@@ -15,6 +16,7 @@ from synthoct_bench.generators.vae.sweep import (
     SweepGrid,
     read_cells,
     run_sweep,
+    shares_over_seeds,
     sweep_report,
     variance_shares,
 )
@@ -61,6 +63,45 @@ def test_variance_shares_recover_known_structure():
     shares = variance_shares(xor, ["a", "b"], value="y")
     assert shares["a"] == shares["b"] == 0.0 and shares["a x b"] == pytest.approx(1.0)
     assert variance_shares([{"a": 0, "y": 1.0}], ["a"], value="y") == {}
+
+
+def test_shares_over_seeds_mean_and_student_t_interval():
+    over = shares_over_seeds({0: {"lr": 0.2, "b": 0.0}, 1: {"lr": 0.4, "b": 0.1},
+                              2: {"lr": 0.3}})  # fmt: skip
+    # mean 0.3, sd 0.1, t(0.975, 2) = 4.3027: half width 4.3027 * 0.1 / sqrt(3)
+    half = 4.302653 * 0.1 / 3**0.5
+    assert over["lr"]["mean"] == pytest.approx(0.3)
+    assert (over["lr"]["low"], over["lr"]["high"]) == pytest.approx((0.3 - half, 0.3 + half))
+    assert over["lr"]["seeds"] == 3
+    # two seeds report b; its interval would go below 0 and is clipped there
+    assert over["b"]["seeds"] == 2 and over["b"]["low"] == 0.0
+    assert shares_over_seeds({0: {"lr": 0.2}}) == {}
+
+
+def test_the_report_gives_each_share_an_interval_over_seeds(tmp_path):
+    """Cells written by hand (no training): log10 MSE = lr's effect + a seed-dependent
+    latent-size effect, so the lr share is large in every seed and the interval says how
+    much the seeds disagree."""
+    from dataclasses import asdict
+
+    grid = SweepGrid(objectives=("vae",), optimizers=("adam",), lrs=(1e-3, 1e-2),
+                     latent_dims=(4, 8), seeds=(0, 1, 2), n=32, val_n=8, image_size=32,
+                     epochs=1, batch_size=16, eval_n=32)  # fmt: skip
+    out = tmp_path / "sweep"
+    (out / "cells").mkdir(parents=True)
+    (out / "sweep.json").write_text(json.dumps(grid.to_dict()))
+    for cell in grid.cells:
+        mse = 10 ** (-2.0 - (cell.lr == 1e-2) - 0.1 * cell.seed * (cell.latent_dim == 8))
+        row = {**asdict(cell), "outcome": "converged", "reconstruction_mse": mse}
+        (out / "cells" / f"{cell.cell_id}.json").write_text(json.dumps(row))
+    report = sweep_report(out, plots=False)
+    assert set(report.shares_by_seed) == {0, 1, 2}
+    assert report.shares_by_seed[0]["lr"] == pytest.approx(1.0)  # seed 0: only lr moves
+    over = json.loads((out / "report.json").read_text())["variance_shares_over_seeds"]
+    lr = over["lr"]
+    assert lr["seeds"] == 3 and lr["low"] < lr["mean"] < lr["high"] <= 1.2
+    assert lr["mean"] == pytest.approx(np.mean([s["lr"] for s in report.shares_by_seed.values()]))
+    assert "95% interval over seeds" in report.summary()
 
 
 def test_a_sweep_records_divergence_and_reports(tmp_path):

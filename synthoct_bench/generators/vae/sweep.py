@@ -49,6 +49,7 @@ __all__ = [
     "run_sweep",
     "read_cells",
     "variance_shares",
+    "shares_over_seeds",
     "held_out_images",
     "mean_image_mse",
     "SweepReport",
@@ -438,6 +439,27 @@ def variance_shares(
     return {k: float(v) for k, v in shares.items()}
 
 
+def shares_over_seeds(
+    by_seed: dict[int, dict[str, float]], level: float = 0.95
+) -> dict[str, dict[str, float]]:
+    """Per factor, the mean of its share over seeds and the Student-t interval of that
+    mean at ``level`` (the low end clipped at 0: a share is not negative). A factor's
+    interval needs two seeds that report it; with fewer it is left out."""
+    from scipy import stats
+
+    out: dict[str, dict[str, float]] = {}
+    names = sorted({name for shares in by_seed.values() for name in shares})
+    for name in names:
+        v = np.array([s[name] for s in by_seed.values() if name in s], dtype=np.float64)
+        if v.size < 2:
+            continue
+        half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+        mean = float(v.mean())
+        out[name] = {"mean": mean, "low": max(0.0, mean - half), "high": mean + half,
+                     "seeds": int(v.size)}  # fmt: skip
+    return out
+
+
 @dataclass
 class SweepReport:
     """What :func:`sweep_report` found and wrote."""
@@ -464,6 +486,7 @@ class SweepReport:
             "outcomes": self.outcomes,
             "variance_shares": self.shares,
             "variance_shares_by_seed": {str(k): v for k, v in self.shares_by_seed.items()},
+            "variance_shares_over_seeds": shares_over_seeds(self.shares_by_seed),
             "mean_image_mse": self.mean_image_mse,
             "cells_below_mean_image": self.cells_below_mean_image,
             "cells_below_half_mean_image": self.cells_below_half_mean_image,
@@ -486,10 +509,12 @@ class SweepReport:
             lines.append(
                 "share of the variance of log10 held-out reconstruction MSE (trained cells):"
             )
+            over = shares_over_seeds(self.shares_by_seed)
+            if over:
+                lines[-1] += " pooled; per-seed mean [95% interval over seeds]"
             for name, share in sorted(self.shares.items(), key=lambda kv: -kv[1]):
-                spread = [s.get(name) for s in self.shares_by_seed.values()]
-                spread = [s for s in spread if s is not None]
-                rng = f"  (seeds: {min(spread):.3f}-{max(spread):.3f})" if len(spread) > 1 else ""
+                iv = over.get(name)
+                rng = f"  {iv['mean']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]" if iv else ""
                 lines.append(f"  {name:<26} {share:.3f}{rng}")
         lines += [f"wrote {f}" for f in self.files]
         return "\n".join(lines)
