@@ -27,9 +27,9 @@ from synthoct_bench.generators.vae.sweep import (
     LEARNT_FRACTION,
     TRAINED,
     SweepGrid,
+    decompose_variance,
     held_out_images,
     shares_over_seeds,
-    variance_shares,
 )
 
 
@@ -125,38 +125,33 @@ def main() -> None:
 
     seeds = sorted({r["seed"] for r in rows})
     if len(seeds) > 1:
+        mse_by_seed = {sd: np.array([r["reconstruction_mse"] for r in done if r["seed"] == sd])
+                       for sd in seeds}  # fmt: skip
         print("\nPer seed: " + "; ".join(
-            f"seed {sd}: {sum(r in below for r in done if r['seed'] == sd)} beat the mean image, "
-            f"{sum(r in halved for r in done if r['seed'] == sd)} learnt, of "
-            f"{sum(r['seed'] == sd for r in done)} trained" for sd in seeds))  # fmt: skip
+            f"seed {sd}: {int((m < mean_mse).sum())} beat the mean image, "
+            f"{int((m <= LEARNT_FRACTION * mean_mse).sum())} learnt, of {m.size} trained"
+            for sd, m in mse_by_seed.items()))  # fmt: skip
 
     print("\nShare of the variance of log10 held-out MSE (trained cells): pooled over seeds, "
           "per seed, and the per-seed mean with its 95% Student-t interval:\n")  # fmt: skip
-    shares_table(done, report["variance_shares"], seeds)
+    shares_table(done, seeds)
     print(f"\nThe same without the {len(untrained)} saturated cells (MSE above twice a black "
           "image's), which a few cells' blow-ups can dominate:\n")  # fmt: skip
     kept = [r for r in done if r["reconstruction_mse"] <= 2 * black_mse]
-    shares_table(kept, None, seeds)
+    shares_table(kept, seeds)
 
 
-def shares_table(done: list[dict], pooled: dict[str, float] | None, seeds: list[int]) -> None:
-    """Variance shares of log10 MSE per seed (:func:`variance_shares` over the grid's
-    factors), their mean over seeds with its 95% interval (:func:`shares_over_seeds`), and
-    ``pooled`` (the report's, seed a factor) beside them; None recomputes it from ``done``."""
-    y = [{**r, "log_mse": float(np.log10(r["reconstruction_mse"]))} for r in done]
-    factors = [f for f in ("objective", "optimizer", "lr", "latent_dim")
-               if len({r[f] for r in y}) > 1]  # fmt: skip
-    if pooled is None:
-        pooled = variance_shares(y, factors + (["seed"] if len(seeds) > 1 else []), "log_mse")
-    per_seed = {sd: variance_shares([r for r in y if r["seed"] == sd], factors, "log_mse")
-                for sd in seeds}  # fmt: skip
+def shares_table(done: list[dict], seeds: list[int]) -> None:
+    """The report's variance shares of ``done`` (:func:`decompose_variance`): pooled,
+    per seed, and their mean over seeds with its 95% interval (:func:`shares_over_seeds`)."""
+    pooled, per_seed = decompose_variance(done, seeds)
     over = shares_over_seeds(per_seed)
     names = [n for n in sorted(pooled, key=lambda n: -pooled[n]) if "seed" not in n]
-    print("| factor | pooled | " + " | ".join(f"seed {sd}" for sd in seeds)
+    print("| factor | pooled | " + " | ".join(f"seed {sd}" for sd in per_seed)
           + (" | mean [95% CI] |" if over else " |"))  # fmt: skip
-    print("|---|---|" + "---|" * (len(seeds) + bool(over)))
+    print("|---|---|" + "---|" * (len(per_seed) + bool(over)))
     for name in names:
-        cells = [f"{per_seed[sd][name]:.3f}" if name in per_seed[sd] else "—" for sd in seeds]
+        cells = [f"{shares[name]:.3f}" if name in shares else "—" for shares in per_seed.values()]
         if over:
             iv = over.get(name)
             cells.append(f"{iv['mean']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]" if iv else "—")

@@ -49,6 +49,7 @@ __all__ = [
     "run_sweep",
     "read_cells",
     "variance_shares",
+    "decompose_variance",
     "shares_over_seeds",
     "held_out_images",
     "mean_image_mse",
@@ -460,6 +461,31 @@ def shares_over_seeds(
     return out
 
 
+def _scored(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trained cells of ``rows`` with a held-out MSE to take the log of."""
+    return [r for r in rows
+            if r["outcome"] in TRAINED and (r.get("reconstruction_mse") or 0) > 0]  # fmt: skip
+
+
+def decompose_variance(
+    rows: Sequence[dict[str, Any]], seeds: Sequence[int]
+) -> tuple[dict[str, float], dict[int, dict[str, float]]]:
+    """The report's variance shares of log10 held-out MSE over the trained cells of
+    ``rows``: pooled over the factors that vary (seed among them), and, with more than
+    one of ``seeds``, per seed over the others (the input of :func:`shares_over_seeds`)."""
+    finite = [{**r, LOSS: math.log10(r["reconstruction_mse"])} for r in _scored(rows)]
+    varying = [f for f in FACTORS if len({r[f] for r in finite}) > 1]
+    shares = variance_shares(finite, varying, LOSS)
+    by_seed: dict[int, dict[str, float]] = {}
+    if len(seeds) > 1:
+        within = [f for f in varying if f != "seed"]
+        for seed in seeds:
+            mine = [r for r in finite if r["seed"] == seed]
+            if len(mine) > 1:
+                by_seed[seed] = variance_shares(mine, within, LOSS)
+    return shares, by_seed
+
+
 @dataclass
 class SweepReport:
     """What :func:`sweep_report` found and wrote."""
@@ -550,20 +576,8 @@ def sweep_report(out: str | os.PathLike, plots: bool = True) -> SweepReport:
     rows = read_cells(out)
     grid = SweepGrid.from_dict(json.loads((out / GRID_NAME).read_text()))
     outcomes = {k: sum(r["outcome"] == k for r in rows) for k in OUTCOMES}
-    finite = [
-        {**r, LOSS: math.log10(r["reconstruction_mse"])}
-        for r in rows
-        if r["outcome"] in TRAINED and (r.get("reconstruction_mse") or 0) > 0
-    ]
-    varying = [f for f in FACTORS if len({r[f] for r in finite}) > 1]
-    shares = variance_shares(finite, varying, LOSS)
-    by_seed: dict[int, dict[str, float]] = {}
-    if len(grid.seeds) > 1:
-        within = [f for f in varying if f != "seed"]
-        for seed in grid.seeds:
-            mine = [r for r in finite if r["seed"] == seed]
-            if len(mine) > 1:
-                by_seed[seed] = variance_shares(mine, within, LOSS)
+    finite = _scored(rows)
+    shares, by_seed = decompose_variance(finite, grid.seeds)
     columns = [
         *FACTORS, "outcome", "epochs", "val_mse", "reconstruction_mse", "mig", "eta_probe_r2",
         "active_units", "methods_agree", "top_overlap_method1_method2", "wall_s", "error",
